@@ -1,0 +1,73 @@
+// A small typed option parser: `--name value`, `--name=value`, `--flag`, `--no-flag`. Unknown options, missing values
+// and wrong types are UserErrors that name the option. Each option has one description, shown by --help.
+import { UserError } from '../util/errors.js';
+
+export type OptionSpec =
+  | { type: 'string'; description: string; default?: string }
+  | { type: 'number'; description: string; default?: number; integer?: boolean; min?: number; max?: number }
+  | { type: 'boolean'; description: string; default?: boolean };
+
+export type OptionsSpec = Record<string, OptionSpec>;
+
+type ValueOf<S extends OptionSpec> = S extends { type: 'string' } ? string : S extends { type: 'number' } ? number : boolean;
+export type Parsed<T extends OptionsSpec> = { [K in keyof T]: T[K] extends { default: any } ? ValueOf<T[K]> : ValueOf<T[K]> | undefined } & {
+  _: string[];
+};
+
+export function parseArgs<T extends OptionsSpec>(command: string, argv: string[], spec: T): Parsed<T> {
+  const out: Record<string, unknown> = { _: [] as string[] };
+  for (const [name, s] of Object.entries(spec)) if (s.default !== undefined) out[name] = s.default;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) {
+      (out._ as string[]).push(a);
+      continue;
+    }
+    let name = a.slice(2);
+    let value: string | undefined;
+    const eq = name.indexOf('=');
+    if (eq >= 0) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
+    let s = spec[name];
+    if (!s && name.startsWith('no-') && spec[name.slice(3)]?.type === 'boolean' && value === undefined) {
+      out[name.slice(3)] = false;
+      continue;
+    }
+    if (!s) throw new UserError(`${command}: unknown option --${name}`, `run \`chatwright ${command} --help\` for the options`);
+    if (s.type === 'boolean') {
+      if (value === undefined) out[name] = true;
+      else if (value === 'true' || value === 'false') out[name] = value === 'true';
+      else throw new UserError(`${command}: --${name} takes true or false, got "${value}"`);
+      continue;
+    }
+    if (value === undefined) {
+      if (i + 1 >= argv.length) throw new UserError(`${command}: --${name} needs a value`);
+      value = argv[++i];
+    }
+    if (s.type === 'string') out[name] = value;
+    else {
+      const x = Number(value);
+      if (value.trim() === '' || !Number.isFinite(x)) throw new UserError(`${command}: --${name} takes a number, got "${value}"`);
+      if (s.integer && !Number.isInteger(x)) throw new UserError(`${command}: --${name} takes an integer, got ${value}`);
+      if (s.min !== undefined && x < s.min) throw new UserError(`${command}: --${name} must be at least ${s.min}, got ${value}`);
+      if (s.max !== undefined && x > s.max) throw new UserError(`${command}: --${name} must be at most ${s.max}, got ${value}`);
+      out[name] = x;
+    }
+  }
+  return out as Parsed<T>;
+}
+
+export function helpText(command: string, summary: string, spec: OptionsSpec): string {
+  const lines = [`chatwright ${command}: ${summary}`, '', 'options:'];
+  for (const [name, s] of Object.entries(spec)) {
+    const def = s.default !== undefined ? ` (default ${JSON.stringify(s.default)})` : '';
+    lines.push(`  --${name.padEnd(22)} ${s.description}${def}`);
+  }
+  return lines.join('\n');
+}
+
+export function wantsHelp(argv: string[]): boolean {
+  return argv.includes('--help') || argv.includes('-h');
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+// chatwright <command>: one entry point for every stage of the pipeline. Each command lives in its own module under
+// src/cli/ and exports `run(argv): Promise<number>` (the exit code). Errors a user can act on print a message and a
+// hint, never a stack trace (set CHATWRIGHT_DEBUG=1 to see it).
+import { formatError, UserError } from '../util/errors.js';
+
+const commands: Record<string, { module: string; summary: string }> = {
+  tokenizer: { module: './tokenizer.js', summary: 'train, encode and decode with a byte-level BPE tokenizer' },
+  data: { module: './data.js', summary: 'prepare token shards from text, JSONL or the built-in corpora' },
+  pretrain: { module: './pretrain.js', summary: 'pretrain a GPT on token shards (next-token prediction)' },
+  sft: { module: './sft.js', summary: 'supervised fine-tuning on demonstration dialogues' },
+  eval: { module: './eval.js', summary: 'evaluate base and fine-tuned models on held-out prompts' },
+  generate: { module: './generate.js', summary: 'continue a prompt with a base model' },
+  chat: { module: './chat.js', summary: 'chat with a model in the terminal' },
+  demo: { module: './demo.js', summary: 'the whole path on the built-in poetry corpus: tokenizer, pretrain, SFT, eval, chat' },
+};
+
+function usage(): string {
+  const lines = ['usage: chatwright <command> [options]   (chatwright <command> --help for its options)', '', 'commands:'];
+  for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
+  return lines.join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 1;
+  }
+  const c = commands[name];
+  if (!c) throw new UserError(`unknown command "${name}"`, 'run `chatwright --help` for the list of commands');
+  const mod = (await import(c.module)) as { run(argv: string[]): Promise<number> };
+  return mod.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    if (process.env.CHATWRIGHT_DEBUG) console.error(e);
+    console.error(formatError(e));
+    process.exitCode = e instanceof UserError ? 2 : 1;
+  },
+);
