@@ -1,0 +1,72 @@
+// CPU dispatch: which SIMD level the kernels may use. Detected once from CPUID + XGETBV (the instruction set must be
+// present AND the OS must save its registers: ymm state for AVX2, opmask/zmm state for AVX-512), lowered by
+// CHATWRIGHT_CPU=scalar|avx2|avx512, changeable at run time by cw_set_cpu_level (never above what the CPU supports).
+// Reference: Intel SDM vol. 1, 14.3 "Detection of Intel AVX instructions" and 15.2 (AVX-512).
+#include "common.h"
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+static uint64_t xgetbv0(void) {
+  uint32_t eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return ((uint64_t)edx << 32) | eax;
+}
+
+static int detect_hardware(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return CW_SCALAR;
+  int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
+  if (!osxsave || !avx) return CW_SCALAR;
+  uint64_t xcr0 = xgetbv0();
+  if ((xcr0 & 0x6) != 0x6) return CW_SCALAR;  // XMM and YMM state
+  if (__get_cpuid_max(0, NULL) < 7) return CW_SCALAR;
+  __cpuid_count(7, 0, a, b, c, d);
+  int avx2 = (b >> 5) & 1;
+  int avx512 = ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);  // F, DQ, BW, VL
+  if (avx2 && fma && avx512 && (xcr0 & 0xE6) == 0xE6) return CW_AVX512;  // + opmask, ZMM_Hi256, Hi16_ZMM state
+  if (avx2 && fma) return CW_AVX2;
+  return CW_SCALAR;
+}
+#else
+static int detect_hardware(void) { return CW_SCALAR; }
+#endif
+
+static int g_hw = -1;       // what the CPU and OS support
+static _Atomic int g_level = -1;  // what the kernels use now
+
+static void init_levels(void) {
+  if (g_hw >= 0) return;
+  int hw = detect_hardware();
+  int level = hw;
+  const char* env = getenv("CHATWRIGHT_CPU");
+  if (env && *env) {
+    int want = strcmp(env, "scalar") == 0 ? CW_SCALAR : strcmp(env, "avx2") == 0 ? CW_AVX2
+             : strcmp(env, "avx512") == 0 ? CW_AVX512 : -1;
+    if (want >= 0 && want < level) level = want;
+  }
+  g_hw = hw;
+  atomic_store(&g_level, level);
+}
+
+int cw_cpu_level(void) {
+  int l = atomic_load_explicit(&g_level, memory_order_relaxed);
+  if (l >= 0) return l;
+  init_levels();
+  return atomic_load(&g_level);
+}
+
+int cw_set_cpu_level(int level) {
+  init_levels();
+  if (level < CW_SCALAR) level = CW_SCALAR;
+  if (level > g_hw) level = g_hw;
+  atomic_store(&g_level, level);
+  return level;
+}
+
+const char* cw_cpu_level_name(int level) {
+  return level == CW_AVX512 ? "avx512" : level == CW_AVX2 ? "avx2" : "scalar";
+}

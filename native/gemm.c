@@ -1,0 +1,352 @@
+// GEMM: C = alpha * op(A) @ op(B) + beta * C, batched with element strides (see src/tensor/backend.ts).
+//
+// Boundary: this file holds the driver (blocking loops, threading, the decode-shaped path, batching), the scalar
+// reference kernels, and the Node-API glue `gemm`. The SIMD microkernels and packers are in gemm_avx512.c and
+// gemm_avx2.c (chosen at run time by cw_cpu_level()); gemm.h describes the packed layouts.
+//
+// Threading: a product is split into as many parts as there are threads, along M (in whole MR panels) when M >= N,
+// else along N (in whole NR panels); each part runs the serial blocked algorithm with its own packed buffers (B or A
+// is packed twice, a few percent of the flops for our shapes, in exchange for no barrier). Products under
+// SERIAL_FLOPS run on the calling thread; batches of small products are split over the batch instead.
+// beta: 0 overwrites (the first K block stores instead of adding, so NaN in C is never read), 1 accumulates, any
+// other value scales C first.
+#include "common.h"
+#include "gemm.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SERIAL_FLOPS (3.0e6)   // below this a product runs on one thread (dispatch costs a few microseconds)
+#define SMALL_M 4              // M <= SMALL_M: decode-shaped, B is streamed once
+
+// ---- scalar reference kernels (4 x 8 tile)
+
+static void ukr_scalar(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int accumulate) {
+  float acc[4][8] = {{0}};
+  for (int64_t p = 0; p < kc; p++, a += 4, b += 8)
+    for (int r = 0; r < 4; r++)
+      for (int j = 0; j < 8; j++) acc[r][j] += a[r] * b[j];
+  for (int r = 0; r < 4; r++)
+    for (int j = 0; j < 8; j++) c[r * ldc + j] = accumulate ? c[r * ldc + j] + acc[r][j] : acc[r][j];
+}
+
+void cw_pack_a_generic(float* dst, cw_operand A, int64_t i0, int64_t m, int64_t p0, int64_t kc, float alpha, int mr) {
+  for (int64_t ib = 0; ib < m; ib += mr, dst += kc * mr) {
+    int rows = (int)(m - ib < mr ? m - ib : mr);
+    if (rows < mr) memset(dst, 0, sizeof(float) * kc * mr);
+    if (A.trans) {  // A stored (K, M): a row of A holds MR consecutive panel entries
+      for (int64_t p = 0; p < kc; p++) {
+        const float* src = A.x + (p0 + p) * A.ld + i0 + ib;
+        for (int r = 0; r < rows; r++) dst[p * mr + r] = alpha * src[r];
+      }
+    } else {
+      for (int r = 0; r < rows; r++) {
+        const float* src = A.x + (i0 + ib + r) * A.ld + p0;
+        for (int64_t p = 0; p < kc; p++) dst[p * mr + r] = alpha * src[p];
+      }
+    }
+  }
+}
+
+void cw_pack_b_generic(float* dst, cw_operand B, int64_t p0, int64_t kc, int64_t j0, int64_t n, int nr) {
+  for (int64_t jb = 0; jb < n; jb += nr, dst += kc * nr) {
+    int cols = (int)(n - jb < nr ? n - jb : nr);
+    if (cols < nr) memset(dst, 0, sizeof(float) * kc * nr);
+    if (B.trans) {  // B stored (N, K)
+      for (int c = 0; c < cols; c++) {
+        const float* src = B.x + (j0 + jb + c) * B.ld + p0;
+        for (int64_t p = 0; p < kc; p++) dst[p * nr + c] = src[p];
+      }
+    } else {
+      for (int64_t p = 0; p < kc; p++) memcpy(dst + p * nr, B.x + (p0 + p) * B.ld + j0 + jb, sizeof(float) * cols);
+    }
+  }
+}
+
+static void small_m_scalar(float* c, int64_t ldc, const float* a, cw_operand B, int64_t M, int64_t K, int64_t j0,
+                           int64_t j1, int accumulate) {
+  for (int64_t i = 0; i < M; i++) {
+    float* ci = c + i * ldc;
+    const float* ai = a + i * K;
+    if (B.trans) {
+      for (int64_t j = j0; j < j1; j++) {
+        const float* bj = B.x + j * B.ld;
+        float s = 0;
+        for (int64_t p = 0; p < K; p++) s += ai[p] * bj[p];
+        ci[j] = accumulate ? ci[j] + s : s;
+      }
+    } else {
+      if (!accumulate)
+        for (int64_t j = j0; j < j1; j++) ci[j] = 0;
+      for (int64_t p = 0; p < K; p++) {
+        const float* bp = B.x + p * B.ld;
+        float ap = ai[p];
+        for (int64_t j = j0; j < j1; j++) ci[j] += ap * bp[j];
+      }
+    }
+  }
+}
+
+static const cw_gemm_kernel kernel_scalar = {
+    "scalar", 4, 8, 128, 256, 2048, 0, ukr_scalar, cw_pack_a_generic, cw_pack_b_generic, small_m_scalar,
+};
+
+#ifdef CW_GEMM_TUNE  // tuning builds only: CW_GEMM_TUNE=mc,kc,nc overrides the blocking of the chosen kernel
+#include <stdio.h>
+static const cw_gemm_kernel* tune(const cw_gemm_kernel* k) {
+  static cw_gemm_kernel t;
+  const char* e = getenv("CW_GEMM_TUNE");
+  t = *k;
+  if (e) sscanf(e, "%ld,%ld,%ld,%d", &t.mc, &t.kc, &t.nc, &t.a_resident);
+  return &t;
+}
+#define pick_kernel() tune(pick_kernel_())
+static const cw_gemm_kernel* pick_kernel_(void) {
+#else
+static const cw_gemm_kernel* pick_kernel(void) {
+#endif
+#if defined(__x86_64__)
+  int level = cw_cpu_level();
+  if (level >= CW_AVX512) return &cw_gemm_kernel_avx512;
+  if (level >= CW_AVX2) return &cw_gemm_kernel_avx2;
+#endif
+  return &kernel_scalar;
+}
+
+// ---- per-thread packing buffers (grown on demand, kept for the life of the thread)
+
+static __thread float* t_buf;
+static __thread size_t t_buf_len;
+
+static float* thread_buffer(size_t floats) {
+  if (floats > t_buf_len) {
+    free(t_buf);
+    size_t bytes = (floats * sizeof(float) + 4095) & ~(size_t)4095;
+    void* p = NULL;
+    if (posix_memalign(&p, 4096, bytes + 256) != 0) p = NULL;  // + slack: vector packers may store a little past
+    t_buf = p;
+    t_buf_len = p ? floats : 0;
+  }
+  return t_buf;
+}
+
+// ---- the blocked algorithm on one part of C
+
+typedef struct {
+  const cw_gemm_kernel* k;
+  float* C;
+  int64_t ldc;
+  cw_operand A, B;
+  int64_t M, N, K;
+  float alpha, beta;
+} gemm_problem;
+
+static int64_t balanced_block(int64_t total, int64_t maxBlock, int64_t multiple) {
+  int64_t blocks = (total + maxBlock - 1) / maxBlock;
+  int64_t b = (total + blocks - 1) / blocks;
+  return (b + multiple - 1) / multiple * multiple;
+}
+
+static void gemm_part(const gemm_problem* g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const cw_gemm_kernel* k = g->k;
+  const int MR = k->mr, NR = k->nr, a_res = k->a_resident;
+  int64_t M = m1 - m0, N = n1 - n0;
+  if (M <= 0 || N <= 0) return;
+  int64_t KC = balanced_block(g->K, k->kc, 4);
+  int64_t MC = balanced_block(M, k->mc, MR);
+  int64_t NC = balanced_block(N, k->nc, NR);
+  float* bufB = thread_buffer((size_t)KC * NC + (size_t)KC * MC + (size_t)MR * NR + 64);
+  if (!bufB) abort();
+  float* bufA = bufB + (((size_t)KC * NC + 15) & ~(size_t)15);
+  float* tile = bufA + (((size_t)KC * MC + 15) & ~(size_t)15);
+  for (int64_t jc = n0; jc < n1; jc += NC) {
+    int64_t nc = n1 - jc < NC ? n1 - jc : NC;
+    for (int64_t pc = 0; pc < g->K; pc += KC) {
+      int64_t kc = g->K - pc < KC ? g->K - pc : KC;
+      int accumulate = pc > 0 || g->beta != 0.0f;
+      k->pack_b(bufB, g->B, pc, kc, jc, nc, NR);
+      for (int64_t ic = m0; ic < m1; ic += MC) {
+        int64_t mc = m1 - ic < MC ? m1 - ic : MC;
+        k->pack_a(bufA, g->A, ic, mc, pc, kc, g->alpha, MR);
+        for (int64_t o = 0; o < (a_res ? mc : nc); o += (a_res ? MR : NR)) {
+          for (int64_t q = 0; q < (a_res ? nc : mc); q += (a_res ? NR : MR)) {
+            int64_t ir = a_res ? o : q, jr = a_res ? q : o;
+            const float* ap = bufA + ir * kc;
+            const float* bp = bufB + jr * kc;
+            int rows = (int)(mc - ir < MR ? mc - ir : MR);
+            int cols = (int)(nc - jr < NR ? nc - jr : NR);
+            float* c = g->C + (ic + ir) * g->ldc + jc + jr;
+            if (rows == MR && cols == NR) {
+              k->ukr(kc, ap, bp, c, g->ldc, accumulate);
+            } else {
+              k->ukr(kc, ap, bp, tile, NR, 0);
+              for (int r = 0; r < rows; r++)
+                for (int j = 0; j < cols; j++)
+                  c[r * g->ldc + j] = accumulate ? c[r * g->ldc + j] + tile[r * NR + j] : tile[r * NR + j];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Decode-shaped: pack the few rows of op(A) densely (alpha folded in), then stream B.
+static void small_m_part(const gemm_problem* g, int64_t j0, int64_t j1) {
+  float* a = thread_buffer((size_t)g->M * g->K + 16);
+  if (!a) abort();
+  for (int64_t i = 0; i < g->M; i++)
+    for (int64_t p = 0; p < g->K; p++)
+      a[i * g->K + p] = g->alpha * (g->A.trans ? g->A.x[p * g->A.ld + i] : g->A.x[i * g->A.ld + p]);
+  g->k->small_m(g->C, g->ldc, a, g->B, g->M, g->K, j0, j1, g->beta != 0.0f);
+}
+
+typedef struct {
+  const gemm_problem* g;
+  int splitM;       // split along M (else N)
+  int64_t units;    // MR or NR panels (small-M path: 64-column groups)
+  int64_t unit;
+  int small;
+} part_ctx;
+
+static void part_range(void* vctx, int64_t b, int64_t e) {
+  const part_ctx* p = vctx;
+  const gemm_problem* g = p->g;
+  int64_t lo = b * p->unit, hi = e * p->unit;
+  if (p->small) {
+    small_m_part(g, lo, hi < g->N ? hi : g->N);
+  } else if (p->splitM) {
+    gemm_part(g, lo, hi < g->M ? hi : g->M, 0, g->N);
+  } else {
+    gemm_part(g, 0, g->M, lo, hi < g->N ? hi : g->N);
+  }
+}
+
+static void gemm_one(const gemm_problem* g, int allowThreads) {
+  if (g->M == 0 || g->N == 0) return;
+  if (g->K == 0 || g->alpha == 0.0f) {  // BLAS: alpha 0 reads neither A nor B
+    for (int64_t i = 0; i < g->M; i++)
+      for (int64_t j = 0; j < g->N; j++) {
+        float* c = g->C + i * g->ldc + j;
+        *c = g->beta == 0.0f ? 0.0f : g->beta * *c;
+      }
+    return;
+  }
+  gemm_problem h = *g;
+  if (g->beta != 0.0f && g->beta != 1.0f) {
+    for (int64_t i = 0; i < g->M; i++)
+      for (int64_t j = 0; j < g->N; j++) g->C[i * g->ldc + j] *= g->beta;
+    h.beta = 1.0f;
+  }
+  double flops = 2.0 * g->M * g->N * g->K;
+  int threads = allowThreads && flops >= SERIAL_FLOPS ? cw_num_threads() : 1;
+  part_ctx ctx = {&h, 0, 0, 0, 0};
+  if (g->M <= SMALL_M) {
+    ctx.small = 1;
+    ctx.unit = 64;
+    ctx.units = (g->N + 63) / 64;
+  } else if (g->M >= g->N) {
+    ctx.splitM = 1;
+    ctx.unit = h.k->mr;
+    ctx.units = (g->M + ctx.unit - 1) / ctx.unit;
+  } else {
+    ctx.unit = h.k->nr;
+    ctx.units = (g->N + ctx.unit - 1) / ctx.unit;
+  }
+  if (threads <= 1) part_range(&ctx, 0, ctx.units);
+  else cw_parallel_for(ctx.units, (ctx.units + threads - 1) / threads, part_range, &ctx);
+}
+
+typedef struct {
+  gemm_problem g;
+  int64_t strideA, strideB, strideC;
+} batch_ctx;
+
+static void batch_range(void* vctx, int64_t b, int64_t e) {
+  const batch_ctx* bc = vctx;
+  for (int64_t i = b; i < e; i++) {
+    gemm_problem g = bc->g;
+    g.A.x += i * bc->strideA;
+    g.B.x += i * bc->strideB;
+    g.C += i * bc->strideC;
+    gemm_one(&g, 0);
+  }
+}
+
+void cw_gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, int transA, int transB,
+             float alpha, float beta, int64_t batch, int64_t strideA, int64_t strideB, int64_t strideC) {
+  batch_ctx bc;
+  bc.g.k = pick_kernel();
+  bc.g.C = C;
+  bc.g.ldc = N;
+  bc.g.A = (cw_operand){A, transA ? M : K, transA};
+  bc.g.B = (cw_operand){B, transB ? K : N, transB};
+  bc.g.M = M;
+  bc.g.N = N;
+  bc.g.K = K;
+  bc.g.alpha = alpha;
+  bc.g.beta = beta;
+  bc.strideA = strideA;
+  bc.strideB = strideB;
+  bc.strideC = strideC;
+  double flops = 2.0 * M * N * K;
+  if (batch > 1 && strideC >= M * N && flops < 4 * SERIAL_FLOPS && cw_num_threads() > 1 && flops * batch >= SERIAL_FLOPS) {
+    cw_parallel_for(batch, 1, batch_range, &bc);
+  } else {
+    for (int64_t i = 0; i < batch; i++) {
+      gemm_problem g = bc.g;
+      g.A.x += i * strideA;
+      g.B.x += i * strideB;
+      g.C += i * strideC;
+      gemm_one(&g, 1);
+    }
+  }
+}
+
+// ---- Node-API glue: gemm(C, A, B, M, N, K, transA, transB, alpha, beta, batch?, strideA?, strideB?, strideC?)
+
+static napi_value js_gemm(napi_env env, napi_callback_info info) {
+  size_t argc = 14;
+  napi_value argv[14];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 10) {
+    napi_throw_type_error(env, NULL, "gemm: expected (C, A, B, M, N, K, transA, transB, alpha, beta, batch?, strideA?, strideB?, strideC?)");
+    return NULL;
+  }
+  float *C, *A, *B;
+  size_t lc, la, lb;
+  int64_t M, N, K, batch = 1, sA, sB, sC;
+  int tA, tB;
+  double alpha, beta;
+  if (cw_arg_f32(env, argv[0], "gemm", "C", &C, &lc) || cw_arg_f32(env, argv[1], "gemm", "A", &A, &la) ||
+      cw_arg_f32(env, argv[2], "gemm", "B", &B, &lb) || cw_arg_int(env, argv[3], "gemm", "M", &M) ||
+      cw_arg_int(env, argv[4], "gemm", "N", &N) || cw_arg_int(env, argv[5], "gemm", "K", &K) ||
+      cw_arg_bool(env, argv[6], "gemm", "transA", &tA) || cw_arg_bool(env, argv[7], "gemm", "transB", &tB) ||
+      cw_arg_double(env, argv[8], "gemm", "alpha", &alpha) || cw_arg_double(env, argv[9], "gemm", "beta", &beta))
+    return NULL;
+  napi_valuetype t;
+  if (argc > 10 && (napi_typeof(env, argv[10], &t), t != napi_undefined) && cw_arg_int(env, argv[10], "gemm", "batch", &batch))
+    return NULL;
+  sA = M * K;
+  sB = K * N;
+  sC = M * N;
+  if (argc > 11 && (napi_typeof(env, argv[11], &t), t != napi_undefined) && cw_arg_int(env, argv[11], "gemm", "strideA", &sA))
+    return NULL;
+  if (argc > 12 && (napi_typeof(env, argv[12], &t), t != napi_undefined) && cw_arg_int(env, argv[12], "gemm", "strideB", &sB))
+    return NULL;
+  if (argc > 13 && (napi_typeof(env, argv[13], &t), t != napi_undefined) && cw_arg_int(env, argv[13], "gemm", "strideC", &sC))
+    return NULL;
+  if (M < 0 || N < 0 || K < 0 || batch < 0 || sA < 0 || sB < 0 || sC < 0) {
+    napi_throw_range_error(env, NULL, "gemm: M, N, K, batch and the strides must be >= 0");
+    return NULL;
+  }
+  if (batch == 0 || M == 0 || N == 0) return NULL;
+  if (cw_check_len(env, "gemm", "C", lc, (batch - 1) * sC + M * N) ||
+      cw_check_len(env, "gemm", "A", la, K ? (batch - 1) * sA + M * K : 0) ||
+      cw_check_len(env, "gemm", "B", lb, K ? (batch - 1) * sB + K * N : 0))
+    return NULL;
+  cw_gemm(C, A, B, M, N, K, tA, tB, (float)alpha, (float)beta, batch, sA, sB, sC);
+  return NULL;
+}
+
+void cw_register_gemm(napi_env env, napi_value exports) { cw_export(env, exports, "gemm", js_gemm); }

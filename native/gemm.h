@@ -1,0 +1,48 @@
+// Internal to the GEMM files (gemm.c, gemm_avx512.c, gemm_avx2.c): one kernel set per dispatch level.
+//
+// The blocked algorithm is that of GotoBLAS/BLIS (Goto & van de Geijn, "Anatomy of high-performance matrix
+// multiplication", ACM TOMS 34(3), 2008; Van Zee & van de Geijn, "BLIS", ACM TOMS 41(3), 2015): op(B) is packed into
+// KC x NR micro-panels, op(A) into MR x KC micro-panels (alpha folded in), and a register-tiled microkernel computes
+// an MR x NR tile of C from one of each. Packed layouts: A panel element (r, p) at p*MR + r; B panel (p, c) at p*NR + c.
+#pragma once
+#include <stdint.h>
+
+// An operand in row-major storage: element (i, p) of op(X) is X[i*ld + p], or X[p*ld + i] when trans.
+typedef struct {
+  const float* x;
+  int64_t ld;
+  int trans;
+} cw_operand;
+
+// c (MR x NR, row stride ldc) = [c +] a-panel @ b-panel over kc steps.
+typedef void (*cw_ukr_fn)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int accumulate);
+// Packs rows [i0, i0+m) x columns [p0, p0+kc) of op(A), times alpha, into ceil(m/MR) panels (zero padded).
+typedef void (*cw_pack_a_fn)(float* dst, cw_operand A, int64_t i0, int64_t m, int64_t p0, int64_t kc, float alpha, int mr);
+// Packs rows [p0, p0+kc) x columns [j0, j0+n) of op(B) into ceil(n/NR) panels (zero padded).
+typedef void (*cw_pack_b_fn)(float* dst, cw_operand B, int64_t p0, int64_t kc, int64_t j0, int64_t n, int nr);
+// Decode-shaped products (M <= 4 rows): c[i, j] = [c[i, j] +] sum_p a[i*K + p] * op(B)[p, j] for j in [j0, j1).
+// a is dense (M, K) with alpha folded in; B is streamed once.
+typedef void (*cw_small_m_fn)(float* c, int64_t ldc, const float* a, cw_operand B, int64_t M, int64_t K, int64_t j0,
+                              int64_t j1, int accumulate);
+
+typedef struct {
+  const char* name;
+  int mr, nr;
+  int64_t mc, kc, nc;  // cache blocking (upper bounds; the driver balances the blocks)
+  // Loop order inside a block: 0 = the B micro-panel (kc x nr) stays in L1 while A micro-panels stream from the
+  // A block in L2 (BLIS); 1 = the A micro-panel (mr x kc) stays in L1 while B micro-panels stream from the B block
+  // (kc x nc) in L2.
+  int a_resident;
+  cw_ukr_fn ukr;
+  cw_pack_a_fn pack_a;
+  cw_pack_b_fn pack_b;
+  cw_small_m_fn small_m;
+} cw_gemm_kernel;
+
+void cw_pack_a_generic(float* dst, cw_operand A, int64_t i0, int64_t m, int64_t p0, int64_t kc, float alpha, int mr);
+void cw_pack_b_generic(float* dst, cw_operand B, int64_t p0, int64_t kc, int64_t j0, int64_t n, int nr);
+
+#if defined(__x86_64__)
+extern const cw_gemm_kernel cw_gemm_kernel_avx512;
+extern const cw_gemm_kernel cw_gemm_kernel_avx2;
+#endif

@@ -1,0 +1,252 @@
+// AVX-512 GEMM kernels: the 14 x 32 microkernel (28 zmm accumulators, A broadcast, two B vectors per k step),
+// packers that transpose 16 x 16 blocks in registers, and the decode-shaped (M <= 4) streaming kernels.
+// Compiled for baseline x86-64; every function carries its own target attribute (native/cpu.c picks the level).
+// The tile follows the BLIS skx sgemm choice (32 x 12 column-major, i.e. 12 x 32 row-major: flame/blis
+// kernels/skx/3/bli_sgemm_skx_asm_32x12_l2.c) widened to 14 rows, the most that fit 32 zmm registers.
+#include "gemm.h"
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define T512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
+#define MR 14
+#define NR 32
+
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
+
+T512 static void ukr_14x32(int64_t kc, const float* restrict a, const float* restrict b, float* restrict c, int64_t ldc,
+                           int accumulate) {
+#define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = _mm512_setzero_ps();
+  ROWS(DECL)
+  // C is touched once per K block and usually lives in L3: start fetching the tile while the k loop runs.
+#define PREFETCH_C(r) _mm_prefetch((const char*)(c + (r) * ldc), _MM_HINT_T0), \
+                      _mm_prefetch((const char*)(c + (r) * ldc + 31), _MM_HINT_T0);
+  ROWS(PREFETCH_C)
+#define STEP(r)                                        \
+  {                                                    \
+    __m512 ar = _mm512_set1_ps(a[r]);                  \
+    c##r##_0 = _mm512_fmadd_ps(ar, b0, c##r##_0);      \
+    c##r##_1 = _mm512_fmadd_ps(ar, b1, c##r##_1);      \
+  }
+#pragma GCC unroll 4
+  for (int64_t p = 0; p < kc; p++) {
+    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+    ROWS(STEP)
+    a += MR;
+    b += NR;
+  }
+#define STORE(r)                                                                    \
+  {                                                                                 \
+    float* cr = c + (r) * ldc;                                                      \
+    if (accumulate) {                                                               \
+      c##r##_0 = _mm512_add_ps(c##r##_0, _mm512_loadu_ps(cr));                      \
+      c##r##_1 = _mm512_add_ps(c##r##_1, _mm512_loadu_ps(cr + 16));                 \
+    }                                                                               \
+    _mm512_storeu_ps(cr, c##r##_0);                                                 \
+    _mm512_storeu_ps(cr + 16, c##r##_1);                                            \
+  }
+  ROWS(STORE)
+#undef DECL
+#undef PREFETCH_C
+#undef STEP
+#undef STORE
+}
+
+// In-register transpose of a 16 x 16 block: r[i] holds row i on entry, column i on return.
+T512 static inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+    t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xDD);
+    t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+    t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xDD);
+  }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
+  }
+}
+
+// Rows src[0..rows) (row stride ld, each contiguous along p) -> dst[p*width + r] for p in [0, kc): the transposing
+// copy both packers need (A stored (M, K); B stored (N, K)). rows <= 16; width is MR or NR (dst row = width floats).
+T512 static void pack_transpose_rows(float* dst, int width, const float* src, int64_t ld, int rows, int64_t kc,
+                                     float alpha) {
+  __mmask16 store = (__mmask16)(width >= 16 ? 0xFFFF : (1u << width) - 1);  // rows past `rows` are stored as 0
+  __m512 va = _mm512_set1_ps(alpha);
+  for (int64_t p = 0; p < kc; p += 16) {
+    int n = kc - p < 16 ? (int)(kc - p) : 16;
+    __mmask16 m = (__mmask16)((1u << n) - 1);
+    __m512 r[16];
+    for (int i = 0; i < 16; i++)
+      r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + i * ld + p) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int q = 0; q < n; q++) {
+      __m512 v = alpha == 1.0f ? r[q] : _mm512_mul_ps(r[q], va);
+      _mm512_mask_storeu_ps(dst + (p + q) * width, store, v);
+    }
+  }
+}
+
+T512 static void pack_a_avx512(float* dst, cw_operand A, int64_t i0, int64_t m, int64_t p0, int64_t kc, float alpha,
+                               int mr) {
+  (void)mr;
+  __m512 va = _mm512_set1_ps(alpha);
+  for (int64_t ib = 0; ib < m; ib += MR, dst += kc * MR) {
+    int rows = (int)(m - ib < MR ? m - ib : MR);
+    if (A.trans) {  // A stored (K, M): each k step is MR contiguous floats
+      __mmask16 mask = (__mmask16)((1u << rows) - 1);
+      const float* src = A.x + p0 * A.ld + i0 + ib;
+      for (int64_t p = 0; p < kc; p++, src += A.ld) {
+        __m512 v = _mm512_maskz_loadu_ps(mask, src);
+        if (alpha != 1.0f) v = _mm512_mul_ps(v, va);
+        _mm512_mask_storeu_ps(dst + p * MR, 0x3FFF, v);
+      }
+    } else {
+      pack_transpose_rows(dst, MR, A.x + (i0 + ib) * A.ld + p0, A.ld, rows, kc, alpha);
+    }
+  }
+}
+
+T512 static void pack_b_avx512(float* dst, cw_operand B, int64_t p0, int64_t kc, int64_t j0, int64_t n, int nr) {
+  (void)nr;
+  for (int64_t jb = 0; jb < n; jb += NR, dst += kc * NR) {
+    int cols = (int)(n - jb < NR ? n - jb : NR);
+    if (B.trans) {  // B stored (N, K): transpose 16 rows of B at a time into each half of the panel
+      int lo = cols < 16 ? cols : 16, hi = cols - lo;
+      pack_transpose_rows(dst, NR, B.x + (j0 + jb) * B.ld + p0, B.ld, lo, kc, 1.0f);
+      if (hi > 0) pack_transpose_rows(dst + 16, NR, B.x + (j0 + jb + 16) * B.ld + p0, B.ld, hi, kc, 1.0f);
+      else
+        for (int64_t p = 0; p < kc; p++) _mm512_store_ps(dst + p * NR + 16, _mm512_setzero_ps());
+    } else {
+      const float* src = B.x + p0 * B.ld + j0 + jb;
+      if (cols == NR) {
+        for (int64_t p = 0; p < kc; p++, src += B.ld) {
+          _mm512_store_ps(dst + p * NR, _mm512_loadu_ps(src));
+          _mm512_store_ps(dst + p * NR + 16, _mm512_loadu_ps(src + 16));
+        }
+      } else {
+        int lo = cols < 16 ? cols : 16, hi = cols - lo;
+        __mmask16 mlo = (__mmask16)((1u << lo) - 1), mhi = (__mmask16)((1u << hi) - 1);
+        for (int64_t p = 0; p < kc; p++, src += B.ld) {
+          _mm512_store_ps(dst + p * NR, _mm512_maskz_loadu_ps(mlo, src));
+          _mm512_store_ps(dst + p * NR + 16, _mm512_maskz_loadu_ps(mhi, src + 16));
+        }
+      }
+    }
+  }
+}
+
+// ---- decode-shaped products (M <= 4): B is streamed once, the M rows of a stay in L1
+
+// B stored (K, N): register tile of M rows x 64 columns, k loop over the rows of B.
+T512 static inline __attribute__((always_inline)) void small_m_nt_tile(float* c, int64_t ldc, const float* a,
+                                                                    const float* b, int64_t ldb, const int M,
+                                                                    int64_t K, int64_t j, int accumulate) {
+  __m512 acc[4][4];
+  for (int i = 0; i < M; i++)
+    for (int v = 0; v < 4; v++) acc[i][v] = _mm512_setzero_ps();
+  const float* bp = b + j;
+  for (int64_t p = 0; p < K; p++, bp += ldb) {
+    __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), b2 = _mm512_loadu_ps(bp + 32),
+           b3 = _mm512_loadu_ps(bp + 48);
+    for (int i = 0; i < M; i++) {
+      __m512 ai = _mm512_set1_ps(a[i * K + p]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      acc[i][2] = _mm512_fmadd_ps(ai, b2, acc[i][2]);
+      acc[i][3] = _mm512_fmadd_ps(ai, b3, acc[i][3]);
+    }
+  }
+  for (int i = 0; i < M; i++)
+    for (int v = 0; v < 4; v++) {
+      float* cp = c + i * ldc + j + 16 * v;
+      _mm512_storeu_ps(cp, accumulate ? _mm512_add_ps(acc[i][v], _mm512_loadu_ps(cp)) : acc[i][v]);
+    }
+}
+
+// Fewer than 64 columns left: 16 at a time, masked.
+T512 static void small_m_nt_tail(float* c, int64_t ldc, const float* a, const float* b, int64_t ldb, int64_t M,
+                                 int64_t K, int64_t j0, int64_t j1, int accumulate) {
+  for (int64_t j = j0; j < j1; j += 16) {
+    int n = j1 - j < 16 ? (int)(j1 - j) : 16;
+    __mmask16 m = (__mmask16)((1u << n) - 1);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    const float* bp = b + j;
+    for (int64_t p = 0; p < K; p++, bp += ldb) {
+      __m512 bv = _mm512_maskz_loadu_ps(m, bp);
+      for (int i = 0; i < M; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * K + p]), bv, acc[i]);
+    }
+    for (int i = 0; i < M; i++) {
+      float* cp = c + i * ldc + j;
+      __m512 v = accumulate ? _mm512_add_ps(acc[i], _mm512_maskz_loadu_ps(m, cp)) : acc[i];
+      _mm512_mask_storeu_ps(cp, m, v);
+    }
+  }
+}
+
+// B stored (N, K): four rows of B at a time, dot products with the M rows of a along K, reduced at the end.
+T512 static inline __attribute__((always_inline)) void small_m_t_cols(float* c, int64_t ldc, const float* a,
+                                                                   const float* b, int64_t ldb, const int M,
+                                                                   int64_t K, int64_t j, int ncols, int accumulate) {
+  __m512 acc[4][4];
+  for (int i = 0; i < M; i++)
+    for (int q = 0; q < 4; q++) acc[i][q] = _mm512_setzero_ps();
+  const float* b0 = b + j * ldb;
+  for (int64_t p = 0; p < K; p += 16) {
+    __mmask16 m = K - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - p)) - 1);
+    __m512 bv[4];
+    for (int q = 0; q < 4; q++) bv[q] = q < ncols ? _mm512_maskz_loadu_ps(m, b0 + q * ldb + p) : _mm512_setzero_ps();
+    for (int i = 0; i < M; i++) {
+      __m512 av = _mm512_maskz_loadu_ps(m, a + i * K + p);
+      for (int q = 0; q < 4; q++) acc[i][q] = _mm512_fmadd_ps(av, bv[q], acc[i][q]);
+    }
+  }
+  for (int i = 0; i < M; i++)
+    for (int q = 0; q < ncols; q++) {
+      float s = _mm512_reduce_add_ps(acc[i][q]);
+      float* cp = c + i * ldc + j + q;
+      *cp = accumulate ? *cp + s : s;
+    }
+}
+
+T512 static void small_m_avx512(float* c, int64_t ldc, const float* a, cw_operand B, int64_t M, int64_t K, int64_t j0,
+                                int64_t j1, int accumulate) {
+  if (B.trans) {
+    for (int64_t j = j0; j < j1; j += 4) {
+      int n = j1 - j < 4 ? (int)(j1 - j) : 4;
+      switch (M) {
+        case 1: small_m_t_cols(c, ldc, a, B.x, B.ld, 1, K, j, n, accumulate); break;
+        case 2: small_m_t_cols(c, ldc, a, B.x, B.ld, 2, K, j, n, accumulate); break;
+        case 3: small_m_t_cols(c, ldc, a, B.x, B.ld, 3, K, j, n, accumulate); break;
+        default: small_m_t_cols(c, ldc, a, B.x, B.ld, 4, K, j, n, accumulate); break;
+      }
+    }
+    return;
+  }
+  int64_t j = j0;
+  for (; j + 64 <= j1; j += 64) {
+    switch (M) {
+      case 1: small_m_nt_tile(c, ldc, a, B.x, B.ld, 1, K, j, accumulate); break;
+      case 2: small_m_nt_tile(c, ldc, a, B.x, B.ld, 2, K, j, accumulate); break;
+      case 3: small_m_nt_tile(c, ldc, a, B.x, B.ld, 3, K, j, accumulate); break;
+      default: small_m_nt_tile(c, ldc, a, B.x, B.ld, 4, K, j, accumulate); break;
+    }
+  }
+  if (j < j1) small_m_nt_tail(c, ldc, a, B.x, B.ld, M, K, j, j1, accumulate);
+}
+
+const cw_gemm_kernel cw_gemm_kernel_avx512 = {
+    "avx512", MR, NR, 14 * 24, 384, 640, 1, ukr_14x32, pack_a_avx512, pack_b_avx512, small_m_avx512,
+};
+#endif

@@ -1,0 +1,68 @@
+// Fused causal self-attention, forward and backward, flash-style: the (T, T) score matrix is never stored; the
+// forward keeps only out and the log-sum-exp of each query's scores, the backward recomputes the scores block by
+// block from them (FlashAttention-2, Dao 2023, arXiv:2307.08691, Algorithms 1 and 2; llm.c's attention_forward is
+// the unfused version of the same math). Grouped-query heads: query head h reads kv head h / (nHead / nKvHead).
+// KV-cache form (forward only): Tk >= Tq key slots, lens[b] of them valid, query i of batch b at position
+// lens[b] - Tq + i.
+// Boundary: float arrays and sizes in and out; bodies in kernels_attention_impl.h, compiled at each SIMD level.
+// Blocking: ATT_BQ queries x ATT_BK keys per tile; inside a tile, every product is a register-blocked micro-kernel
+// (att_tile) over K^T / V packed per (batch, kv head) into contiguous, zero-padded buffers.
+#include <stdlib.h>
+#include <string.h>
+#include "kernels.h"
+
+#define ATT_BQ 32  // queries per block (a multiple of every level's CW_MR)
+#define ATT_BK 64  // keys per block (a multiple of 16, the widest vector)
+
+typedef struct {
+  float *out, *lse, *dq, *dk, *dv;
+  const float *q, *k, *v, *dout, *o, *lse_in;
+  const int32_t* lens;
+  int64_t B, Tq, Tk, nHead, nKvHead, hd;
+  int64_t hdp;  // hd rounded up to 16: rows of the packed buffers
+  int64_t ldk;  // Tk rounded up to ATT_BK: rows of the transposed keys
+  int64_t nqb;  // query blocks
+  float scale;
+  volatile int failed;  // a worker could not get its scratch memory
+} att_ctx;
+
+static float* att_alloc(int64_t nfloats) {
+  size_t bytes = ((size_t)nfloats * sizeof(float) + 63) / 64 * 64;
+  return aligned_alloc(64, bytes);
+}
+
+#define CW_SIMD 0
+#include "kernels_simd.h"
+#include "kernels_attention_impl.h"
+#undef CW_SIMD
+#define CW_SIMD 1
+#include "kernels_simd.h"
+#include "kernels_attention_impl.h"
+#undef CW_SIMD
+#define CW_SIMD 2
+#include "kernels_simd.h"
+#include "kernels_attention_impl.h"
+
+// ---- out: (B, Tq, nHead, hd); lse: (B, nHead, Tq) or NULL; q: (B, Tq, nHead, hd); k, v: (B, Tk, nKvHead, hd);
+// lens: (B) or NULL. Returns 0, or -1 when scratch memory ran out.
+int attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int Tq, int Tk,
+                      int nHead, int nKvHead, int hd, float scale, const int32_t* lens) {
+  att_ctx c = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .lens = lens, .B = B, .Tq = Tq, .Tk = Tk,
+               .nHead = nHead, .nKvHead = nKvHead, .hd = hd, .hdp = (hd + 15) / 16 * 16,
+               .ldk = ((int64_t)Tk + ATT_BK - 1) / ATT_BK * ATT_BK, .nqb = ((int64_t)Tq + ATT_BQ - 1) / ATT_BQ,
+               .scale = scale};
+  cw_parallel_for((int64_t)B * nHead * c.nqb, 1, CW_PICK(attention_forward_range), &c);
+  return c.failed ? -1 : 0;
+}
+
+// ---- dq, dout, out, q: (B, T, nHead, hd); dk, dv, k, v: (B, T, nKvHead, hd); lse: (B, nHead, T). Accumulates.
+int attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
+                       const float* q, const float* k, const float* v, int B, int T, int nHead, int nKvHead, int hd,
+                       float scale) {
+  att_ctx c = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .o = out, .lse_in = lse, .q = q, .k = k, .v = v, .B = B,
+               .Tq = T, .Tk = T, .nHead = nHead, .nKvHead = nKvHead, .hd = hd, .hdp = (hd + 15) / 16 * 16,
+               .ldk = ((int64_t)T + ATT_BK - 1) / ATT_BK * ATT_BK, .nqb = ((int64_t)T + ATT_BQ - 1) / ATT_BQ,
+               .scale = scale};
+  cw_parallel_for((int64_t)B * nKvHead, 1, CW_PICK(attention_backward_range), &c);
+  return c.failed ? -1 : 0;
+}

@@ -1,0 +1,98 @@
+// Level-generic bodies of kernels_loss.c; included once per SIMD level (see kernels_simd.h).
+
+CW_T CW_INLINE float CW_FN(row_max)(const float* x, int64_t C) {
+  vf m0 = vset1(-INFINITY), m1 = m0;
+  int64_t i = 0;
+  for (; i + 2 * VW <= C; i += 2 * VW) {
+    m0 = vmax(m0, vload(x + i));
+    m1 = vmax(m1, vload(x + i + VW));
+  }
+  for (; i < C; i += VW) m0 = vmax(m0, vldf(x + i, C - i, -INFINITY));
+  return vhmax(vmax(m0, m1));
+}
+
+// sum of exp(x - m) over the row; with out, also stores each exp(x - m)
+CW_T CW_INLINE float CW_FN(row_sum_exp)(float* out, const float* x, float m, int64_t C) {
+  const vf mv = vset1(m);
+  vf s0 = vzero(), s1 = vzero();
+  int64_t i = 0;
+  for (; i + 2 * VW <= C; i += 2 * VW) {
+    vf e0 = vexp(vsub(vload(x + i), mv)), e1 = vexp(vsub(vload(x + i + VW), mv));
+    if (out) vstore(out + i, e0), vstore(out + i + VW, e1);
+    s0 = vadd(s0, e0);
+    s1 = vadd(s1, e1);
+  }
+  for (; i < C; i += VW) {
+    int64_t k = C - i;
+    vf e = vexp(vsub(vldf(x + i, k, -INFINITY), mv));  // exp(-inf) = 0 in the tail lanes
+    if (out) vst(out + i, e, k);
+    s0 = vadd(s0, e);
+  }
+  return vhsum(vadd(s0, s1));
+}
+
+CW_T static void CW_FN(softmax_forward_range)(void* ctx, int64_t begin, int64_t end) {
+  const loss_ctx* c = ctx;
+  const int64_t C = c->C;
+  for (int64_t n = begin; n < end; n++) {
+    const float* x = c->x + n * C;
+    float* out = c->out + n * C;
+    float s = CW_FN(row_sum_exp)(out, x, CW_FN(row_max)(x, C), C);
+    const vf inv = vset1(1.0f / s);
+    for (int64_t i = 0; i < C; i += VW) vst(out + i, vmul(vld(out + i, C - i), inv), C - i);
+  }
+}
+
+// dx += y (dout - sum(dout y))
+CW_T static void CW_FN(softmax_backward_range)(void* ctx, int64_t begin, int64_t end) {
+  const loss_ctx* c = ctx;
+  const int64_t C = c->C;
+  for (int64_t n = begin; n < end; n++) {
+    const float *y = c->x + n * C, *dout = c->dout + n * C;
+    float* dx = c->out + n * C;
+    vf acc = vzero();
+    for (int64_t i = 0; i < C; i += VW) acc = vfma(vld(dout + i, C - i), vld(y + i, C - i), acc);
+    const vf s = vset1(vhsum(acc));
+    for (int64_t i = 0; i < C; i += VW) {
+      int64_t k = C - i;
+      vst(dx + i, vfma(vld(y + i, k), vsub(vld(dout + i, k), s), vld(dx + i, k)), k);
+    }
+  }
+}
+
+// lse = max + log(sum exp(x - max)) in two passes over the row; nothing else is stored
+CW_T static void CW_FN(cross_entropy_forward_range)(void* ctx, int64_t begin, int64_t end) {
+  const loss_ctx* c = ctx;
+  const int64_t V = c->C;
+  for (int64_t n = begin; n < end; n++) {
+    const float* x = c->x + n * V;
+    const float m = CW_FN(row_max)(x, V);
+    const float L = m + logf(CW_FN(row_sum_exp)(NULL, x, m, V));
+    c->lse[n] = L;
+    const int32_t t = c->targets[n];
+    c->losses[n] = t < 0 ? 0.0f : L - x[t];
+  }
+}
+
+// dlogits = dloss (exp(x - lse) - onehot); each vector of x is read before its dlogits lands (they may alias), and
+// the target's own element is fixed last from the value just written: g p_t - g
+CW_T static void CW_FN(cross_entropy_backward_range)(void* ctx, int64_t begin, int64_t end) {
+  const loss_ctx* c = ctx;
+  const int64_t V = c->C;
+  for (int64_t n = begin; n < end; n++) {
+    const float* x = c->x + n * V;
+    float* d = c->out + n * V;
+    const int32_t t = c->targets[n];
+    if (t < 0) {
+      for (int64_t i = 0; i < V; i += VW) vst(d + i, vzero(), V - i);
+      continue;
+    }
+    const float g = c->dout[n];
+    const vf gv = vset1(g), L = vset1(c->lse[n]);
+    for (int64_t i = 0; i < V; i += VW) {
+      int64_t k = V - i;
+      vst(d + i, vmul(gv, vexp(vsub(vld(x + i, k), L))), k);
+    }
+    d[t] -= g;
+  }
+}

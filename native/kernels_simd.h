@@ -1,0 +1,330 @@
+// A small vector abstraction so each kernel body is written once and compiled at three levels.
+//
+// Boundary: vector arithmetic only; no kernel lives here. A kernel file defines CW_SIMD (0 scalar, 1 AVX2+FMA,
+// 2 AVX-512) and includes this header, then its kernels_*_impl.h body, once per level; the body writes `vf` for the
+// vector type, VW for its width, vload/vfma/vexp/... for the operations, CW_T before every function (the target
+// attribute, so the compiler may use the level's instructions there and nowhere else) and CW_FN(name) for the
+// function name (name_scalar, name_avx2, name_avx512). CW_PICK in kernels.h chooses at run time.
+//
+// Partial vectors: vld(p, r) / vst(p, x, r) touch only the first r lanes (r <= VW; r == VW is a plain load/store
+// and folds away when r is a constant), so bodies handle the tail of a row with the same code as the rest.
+//
+// vexp: Cephes expf range reduction (exp(x) = 2^n exp(r), |r| <= ln2/2, n = round(x / ln2), ln2 split in two) and its
+// degree-5 minimax polynomial, about 1 ulp on the reduced range; 2^n is applied in two halves so that results down to
+// the subnormal range and up to overflow are right. vlog: Cephes logf (mantissa in [sqrt(1/2), sqrt(2)), degree-8
+// polynomial). Source: Stephen L. Moshier, Cephes Math Library, expf.c and logf.c (netlib.org/cephes). The scalar
+// level uses libm's expf/logf.
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+
+#ifndef CW_SIMD
+#error "define CW_SIMD (0, 1 or 2) before including kernels_simd.h"
+#endif
+
+// Every level's helpers share these names; each name maps to the current level's function.
+#undef CW_FN
+#undef CW_T
+#undef VW
+#undef vf
+#undef CW_MR
+#undef CW_NV
+#define vld CW_FN(vld)
+#define vldf CW_FN(vldf)
+#define vst CW_FN(vst)
+#define vload CW_FN(vload)
+#define vstore CW_FN(vstore)
+#define vset1 CW_FN(vset1)
+#define vzero CW_FN(vzero)
+#define vadd CW_FN(vadd)
+#define vsub CW_FN(vsub)
+#define vmul CW_FN(vmul)
+#define vdiv CW_FN(vdiv)
+#define vfma CW_FN(vfma)
+#define vfnma CW_FN(vfnma)
+#define vmin CW_FN(vmin)
+#define vmax CW_FN(vmax)
+#define vsqrt CW_FN(vsqrt)
+#define vabs CW_FN(vabs)
+#define vhsum CW_FN(vhsum)
+#define vhmax CW_FN(vhmax)
+#define vsel_nz CW_FN(vsel_nz)
+#define vexp CW_FN(vexp)
+#define vlog CW_FN(vlog)
+#define vsigmoid CW_FN(vsigmoid)
+#define vtanh CW_FN(vtanh)
+#define vlog_sigmoid CW_FN(vlog_sigmoid)
+
+#define CW_INLINE static inline __attribute__((always_inline))
+
+#if CW_SIMD == 2
+// ---------------------------------------------------------------------------------------------------------- AVX-512
+#define CW_FN(name) name##_avx512
+#define CW_T __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+#define VW 16
+#define vf __m512
+#define CW_MR 4  // attention micro-tile: 4 rows x 4 vectors = 16 of the 32 zmm registers accumulate
+#define CW_NV 4
+#ifndef CW_SIMD_DONE_2
+#define CW_SIMD_DONE_2
+CW_T CW_INLINE __m512 vload_avx512(const float* p) { return _mm512_loadu_ps(p); }
+CW_T CW_INLINE void vstore_avx512(float* p, __m512 x) { _mm512_storeu_ps(p, x); }
+CW_T CW_INLINE __m512 vldf_avx512(const float* p, int64_t r, float fill) {
+  if (r >= 16) return _mm512_loadu_ps(p);
+  return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << r) - 1), p);
+}
+CW_T CW_INLINE __m512 vld_avx512(const float* p, int64_t r) { return vldf_avx512(p, r, 0.0f); }
+CW_T CW_INLINE void vst_avx512(float* p, __m512 x, int64_t r) {
+  if (r >= 16) _mm512_storeu_ps(p, x);
+  else _mm512_mask_storeu_ps(p, (__mmask16)((1u << r) - 1), x);
+}
+CW_T CW_INLINE __m512 vset1_avx512(float x) { return _mm512_set1_ps(x); }
+CW_T CW_INLINE __m512 vzero_avx512(void) { return _mm512_setzero_ps(); }
+CW_T CW_INLINE __m512 vadd_avx512(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
+CW_T CW_INLINE __m512 vsub_avx512(__m512 a, __m512 b) { return _mm512_sub_ps(a, b); }
+CW_T CW_INLINE __m512 vmul_avx512(__m512 a, __m512 b) { return _mm512_mul_ps(a, b); }
+CW_T CW_INLINE __m512 vdiv_avx512(__m512 a, __m512 b) { return _mm512_div_ps(a, b); }
+CW_T CW_INLINE __m512 vfma_avx512(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }    // a b + c
+CW_T CW_INLINE __m512 vfnma_avx512(__m512 a, __m512 b, __m512 c) { return _mm512_fnmadd_ps(a, b, c); }  // c - a b
+// min/max as the x86 instructions: a < b ? a : b, so a NaN in either gives b (the JS backend's a <= b ? a : b too)
+CW_T CW_INLINE __m512 vmin_avx512(__m512 a, __m512 b) { return _mm512_min_ps(a, b); }
+CW_T CW_INLINE __m512 vmax_avx512(__m512 a, __m512 b) { return _mm512_max_ps(a, b); }
+CW_T CW_INLINE __m512 vsqrt_avx512(__m512 a) { return _mm512_sqrt_ps(a); }
+CW_T CW_INLINE __m512 vabs_avx512(__m512 a) { return _mm512_abs_ps(a); }
+CW_T CW_INLINE float vhsum_avx512(__m512 a) { return _mm512_reduce_add_ps(a); }
+CW_T CW_INLINE float vhmax_avx512(__m512 a) { return _mm512_reduce_max_ps(a); }
+// c != 0 ? a : b (NaN counts as nonzero)
+CW_T CW_INLINE __m512 vsel_nz_avx512(__m512 c, __m512 a, __m512 b) {
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(c, _mm512_setzero_ps(), _CMP_NEQ_UQ), b, a);
+}
+CW_T CW_INLINE __m512 vexp_avx512(__m512 x) {
+  // max(lo, x) and min(hi, x) return x when x is NaN, so NaN propagates
+  x = _mm512_min_ps(_mm512_set1_ps(88.7228394f), _mm512_max_ps(_mm512_set1_ps(-103.972084f), x));
+  __m512 fn = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+  __m512i n = _mm512_cvtps_epi32(fn);  // in [-150, 128]: split so both halves are normal powers of two
+  __m512i n1 = _mm512_srai_epi32(n, 1);
+  __m512i n2 = _mm512_sub_epi32(n, n1);
+  __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, _mm512_set1_epi32(127)), 23));
+  __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, _mm512_set1_epi32(127)), 23));
+  return _mm512_mul_ps(_mm512_mul_ps(y, s1), s2);
+}
+CW_T CW_INLINE __m512 vlog_avx512(__m512 x) {
+  __m512i xi = _mm512_castps_si512(x);
+  __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(xi, 23), _mm512_set1_epi32(127));
+  __m512 m = _mm512_castsi512_ps(
+      _mm512_or_si512(_mm512_and_si512(xi, _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x3f800000)));
+  __mmask16 big = _mm512_cmp_ps_mask(m, _mm512_set1_ps(1.41421356f), _CMP_GT_OQ);
+  m = _mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5f));
+  e = _mm512_mask_add_epi32(e, big, e, _mm512_set1_epi32(1));
+  __m512 f = _mm512_sub_ps(m, _mm512_set1_ps(1.0f));
+  __m512 ef = _mm512_cvtepi32_ps(e);
+  __m512 z = _mm512_mul_ps(f, f);
+  __m512 y = _mm512_set1_ps(7.0376836292e-2f);
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-1.1514610310e-1f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.1676998740e-1f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-1.2420140846e-1f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.4249322787e-1f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-1.6668057665e-1f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(2.0000714765e-1f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(-2.4999993993e-1f));
+  y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(3.3333331174e-1f));
+  y = _mm512_mul_ps(_mm512_mul_ps(y, f), z);
+  y = _mm512_fmadd_ps(ef, _mm512_set1_ps(-2.12194440e-4f), y);
+  y = _mm512_fnmadd_ps(_mm512_set1_ps(0.5f), z, y);
+  __m512 res = _mm512_fmadd_ps(ef, _mm512_set1_ps(0.693359375f), _mm512_add_ps(f, y));
+  const __m512 zero = _mm512_setzero_ps();
+  res = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero, _CMP_EQ_OQ), res, _mm512_set1_ps(-INFINITY));
+  res = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ), res, x);
+  res = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, zero, _CMP_NGE_UQ), res, _mm512_set1_ps(NAN));  // x < 0, NaN
+  return res;
+}
+#endif
+
+#elif CW_SIMD == 1
+// ------------------------------------------------------------------------------------------------------ AVX2 + FMA
+#define CW_FN(name) name##_avx2
+#define CW_T __attribute__((target("avx2,fma")))
+#define VW 8
+#define vf __m256
+#define CW_MR 4  // 4 rows x 2 vectors: 8 of the 16 ymm registers accumulate
+#define CW_NV 2
+#ifndef CW_SIMD_DONE_1
+#define CW_SIMD_DONE_1
+CW_T CW_INLINE __m256i cw_lanes_below_avx2(int64_t r) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+CW_T CW_INLINE __m256 vload_avx2(const float* p) { return _mm256_loadu_ps(p); }
+CW_T CW_INLINE void vstore_avx2(float* p, __m256 x) { _mm256_storeu_ps(p, x); }
+CW_T CW_INLINE __m256 vldf_avx2(const float* p, int64_t r, float fill) {
+  if (r >= 8) return _mm256_loadu_ps(p);
+  __m256i m = cw_lanes_below_avx2(r);
+  return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+}
+CW_T CW_INLINE __m256 vld_avx2(const float* p, int64_t r) {
+  if (r >= 8) return _mm256_loadu_ps(p);
+  return _mm256_maskload_ps(p, cw_lanes_below_avx2(r));
+}
+CW_T CW_INLINE void vst_avx2(float* p, __m256 x, int64_t r) {
+  if (r >= 8) _mm256_storeu_ps(p, x);
+  else _mm256_maskstore_ps(p, cw_lanes_below_avx2(r), x);
+}
+CW_T CW_INLINE __m256 vset1_avx2(float x) { return _mm256_set1_ps(x); }
+CW_T CW_INLINE __m256 vzero_avx2(void) { return _mm256_setzero_ps(); }
+CW_T CW_INLINE __m256 vadd_avx2(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+CW_T CW_INLINE __m256 vsub_avx2(__m256 a, __m256 b) { return _mm256_sub_ps(a, b); }
+CW_T CW_INLINE __m256 vmul_avx2(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
+CW_T CW_INLINE __m256 vdiv_avx2(__m256 a, __m256 b) { return _mm256_div_ps(a, b); }
+CW_T CW_INLINE __m256 vfma_avx2(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
+CW_T CW_INLINE __m256 vfnma_avx2(__m256 a, __m256 b, __m256 c) { return _mm256_fnmadd_ps(a, b, c); }
+CW_T CW_INLINE __m256 vmin_avx2(__m256 a, __m256 b) { return _mm256_min_ps(a, b); }
+CW_T CW_INLINE __m256 vmax_avx2(__m256 a, __m256 b) { return _mm256_max_ps(a, b); }
+CW_T CW_INLINE __m256 vsqrt_avx2(__m256 a) { return _mm256_sqrt_ps(a); }
+CW_T CW_INLINE __m256 vabs_avx2(__m256 a) {
+  return _mm256_and_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
+}
+CW_T CW_INLINE float vhsum_avx2(__m256 a) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+CW_T CW_INLINE float vhmax_avx2(__m256 a) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+CW_T CW_INLINE __m256 vsel_nz_avx2(__m256 c, __m256 a, __m256 b) {
+  return _mm256_blendv_ps(b, a, _mm256_cmp_ps(c, _mm256_setzero_ps(), _CMP_NEQ_UQ));
+}
+CW_T CW_INLINE __m256 vexp_avx2(__m256 x) {
+  x = _mm256_min_ps(_mm256_set1_ps(88.7228394f), _mm256_max_ps(_mm256_set1_ps(-103.972084f), x));
+  __m256 fn = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  __m256i n = _mm256_cvtps_epi32(fn);
+  __m256i n1 = _mm256_srai_epi32(n, 1);
+  __m256i n2 = _mm256_sub_epi32(n, n1);
+  __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
+  __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
+}
+CW_T CW_INLINE __m256 vlog_avx2(__m256 x) {
+  __m256i xi = _mm256_castps_si256(x);
+  __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(xi, 23), _mm256_set1_epi32(127));
+  __m256 m = _mm256_castsi256_ps(
+      _mm256_or_si256(_mm256_and_si256(xi, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f800000)));
+  __m256 big = _mm256_cmp_ps(m, _mm256_set1_ps(1.41421356f), _CMP_GT_OQ);
+  m = _mm256_blendv_ps(m, _mm256_mul_ps(m, _mm256_set1_ps(0.5f)), big);
+  e = _mm256_sub_epi32(e, _mm256_castps_si256(big));  // the mask is -1 where big
+  __m256 f = _mm256_sub_ps(m, _mm256_set1_ps(1.0f));
+  __m256 ef = _mm256_cvtepi32_ps(e);
+  __m256 z = _mm256_mul_ps(f, f);
+  __m256 y = _mm256_set1_ps(7.0376836292e-2f);
+  y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(-1.1514610310e-1f));
+  y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(1.1676998740e-1f));
+  y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(-1.2420140846e-1f));
+  y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(1.4249322787e-1f));
+  y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(-1.6668057665e-1f));
+  y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(2.0000714765e-1f));
+  y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(-2.4999993993e-1f));
+  y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(3.3333331174e-1f));
+  y = _mm256_mul_ps(_mm256_mul_ps(y, f), z);
+  y = _mm256_fmadd_ps(ef, _mm256_set1_ps(-2.12194440e-4f), y);
+  y = _mm256_fnmadd_ps(_mm256_set1_ps(0.5f), z, y);
+  __m256 res = _mm256_fmadd_ps(ef, _mm256_set1_ps(0.693359375f), _mm256_add_ps(f, y));
+  const __m256 zero = _mm256_setzero_ps();
+  res = _mm256_blendv_ps(res, _mm256_set1_ps(-INFINITY), _mm256_cmp_ps(x, zero, _CMP_EQ_OQ));
+  res = _mm256_blendv_ps(res, x, _mm256_cmp_ps(x, _mm256_set1_ps(INFINITY), _CMP_EQ_OQ));
+  res = _mm256_blendv_ps(res, _mm256_set1_ps(NAN), _mm256_cmp_ps(x, zero, _CMP_NGE_UQ));
+  return res;
+}
+#endif
+
+#else
+// ----------------------------------------------------------------------------------------------------------- scalar
+#define CW_FN(name) name##_scalar
+#define CW_T
+#define VW 1
+#define vf float
+#define CW_MR 4
+#define CW_NV 4
+#ifndef CW_SIMD_DONE_0
+#define CW_SIMD_DONE_0
+CW_INLINE float vload_scalar(const float* p) { return *p; }
+CW_INLINE void vstore_scalar(float* p, float x) { *p = x; }
+CW_INLINE float vldf_scalar(const float* p, int64_t r, float fill) { return r >= 1 ? *p : fill; }
+CW_INLINE float vld_scalar(const float* p, int64_t r) { return r >= 1 ? *p : 0.0f; }
+CW_INLINE void vst_scalar(float* p, float x, int64_t r) {
+  if (r >= 1) *p = x;
+}
+CW_INLINE float vset1_scalar(float x) { return x; }
+CW_INLINE float vzero_scalar(void) { return 0.0f; }
+CW_INLINE float vadd_scalar(float a, float b) { return a + b; }
+CW_INLINE float vsub_scalar(float a, float b) { return a - b; }
+CW_INLINE float vmul_scalar(float a, float b) { return a * b; }
+CW_INLINE float vdiv_scalar(float a, float b) { return a / b; }
+CW_INLINE float vfma_scalar(float a, float b, float c) { return a * b + c; }
+CW_INLINE float vfnma_scalar(float a, float b, float c) { return c - a * b; }
+CW_INLINE float vmin_scalar(float a, float b) { return a < b ? a : b; }
+CW_INLINE float vmax_scalar(float a, float b) { return a > b ? a : b; }
+CW_INLINE float vsqrt_scalar(float a) { return sqrtf(a); }
+CW_INLINE float vabs_scalar(float a) { return fabsf(a); }
+CW_INLINE float vhsum_scalar(float a) { return a; }
+CW_INLINE float vhmax_scalar(float a) { return a; }
+CW_INLINE float vsel_nz_scalar(float c, float a, float b) { return c != 0.0f ? a : b; }
+CW_INLINE float vexp_scalar(float x) { return expf(x); }
+CW_INLINE float vlog_scalar(float x) { return logf(x); }
+#endif
+#endif
+
+// ---- built from the above, the same at every level
+#if CW_SIMD == 2 && !defined(CW_SIMD_DERIVED_2) || CW_SIMD == 1 && !defined(CW_SIMD_DERIVED_1) || \
+    CW_SIMD == 0 && !defined(CW_SIMD_DERIVED_0)
+#if CW_SIMD == 2
+#define CW_SIMD_DERIVED_2
+#elif CW_SIMD == 1
+#define CW_SIMD_DERIVED_1
+#else
+#define CW_SIMD_DERIVED_0
+#endif
+// 1 / (1 + e^-x): e^-x overflows to inf for x < -88 and the result is then 0, as it should be
+CW_T CW_INLINE vf vsigmoid(vf x) {
+  const vf one = vset1(1.0f);
+  return vdiv(one, vadd(one, vexp(vsub(vzero(), x))));
+}
+// tanh x = 1 - 2 / (e^2x + 1): exact limits +-1; absolute error a few 1e-8 near 0, where only absolute error matters
+// to gelu (its tanh is added to 1)
+CW_T CW_INLINE vf vtanh(vf x) {
+  const vf one = vset1(1.0f);
+  return vsub(one, vdiv(vset1(2.0f), vadd(vexp(vadd(x, x)), one)));
+}
+// log sigmoid(a) = min(a, 0) - log1p(e^-|a|); log1p(y) = log(u) y / (u - 1), u = 1 + y (Goldberg 1991, "What every
+// computer scientist should know about floating-point arithmetic", Theorem 4), and y itself when u rounds to 1
+CW_T CW_INLINE vf vlog_sigmoid(vf a) {
+  const vf one = vset1(1.0f);
+  vf y = vexp(vsub(vzero(), vabs(a)));
+  vf u = vadd(one, y);
+  vf d = vsub(u, one);
+  vf l1p = vsel_nz(d, vmul(vlog(u), vdiv(y, d)), y);
+  return vsub(vmin(a, vzero()), l1p);
+}
+#endif

@@ -1,0 +1,212 @@
+// The thread pool: persistent workers that split a range [0, n) with the calling thread.
+//
+// Boundary: knows nothing of kernels; it runs fn(ctx, begin, end) on deterministic chunks. Chunk c of C chunks is
+// [n*c/C, n*(c+1)/C) with C = min(threads, n / grain) (at least 1), and chunk c always runs on thread c (the caller is
+// thread 0), so the same n, grain and thread count give the same split and the same floating-point results.
+// Dispatch is low-latency because the small model calls it thousands of times per step: workers spin briefly on a
+// generation counter, then sleep on a futex (Linux; elsewhere they yield). Nested calls, and calls while another
+// thread is dispatching, run the same chunks serially on the calling thread.
+// Thread count: CHATWRIGHT_THREADS, else the cores this process may run on (sched_getaffinity), else sysconf.
+#define _GNU_SOURCE
+#include "common.h"
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
+
+#define CW_MAX_THREADS 256
+#define SPIN_ITERS 4000  // ~ tens of microseconds of `pause` before a worker sleeps
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ volatile("yield");
+#endif
+}
+
+static void wait_while_equal(_Atomic uint32_t* word, uint32_t value) {
+#if defined(__linux__)
+  syscall(SYS_futex, (uint32_t*)word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
+#else
+  if (atomic_load(word) == value) sched_yield();
+#endif
+}
+
+static void wake_all(_Atomic uint32_t* word) {
+#if defined(__linux__)
+  syscall(SYS_futex, (uint32_t*)word, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
+#else
+  (void)word;
+#endif
+}
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;  // held while dispatching or resizing
+static int g_threads = 0;        // wanted thread count including the caller; 0 = not yet read from the environment
+static int g_started = 0;        // workers running (g_threads - 1 once started)
+static pthread_t g_workers[CW_MAX_THREADS];
+
+static _Atomic uint32_t g_gen;       // bumped once per dispatch; workers wait on it
+static _Atomic int g_sleepers;       // workers inside wait_while_equal(&g_gen)
+static _Atomic int g_pending;        // workers that have not finished the current dispatch
+static _Atomic uint32_t g_done;      // bumped by the last worker; the caller waits on it
+static _Atomic int g_caller_sleeping;
+static _Atomic int g_quit;
+static struct { cw_range_fn fn; void* ctx; int64_t n; int chunks; } g_job;
+static __thread int t_in_pool;       // set on workers, and on the caller during a dispatch
+
+static int default_threads(void) {
+  const char* env = getenv("CHATWRIGHT_THREADS");
+  if (env && *env) {
+    long v = strtol(env, NULL, 10);
+    if (v >= 1) return v > CW_MAX_THREADS ? CW_MAX_THREADS : (int)v;
+  }
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    int c = CPU_COUNT(&set);
+    if (c >= 1) return c > CW_MAX_THREADS ? CW_MAX_THREADS : c;
+  }
+#endif
+  long c = sysconf(_SC_NPROCESSORS_ONLN);
+  return c < 1 ? 1 : c > CW_MAX_THREADS ? CW_MAX_THREADS : (int)c;
+}
+
+static inline void chunk_range(int64_t n, int chunks, int c, int64_t* b, int64_t* e) {
+  *b = (int64_t)((__int128)n * c / chunks);
+  *e = (int64_t)((__int128)n * (c + 1) / chunks);
+}
+
+static void* worker_main(void* arg) {
+  int id = (int)(intptr_t)arg;
+  t_in_pool = 1;
+  uint32_t seen = 0;
+  for (;;) {
+    uint32_t g;
+    int spins = 0;
+    while ((g = atomic_load_explicit(&g_gen, memory_order_acquire)) == seen) {
+      if (++spins < SPIN_ITERS) {
+        cpu_relax();
+      } else {
+        atomic_fetch_add(&g_sleepers, 1);
+        wait_while_equal(&g_gen, seen);
+        atomic_fetch_sub(&g_sleepers, 1);
+        spins = 0;
+      }
+    }
+    seen = g;
+    if (atomic_load(&g_quit)) break;
+    if (id < g_job.chunks) {
+      int64_t b, e;
+      chunk_range(g_job.n, g_job.chunks, id, &b, &e);
+      g_job.fn(g_job.ctx, b, e);
+    }
+    if (atomic_fetch_sub_explicit(&g_pending, 1, memory_order_acq_rel) == 1) {
+      atomic_fetch_add(&g_done, 1);
+      if (atomic_load(&g_caller_sleeping)) wake_all(&g_done);
+    }
+  }
+  return NULL;
+}
+
+static void stop_workers(void) {  // with g_lock held
+  if (g_started == 0) return;
+  atomic_store(&g_quit, 1);
+  atomic_fetch_add(&g_gen, 1);
+  wake_all(&g_gen);
+  for (int i = 0; i < g_started; i++) pthread_join(g_workers[i], NULL);
+  g_started = 0;
+  atomic_store(&g_quit, 0);
+  atomic_store(&g_gen, 0);
+}
+
+static void start_workers(void) {  // with g_lock held
+  if (g_threads == 0) g_threads = default_threads();
+  while (g_started < g_threads - 1) {
+    // A worker starts from generation 0, so the pool must be idle here (it is: g_lock is held).
+    if (pthread_create(&g_workers[g_started], NULL, worker_main, (void*)(intptr_t)(g_started + 1)) != 0) {
+      g_threads = g_started + 1;  // could not create more: run with what we have
+      break;
+    }
+    g_started++;
+  }
+}
+
+static void run_serial(int64_t n, int chunks, cw_range_fn fn, void* ctx) {
+  for (int c = 0; c < chunks; c++) {
+    int64_t b, e;
+    chunk_range(n, chunks, c, &b, &e);
+    fn(ctx, b, e);
+  }
+}
+
+void cw_parallel_for(int64_t n, int64_t grain, cw_range_fn fn, void* ctx) {
+  if (n <= 0) return;
+  if (grain < 1) grain = 1;
+  int threads = cw_num_threads();
+  int64_t maxChunks = n / grain;
+  int chunks = (int)(maxChunks < threads ? (maxChunks < 1 ? 1 : maxChunks) : threads);
+  if (chunks == 1) {
+    fn(ctx, 0, n);
+    return;
+  }
+  if (t_in_pool || pthread_mutex_trylock(&g_lock) != 0) {
+    run_serial(n, chunks, fn, ctx);
+    return;
+  }
+  start_workers();
+  if (chunks > g_started + 1) chunks = g_started + 1;
+  g_job.fn = fn;
+  g_job.ctx = ctx;
+  g_job.n = n;
+  g_job.chunks = chunks;
+  atomic_store(&g_pending, g_started);
+  atomic_fetch_add(&g_gen, 1);  // seq_cst: pairs with the sleepers count (no lost wake-up)
+  if (atomic_load(&g_sleepers) > 0) wake_all(&g_gen);
+
+  t_in_pool = 1;
+  int64_t b, e;
+  chunk_range(n, chunks, 0, &b, &e);
+  fn(ctx, b, e);
+  t_in_pool = 0;
+
+  int spins = 0;
+  while (atomic_load_explicit(&g_pending, memory_order_acquire) != 0) {
+    if (++spins < SPIN_ITERS) {
+      cpu_relax();
+      continue;
+    }
+    uint32_t d = atomic_load(&g_done);
+    atomic_store(&g_caller_sleeping, 1);
+    if (atomic_load(&g_pending) != 0) wait_while_equal(&g_done, d);
+    atomic_store(&g_caller_sleeping, 0);
+    spins = 0;
+  }
+  pthread_mutex_unlock(&g_lock);
+}
+
+int cw_num_threads(void) {
+  int t = __atomic_load_n(&g_threads, __ATOMIC_RELAXED);
+  if (t > 0) return t;
+  pthread_mutex_lock(&g_lock);
+  if (g_threads == 0) g_threads = default_threads();
+  t = g_threads;
+  pthread_mutex_unlock(&g_lock);
+  return t;
+}
+
+void cw_set_num_threads(int n) {
+  if (n < 1) n = 1;
+  if (n > CW_MAX_THREADS) n = CW_MAX_THREADS;
+  pthread_mutex_lock(&g_lock);
+  if (n != g_threads) {
+    stop_workers();
+    __atomic_store_n(&g_threads, n, __ATOMIC_RELAXED);
+  }
+  pthread_mutex_unlock(&g_lock);
+}

@@ -1,0 +1,15 @@
+// The tensor engine's public face: Tensor and autograd (tensor.ts), the ops (ops.ts), the backend registry
+// (registry.ts) and the Backend interface (backend.ts). Everything outside src/tensor/ imports from here.
+
+export type { Backend, FloatArray } from './backend.js';
+export { jsBackend } from './backend-js.js';
+export { getBackend, setBackend, nativeAvailable, nativeUnavailableReason } from './registry.js';
+export {
+  Tensor, noGrad, releaseTape, setDefaultDType, getDefaultDType, isGradEnabled, poolStats, clearPool,
+  type DType, type PoolStats,
+} from './tensor.js';
+export {
+  linear, matmul, add, sub, mul, div, minimum, maximum, addScalar, mulScalar, neg, exp, log, sigmoid, logSigmoid,
+  clamp, where, sum, mean, sumLastDim, embedding, gatherRows, rmsnorm, layernorm, rope, ropeTables, attention, swiglu,
+  gelu, softmax, crossEntropy, tokenLogprobs,
+} from './ops.js';

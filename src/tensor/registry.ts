@@ -1,0 +1,87 @@
+// The backend registry: which Backend the ops run on. Default: the native addon when it loads, else the JS backend
+// with ONE line on stderr at first use. CHATWRIGHT_BACKEND=js|native overrides the default.
+// Boundary: this file chooses a backend; it knows nothing of tensors. The native module (backend-native.ts, owned by
+// the native layer) is imported dynamically so that this file compiles and runs whether or not it exists.
+
+import type { Backend } from './backend.js';
+import { jsBackend } from './backend-js.js';
+import { UserError } from '../util/errors.js';
+
+interface NativeModule {
+  loadNativeBackend(): Backend | null;
+  nativeLoadError?(): string;
+}
+
+// A variable specifier keeps TypeScript from resolving the module at compile time.
+const NATIVE_MODULE = './backend-native.js';
+let nativeModule: NativeModule | null = null;
+let nativeImportError = '';
+try {
+  nativeModule = (await import(NATIVE_MODULE)) as NativeModule;
+} catch (e) {
+  const code = (e as { code?: string }).code;
+  nativeImportError = code === 'ERR_MODULE_NOT_FOUND' ? 'src/tensor/backend-native.ts is missing'
+    : e instanceof Error ? e.message.split('\n')[0] : String(e);
+}
+
+let native: Backend | null | undefined; // undefined: not tried yet
+let nativeError = '';
+let current: Backend | null = null;
+
+function tryNative(): Backend | null {
+  if (native !== undefined) return native;
+  native = null;
+  if (!nativeModule || typeof nativeModule.loadNativeBackend !== 'function') {
+    nativeError = nativeImportError || 'src/tensor/backend-native.ts exports no loadNativeBackend()';
+    return null;
+  }
+  try {
+    native = nativeModule.loadNativeBackend() ?? null;
+    if (!native) nativeError = nativeModule.nativeLoadError?.() || 'the native addon (native/build/chatwright.node) did not load';
+  } catch (e) {
+    nativeError = e instanceof Error ? e.message.split('\n')[0] : String(e);
+  }
+  return native;
+}
+
+export function nativeAvailable(): boolean {
+  return tryNative() !== null;
+}
+
+// Why the native backend is unavailable ('' when it is available).
+export function nativeUnavailableReason(): string {
+  return tryNative() ? '' : nativeError;
+}
+
+export function getBackend(): Backend {
+  if (current) return current;
+  const want = process.env.CHATWRIGHT_BACKEND;
+  if (want !== undefined && want !== '' && want !== 'js' && want !== 'native') {
+    throw new UserError(`CHATWRIGHT_BACKEND=${want} is not a backend`, 'use CHATWRIGHT_BACKEND=js or CHATWRIGHT_BACKEND=native');
+  }
+  if (want === 'js') {
+    current = jsBackend;
+  } else if (want === 'native') {
+    setBackend('native');
+  } else {
+    current = tryNative();
+    if (!current) {
+      process.stderr.write(`chatwright: native backend unavailable (${nativeError}); running on the slower JS backend. ` +
+        'HINT: run `npm run build:native`\n');
+      current = jsBackend;
+    }
+  }
+  return current!;
+}
+
+export function setBackend(b: 'js' | 'native'): void {
+  if (b === 'js') {
+    current = jsBackend;
+  } else if (b === 'native') {
+    const n = tryNative();
+    if (!n) throw new UserError(`the native backend is unavailable: ${nativeError}`, 'run `npm run build:native` (needs a C compiler), or use the JS backend');
+    current = n;
+  } else {
+    throw new UserError(`unknown backend '${String(b)}'`, "use 'js' or 'native'");
+  }
+}
