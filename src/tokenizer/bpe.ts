@@ -1,0 +1,320 @@
+// The byte-pair encoder: token ids <-> bytes. It knows bytes, pairs and ids; it knows nothing about special tokens, chat
+// or files (index.ts, chat.ts, hf.ts and tiktoken.ts build on it).
+//
+// A vocabulary is: the bytes of every token id; which id each of the 256 bytes starts as; and the merges, a table from
+// an adjacent pair of ids (a, b) to (priority, result id). Encoding a piece starts from its bytes and repeatedly merges
+// the adjacent pair of lowest priority, the leftmost on a tie, until no pair is in the table. This is tiktoken's
+// `byte_pair_merge` (github.com/openai/tiktoken, src/lib.rs), where the priority of a pair is the rank of the
+// concatenated token; for Hugging Face / GPT-2 merges files it is the line number of the merge.
+// With `wholePieceFirst` a piece that is itself a token is that token, without merging (tiktoken does this; Hugging
+// Face calls it `ignore_merges`).
+import { assert } from '../util/errors.js';
+
+const EMPTY = -1;
+const NO_MERGE = 0x7fffffff;
+
+/** Open-addressing hash table (a, b) -> (priority, result) over typed arrays: no boxing, no string keys. */
+export class PairTable {
+  private keyA: Int32Array;
+  private keyB: Int32Array;
+  private prio: Int32Array;
+  private res: Int32Array;
+  private mask: number;
+  size = 0;
+
+  constructor(capacity = 1024) {
+    let cap = 1024;
+    while (cap < capacity * 2) cap *= 2;
+    this.keyA = new Int32Array(cap).fill(EMPTY);
+    this.keyB = new Int32Array(cap);
+    this.prio = new Int32Array(cap);
+    this.res = new Int32Array(cap);
+    this.mask = cap - 1;
+  }
+
+  private slot(a: number, b: number): number {
+    let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b ^ 0x7f4a7c15, 0x85ebca77);
+    h ^= h >>> 15;
+    let i = h & this.mask;
+    const keyA = this.keyA, keyB = this.keyB;
+    while (keyA[i] !== EMPTY && (keyA[i] !== a || keyB[i] !== b)) i = (i + 1) & this.mask;
+    return i;
+  }
+
+  /** Keeps the first priority set for a pair (a later duplicate line in a merges file is ignored). */
+  set(a: number, b: number, priority: number, result: number): void {
+    if ((this.size + 1) * 2 > this.keyA.length) this.grow();
+    const i = this.slot(a, b);
+    if (this.keyA[i] !== EMPTY) return;
+    this.keyA[i] = a;
+    this.keyB[i] = b;
+    this.prio[i] = priority;
+    this.res[i] = result;
+    this.size++;
+  }
+
+  /** Priority of merging (a, b), or NO_MERGE. */
+  priority(a: number, b: number): number {
+    const i = this.slot(a, b);
+    return this.keyA[i] === EMPTY ? NO_MERGE : this.prio[i];
+  }
+
+  result(a: number, b: number): number {
+    const i = this.slot(a, b);
+    return this.keyA[i] === EMPTY ? -1 : this.res[i];
+  }
+
+  /** Every entry as [a, b, priority, result], in table order. */
+  entries(): [number, number, number, number][] {
+    const out: [number, number, number, number][] = [];
+    for (let i = 0; i < this.keyA.length; i++) if (this.keyA[i] !== EMPTY) out.push([this.keyA[i], this.keyB[i], this.prio[i], this.res[i]]);
+    return out;
+  }
+
+  private grow(): void {
+    const old = this.entries();
+    const cap = this.keyA.length * 2;
+    this.keyA = new Int32Array(cap).fill(EMPTY);
+    this.keyB = new Int32Array(cap);
+    this.prio = new Int32Array(cap);
+    this.res = new Int32Array(cap);
+    this.mask = cap - 1;
+    this.size = 0;
+    for (const [a, b, p, r] of old) this.set(a, b, p, r);
+  }
+}
+
+export interface BPEVocab {
+  tokenBytes: Uint8Array[]; // id -> bytes (ids without bytes, e.g. special tokens, hold an empty array)
+  byteToId: Int32Array; // (256) the id each single byte starts as
+  merges: PairTable;
+  wholePieceFirst: boolean;
+}
+
+const CACHE_LIMIT = 1 << 18; // pieces; the cache is cleared when it grows past this
+
+export class BytePairEncoder {
+  readonly tokenBytes: Uint8Array[];
+  readonly byteToId: Int32Array;
+  readonly merges: PairTable;
+  readonly wholePieceFirst: boolean;
+  private tokenOfString = new Map<string, number>(); // tokens whose bytes are valid UTF-8, by their text
+  private cache = new Map<string, number[]>();
+  private w = new Int32Array(256); // scratch: ids of the piece being merged
+  private pr = new Int32Array(256); // scratch: priority of (w[i], w[i+1])
+
+  constructor(v: BPEVocab) {
+    assert(v.byteToId.length === 256, `byteToId must have 256 entries, got ${v.byteToId.length}`);
+    this.tokenBytes = v.tokenBytes;
+    this.byteToId = v.byteToId;
+    this.merges = v.merges;
+    this.wholePieceFirst = v.wholePieceFirst;
+    const dec = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }); // keep a leading U+FEFF: it is part of the token
+    for (let id = 0; id < v.tokenBytes.length; id++) {
+      const b = v.tokenBytes[id];
+      if (b.length < 2) continue;
+      try {
+        const s = dec.decode(b);
+        if (!this.tokenOfString.has(s)) this.tokenOfString.set(s, id);
+      } catch {
+        // not valid UTF-8 on its own: can never be a whole piece
+      }
+    }
+  }
+
+  /** Append the ids of one pre-split piece. */
+  encodePiece(piece: string, out: number[]): void {
+    let ids = this.cache.get(piece);
+    if (ids === undefined) {
+      ids = this.encodePieceUncached(piece);
+      if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+      this.cache.set(piece, ids);
+    }
+    for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+  }
+
+  encodePieceUncached(piece: string): number[] {
+    if (this.wholePieceFirst) {
+      const id = this.tokenOfString.get(piece);
+      if (id !== undefined) return [id];
+    }
+    const n = this.loadBytes(piece);
+    return n <= 96 ? this.mergeSmall(n) : this.mergeLarge(n);
+  }
+
+  /** UTF-8 encode piece into this.w as byte ids; returns the byte count. Lone surrogates become U+FFFD (as TextEncoder). */
+  private loadBytes(piece: string): number {
+    if (this.w.length < piece.length * 3) {
+      this.w = new Int32Array(piece.length * 3);
+      this.pr = new Int32Array(piece.length * 3);
+    }
+    const w = this.w, b2i = this.byteToId;
+    let n = 0;
+    for (let i = 0; i < piece.length; i++) {
+      let c = piece.charCodeAt(i);
+      if (c < 0x80) {
+        w[n++] = b2i[c];
+        continue;
+      }
+      if (c < 0x800) {
+        w[n++] = b2i[0xc0 | (c >> 6)];
+        w[n++] = b2i[0x80 | (c & 63)];
+        continue;
+      }
+      if (c >= 0xd800 && c < 0xe000) {
+        const d = i + 1 < piece.length ? piece.charCodeAt(i + 1) : 0;
+        if (c < 0xdc00 && d >= 0xdc00 && d < 0xe000) {
+          const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+          i++;
+          w[n++] = b2i[0xf0 | (cp >> 18)];
+          w[n++] = b2i[0x80 | ((cp >> 12) & 63)];
+          w[n++] = b2i[0x80 | ((cp >> 6) & 63)];
+          w[n++] = b2i[0x80 | (cp & 63)];
+          continue;
+        }
+        c = 0xfffd;
+      }
+      w[n++] = b2i[0xe0 | (c >> 12)];
+      w[n++] = b2i[0x80 | ((c >> 6) & 63)];
+      w[n++] = b2i[0x80 | (c & 63)];
+    }
+    return n;
+  }
+
+  // Short pieces (almost all): scan for the lowest priority and shift the arrays, as tiktoken does.
+  private mergeSmall(n: number): number[] {
+    const w = this.w, pr = this.pr, m = this.merges;
+    for (let i = 0; i + 1 < n; i++) pr[i] = m.priority(w[i], w[i + 1]);
+    while (n > 1) {
+      let best = NO_MERGE, at = -1;
+      for (let i = 0; i + 1 < n; i++) {
+        if (pr[i] < best) {
+          best = pr[i];
+          at = i;
+        }
+      }
+      if (at < 0) break;
+      w[at] = m.result(w[at], w[at + 1]);
+      for (let i = at + 1; i + 1 < n; i++) {
+        w[i] = w[i + 1];
+        pr[i] = pr[i + 1];
+      }
+      n--;
+      if (at > 0) pr[at - 1] = m.priority(w[at - 1], w[at]);
+      if (at + 1 < n) pr[at] = m.priority(w[at], w[at + 1]);
+    }
+    return Array.from(w.subarray(0, n));
+  }
+
+  // Long pieces (whitespace runs, long words): a doubly linked list of parts and a min-heap of candidate merges keyed
+  // by priority * 2^24 + position, so the leftmost of equal priorities comes first. Stale heap entries are skipped on
+  // pop. O(n log n) instead of O(n^2); the same result as mergeSmall.
+  private mergeLarge(n: number): number[] {
+    assert(n < 1 << 24, `piece too long for BPE: ${n} bytes`);
+    const w = this.w.slice(0, n);
+    const m = this.merges;
+    const next = new Int32Array(n), prev = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      next[i] = i + 1 < n ? i + 1 : -1;
+      prev[i] = i - 1;
+    }
+    const alive = new Uint8Array(n).fill(1);
+    const heap: number[] = [];
+    const push = (x: number) => {
+      let i = heap.length;
+      heap.push(x);
+      while (i > 0) {
+        const p = (i - 1) >> 1;
+        if (heap[p] <= x) break;
+        heap[i] = heap[p];
+        i = p;
+      }
+      heap[i] = x;
+    };
+    const pop = (): number => {
+      const top = heap[0];
+      const last = heap.pop()!;
+      if (heap.length > 0) {
+        let i = 0;
+        for (;;) {
+          const l = 2 * i + 1;
+          if (l >= heap.length) break;
+          const r = l + 1;
+          const c = r < heap.length && heap[r] < heap[l] ? r : l;
+          if (heap[c] >= last) break;
+          heap[i] = heap[c];
+          i = c;
+        }
+        heap[i] = last;
+      }
+      return top;
+    };
+    const SHIFT = 1 << 24;
+    const consider = (i: number) => {
+      const j = next[i];
+      if (j < 0) return;
+      const p = m.priority(w[i], w[j]);
+      if (p !== NO_MERGE) push(p * SHIFT + i);
+    };
+    for (let i = 0; i + 1 < n; i++) consider(i);
+    while (heap.length > 0) {
+      const top = pop();
+      const i = top % SHIFT;
+      const p = (top - i) / SHIFT;
+      const j = next[i];
+      if (!alive[i] || j < 0 || m.priority(w[i], w[j]) !== p) continue; // stale
+      w[i] = m.result(w[i], w[j]);
+      alive[j] = 0;
+      next[i] = next[j];
+      if (next[j] >= 0) prev[next[j]] = i;
+      if (prev[i] >= 0) consider(prev[i]);
+      consider(i);
+    }
+    const out: number[] = [];
+    for (let i = 0; i >= 0; i = next[i]) out.push(w[i]);
+    return out;
+  }
+
+  /** The bytes of a sequence of ids (ids without bytes, i.e. special tokens, are the caller's business). */
+  decodeBytes(ids: ArrayLike<number>): Uint8Array {
+    let total = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const b = this.tokenBytes[ids[i]];
+      if (b === undefined) throw new RangeError(`token id ${ids[i]} is outside the vocabulary (0..${this.tokenBytes.length - 1})`);
+      total += b.length;
+    }
+    const out = new Uint8Array(total);
+    let o = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const b = this.tokenBytes[ids[i]];
+      out.set(b, o);
+      o += b.length;
+    }
+    return out;
+  }
+}
+
+/**
+ * Merges from ranks, as tiktoken defines them: the pair (a, b) merges, with priority rank(a ++ b), whenever the
+ * concatenation of their bytes is itself a token. Every split point of every token is a pair (the construction of
+ * transformers' TikTokenConverter, convert_slow_tokenizer.py), so merging by this table is exactly tiktoken's rule.
+ */
+export function mergesFromRanks(tokenBytes: Uint8Array[], priorityOf: (id: number) => number = (id) => id): PairTable {
+  const byKey = new Map<string, number>();
+  for (let id = 0; id < tokenBytes.length; id++) {
+    const b = tokenBytes[id];
+    if (b.length > 0) byKey.set(Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1'), id);
+  }
+  const table = new PairTable(tokenBytes.length * 3);
+  for (let id = 0; id < tokenBytes.length; id++) {
+    const b = tokenBytes[id];
+    if (b.length < 2) continue;
+    const s = Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
+    for (let k = 1; k < s.length; k++) {
+      const a = byKey.get(s.slice(0, k));
+      const c = byKey.get(s.slice(k));
+      if (a !== undefined && c !== undefined) table.set(a, c, priorityOf(id), id);
+    }
+  }
+  return table;
+}

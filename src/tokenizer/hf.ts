@@ -1,0 +1,238 @@
+// Hugging Face files <-> tokenizer parts: tokenizer.json (the `tokenizers` library's format), tokenizer_config.json
+// (transformers: special token names and the Jinja chat template), and GPT-2's vocab.json + merges.txt. This module
+// knows JSON layouts and the byte-to-character map; encoding is bpe.ts.
+//
+// Byte-level BPE stores each token's bytes as printable characters: GPT-2's bytes_to_unicode
+// (github.com/openai/gpt-2, src/encoder.py) maps the 188 printable bytes to themselves and the other 68 to U+0100...
+// Merges come in two published forms: "a b" strings (tokenizers < 0.20, GPT-2 merges.txt) and ["a", "b"] pairs
+// (tokenizers >= 0.20, which allows spaces inside tokens). We read both and write pairs.
+import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { UserError } from '../util/errors.js';
+import { readJson, writeJsonAtomic } from '../util/fsx.js';
+import { PairTable, type BPEVocab } from './bpe.js';
+import { CHAT_TEMPLATE_JINJA } from './chat.js';
+import { GPT2_PATTERN } from './pretokenize.js';
+
+export interface TokenizerParts {
+  vocab: BPEVocab;
+  pattern: string; // pre-tokenizer regex, in the published (Rust/Oniguruma) syntax
+  specialTokens: Record<string, number>;
+  normalization?: 'NFC' | 'NFKC' | 'NFD' | 'NFKD';
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// the byte <-> character map
+
+function bytesToUnicode(): string[] {
+  const bs: number[] = [];
+  for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
+  for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
+  for (let b = 0xae; b <= 0xff; b++) bs.push(b);
+  const out = new Array<string>(256);
+  for (const b of bs) out[b] = String.fromCharCode(b);
+  let n = 0;
+  for (let b = 0; b < 256; b++) if (out[b] === undefined) out[b] = String.fromCharCode(256 + n++);
+  return out;
+}
+const BYTE_CHAR = bytesToUnicode();
+const CHAR_BYTE = new Map(BYTE_CHAR.map((c, b) => [c, b]));
+
+export function bytesToToken(b: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += BYTE_CHAR[b[i]];
+  return s;
+}
+
+export function tokenToBytes(s: string, where: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) {
+    const b = CHAR_BYTE.get(s[i]);
+    if (b === undefined) throw new UserError(`${where}: token ${JSON.stringify(s)} has a character outside the byte-level alphabet`, 'only byte-level BPE tokenizers (GPT-2 style) are supported');
+    out[i] = b;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// reading
+
+/** Build a BPE vocabulary from a token -> id map and merges (priority = position in the list). */
+export function vocabFromMerges(vocab: Record<string, number>, merges: unknown[], where: string, wholePieceFirst: boolean): BPEVocab {
+  if (!vocab || typeof vocab !== 'object') throw new UserError(`${where}: the vocabulary is missing`, 'the file is truncated or not a BPE tokenizer');
+  if (!Array.isArray(merges)) throw new UserError(`${where}: the merges are missing`, 'the file is truncated or not a BPE tokenizer');
+  const tokenBytes: Uint8Array[] = [];
+  const idOf = new Map<string, number>();
+  for (const [tok, id] of Object.entries(vocab)) {
+    if (!Number.isInteger(id) || id < 0 || id > 1e7) throw new UserError(`${where}: token ${JSON.stringify(tok)} has a bad id ${id}`, 'the file is corrupt');
+    tokenBytes[id] = tokenToBytes(tok, where);
+    idOf.set(tok, id);
+  }
+  for (let i = 0; i < tokenBytes.length; i++) if (tokenBytes[i] === undefined) tokenBytes[i] = new Uint8Array(0);
+  const byteToId = new Int32Array(256);
+  for (let b = 0; b < 256; b++) {
+    const id = idOf.get(BYTE_CHAR[b]);
+    if (id === undefined) throw new UserError(`${where}: the vocabulary has no token for the byte 0x${b.toString(16)}`, 'only byte-level BPE tokenizers (GPT-2 style) are supported; is the file truncated?');
+    byteToId[b] = id;
+  }
+  const table = new PairTable(merges.length);
+  for (let i = 0; i < merges.length; i++) {
+    const m = merges[i];
+    let a: unknown, b: unknown;
+    if (typeof m === 'string') {
+      const parts = m.split(' ');
+      if (parts.length !== 2) throw new UserError(`${where}: merge ${i} "${m}" is not two tokens separated by one space`, 'the file is corrupt');
+      [a, b] = parts;
+    } else if (Array.isArray(m) && m.length === 2) [a, b] = m;
+    else throw new UserError(`${where}: merge ${i} is neither "a b" nor ["a", "b"]: ${JSON.stringify(m)}`, 'the file is corrupt');
+    const ia = idOf.get(a as string), ib = idOf.get(b as string), ic = idOf.get((a as string) + (b as string));
+    if (ia === undefined || ib === undefined || ic === undefined) {
+      throw new UserError(`${where}: merge ${i} ${JSON.stringify([a, b])} uses or makes a token that is not in the vocabulary`, 'the vocabulary and merges do not belong together, or the file is truncated');
+    }
+    table.set(ia, ib, i, ic);
+  }
+  return { tokenBytes, byteToId, merges: table, wholePieceFirst };
+}
+
+function findSplitPattern(pre: any, where: string): string | null {
+  if (!pre) return null;
+  if (pre.type === 'Sequence') {
+    for (const p of pre.pretokenizers ?? []) {
+      const r = findSplitPattern(p, where);
+      if (r) return r;
+    }
+    return null;
+  }
+  if (pre.type === 'Split') {
+    if (typeof pre.pattern?.Regex === 'string') return pre.pattern.Regex;
+    if (typeof pre.pattern?.String === 'string') return pre.pattern.String.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    throw new UserError(`${where}: a Split pre-tokenizer without a pattern`, 'the file is corrupt');
+  }
+  if (pre.type === 'ByteLevel' && pre.use_regex !== false) return GPT2_PATTERN;
+  return null;
+}
+
+function hasByteLevel(x: any): boolean {
+  if (!x) return false;
+  if (x.type === 'ByteLevel') return true;
+  if (x.type === 'Sequence') return (x.pretokenizers ?? x.decoders ?? []).some(hasByteLevel);
+  return false;
+}
+
+/** Parse a tokenizer.json object (already JSON-parsed). */
+export function parseTokenizerJson(obj: any, where: string): TokenizerParts {
+  if (!obj || typeof obj !== 'object' || !obj.model) throw new UserError(`${where}: no "model" section`, 'expected a Hugging Face tokenizer.json');
+  const model = obj.model;
+  if (model.type !== undefined && model.type !== 'BPE') throw new UserError(`${where}: model type ${model.type} is not BPE`, 'only byte-level BPE tokenizers are supported');
+  if (!hasByteLevel(obj.pre_tokenizer) && !hasByteLevel(obj.decoder)) {
+    throw new UserError(`${where}: not a byte-level BPE tokenizer (no ByteLevel pre-tokenizer or decoder)`, 'SentencePiece-style BPE (Llama 2, Mistral) is not supported');
+  }
+  const vocab = vocabFromMerges(model.vocab, model.merges, where, model.ignore_merges === true);
+  const specialTokens: Record<string, number> = {};
+  for (const t of obj.added_tokens ?? []) {
+    if (typeof t?.content !== 'string' || !Number.isInteger(t?.id)) throw new UserError(`${where}: an added token without content or id`, 'the file is corrupt');
+    specialTokens[t.content] = t.id;
+  }
+  let normalization: TokenizerParts['normalization'];
+  const norm = obj.normalizer;
+  if (norm) {
+    const types = norm.type === 'Sequence' ? (norm.normalizers ?? []).map((n: any) => n.type) : [norm.type];
+    for (const t of types) {
+      if (['NFC', 'NFKC', 'NFD', 'NFKD'].includes(t)) normalization = t;
+      else throw new UserError(`${where}: the ${t} normalizer is not supported`, 'byte-level tokenizers normally have no normalizer, or NFC');
+    }
+  }
+  return { vocab, pattern: findSplitPattern(obj.pre_tokenizer, where) ?? GPT2_PATTERN, specialTokens, normalization };
+}
+
+export function readTokenizerJson(path: string): TokenizerParts {
+  const hint = 'train one with `chatwright tokenizer train --out DIR`, or point at a directory with tokenizer.json';
+  return parseTokenizerJson(readJson(path, 'tokenizer file', hint), path);
+}
+
+/** GPT-2's vocab.json (token -> id) and merges.txt ("#version" line, then "a b" lines). */
+export function readGpt2Files(vocabPath: string, mergesPath: string): TokenizerParts {
+  const vocab = readJson(vocabPath, 'GPT-2 vocab.json');
+  if (!existsSync(mergesPath)) throw new UserError(`GPT-2 merges.txt not found: ${mergesPath}`);
+  const lines = readFileSync(mergesPath, 'utf8').split('\n').filter((l, i) => l.length > 0 && !(i === 0 && l.startsWith('#version')));
+  const specialTokens: Record<string, number> = {};
+  if (typeof vocab['<|endoftext|>'] === 'number') specialTokens['<|endoftext|>'] = vocab['<|endoftext|>'];
+  // GPT-2 merges predate ignore_merges: pure merges.
+  return { vocab: vocabFromMerges(vocab, lines, `${vocabPath} + ${mergesPath}`, false), pattern: GPT2_PATTERN, specialTokens };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// writing
+
+/** Merges in priority order as [a, b] token strings; ties (several splits of one token) by left id, then right id. */
+function mergeList(parts: TokenizerParts): [string, string][] {
+  const entries = parts.vocab.merges.entries();
+  entries.sort((x, y) => x[2] - y[2] || x[0] - y[0] || x[1] - y[1]);
+  const tb = parts.vocab.tokenBytes;
+  return entries.map(([a, b]) => [bytesToToken(tb[a]), bytesToToken(tb[b])]);
+}
+
+export function tokenizerJson(parts: TokenizerParts): object {
+  const vocab: Record<string, number> = {};
+  const specialIds = new Set(Object.values(parts.specialTokens));
+  parts.vocab.tokenBytes.forEach((b, id) => {
+    if (b.length > 0 && !specialIds.has(id)) vocab[bytesToToken(b)] = id;
+  });
+  const added = Object.entries(parts.specialTokens)
+    .sort((a, b) => a[1] - b[1])
+    .map(([content, id]) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: parts.normalization ? { type: parts.normalization } : null,
+    pre_tokenizer: {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: parts.pattern }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+      ],
+    },
+    post_processor: null,
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: parts.vocab.wholePieceFirst,
+      vocab,
+      merges: mergeList(parts),
+    },
+  };
+}
+
+export function tokenizerConfigJson(parts: TokenizerParts, names: { bos?: string; eos?: string; pad?: string }): object {
+  const decoderEntries: Record<string, object> = {};
+  for (const [content, id] of Object.entries(parts.specialTokens).sort((a, b) => a[1] - b[1])) {
+    decoderEntries[String(id)] = { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
+  }
+  return {
+    tokenizer_class: 'PreTrainedTokenizerFast',
+    bos_token: names.bos ?? null,
+    eos_token: names.eos ?? null,
+    pad_token: names.pad ?? null,
+    unk_token: null,
+    add_bos_token: false,
+    add_eos_token: false,
+    clean_up_tokenization_spaces: false,
+    model_max_length: 1000000000000000019884624838656,
+    added_tokens_decoder: decoderEntries,
+    chat_template: CHAT_TEMPLATE_JINJA,
+  };
+}
+
+/** tokenizer.json + tokenizer_config.json into dir, each written atomically. */
+export function writeTokenizerDir(dir: string, parts: TokenizerParts, names: { bos?: string; eos?: string; pad?: string }): void {
+  writeJsonAtomic(join(dir, 'tokenizer.json'), tokenizerJson(parts));
+  writeJsonAtomic(join(dir, 'tokenizer_config.json'), tokenizerConfigJson(parts, names));
+}

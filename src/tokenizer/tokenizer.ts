@@ -1,0 +1,220 @@
+// The Tokenizer: text <-> token ids, special tokens, the chat template, and its files. It composes pre-splitting
+// (pretokenize.ts), byte-pair merging (bpe.ts), the chat template (chat.ts), streaming decode (stream.ts) and the file
+// formats (hf.ts, tiktoken.ts). It knows nothing about models.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../util/errors.js';
+import { BytePairEncoder, type BPEVocab } from './bpe.js';
+import { renderConversation, renderForCompletion, type Message } from './chat.js';
+import { readGpt2Files, readTokenizerJson, writeTokenizerDir, type TokenizerParts } from './hf.js';
+import { toJsRegex } from './pretokenize.js';
+import { SPECIAL_ALIASES, SPECIAL_TOKENS, type SpecialToken } from './special.js';
+import { createStreamDecoder, type StreamDecoder } from './stream.js';
+import { readRankFile, vocabFromRanks } from './tiktoken.js';
+
+const utf8 = new TextEncoder();
+
+export class Tokenizer {
+  readonly bpe: BytePairEncoder;
+  readonly pattern: string; // pre-tokenizer regex in the published syntax (what tokenizer.json holds)
+  readonly specialTokens: ReadonlyMap<string, number>;
+  readonly vocabSize: number; // including special tokens
+  readonly bos: number; readonly eos: number; readonly system: number; readonly user: number;
+  readonly assistant: number; readonly eot: number; readonly pad: number; // -1 where the vocabulary has none
+  private readonly re: RegExp;
+  private readonly parts: TokenizerParts;
+  private readonly decodeTable: Uint8Array[]; // id -> bytes, special tokens as their text
+  private readonly specialOf = new Map<number, string>();
+  private allSpecialRe: RegExp | null = null;
+
+  constructor(parts: TokenizerParts) {
+    this.parts = parts;
+    this.pattern = parts.pattern;
+    this.re = toJsRegex(parts.pattern);
+    this.specialTokens = new Map(Object.entries(parts.specialTokens));
+    // Special tokens are not reachable through BPE: the encoder sees no bytes for them.
+    const bpeBytes = parts.vocab.tokenBytes.slice();
+    this.decodeTable = parts.vocab.tokenBytes.slice();
+    let size = bpeBytes.length;
+    for (const [text, id] of this.specialTokens) {
+      if (!Number.isInteger(id) || id < 0) throw new UserError(`special token ${text} has a bad id ${id}`, 'the tokenizer file is corrupt');
+      this.specialOf.set(id, text);
+      bpeBytes[id] = new Uint8Array(0);
+      this.decodeTable[id] = utf8.encode(text);
+      size = Math.max(size, id + 1);
+    }
+    for (let i = 0; i < size; i++) {
+      if (bpeBytes[i] === undefined) bpeBytes[i] = new Uint8Array(0);
+      if (this.decodeTable[i] === undefined) this.decodeTable[i] = new Uint8Array(0);
+    }
+    this.bpe = new BytePairEncoder({ ...parts.vocab, tokenBytes: bpeBytes });
+    this.vocabSize = size;
+    const idFor = (name: SpecialToken): number => {
+      for (const alias of SPECIAL_ALIASES[name]) {
+        const id = this.specialTokens.get(alias);
+        if (id !== undefined) return id;
+      }
+      return -1;
+    };
+    this.bos = idFor('<|bos|>');
+    this.eos = idFor('<|eos|>');
+    this.system = idFor('<|system|>');
+    this.user = idFor('<|user|>');
+    this.assistant = idFor('<|assistant|>');
+    this.eot = idFor('<|eot|>');
+    this.pad = idFor('<|pad|>');
+  }
+
+  // ---- files -------------------------------------------------------------------------------------------------------
+
+  /** tokenizer.json in dir (a tokenizer or model directory), or GPT-2's vocab.json + merges.txt. */
+  static load(dir: string): Tokenizer {
+    if (existsSync(join(dir, 'tokenizer.json'))) return new Tokenizer(readTokenizerJson(join(dir, 'tokenizer.json')));
+    if (existsSync(join(dir, 'vocab.json')) && existsSync(join(dir, 'merges.txt'))) {
+      return new Tokenizer(readGpt2Files(join(dir, 'vocab.json'), join(dir, 'merges.txt')));
+    }
+    throw new UserError(`no tokenizer.json (or vocab.json + merges.txt) in ${dir}`, 'train one with `chatwright tokenizer train --out DIR`');
+  }
+
+  /** A tiktoken rank file (.tiktoken, or the JSON of the tiktoken / js-tiktoken npm packages). */
+  static fromTiktoken(path: string, opts: { pattern?: string; specialTokens?: Record<string, number> } = {}): Tokenizer {
+    const rf = readRankFile(path);
+    const pattern = opts.pattern ?? rf.pattern;
+    if (!pattern) throw new UserError(`${path} carries no pre-tokenizer pattern`, 'pass one, e.g. CL100K_PATTERN from src/tokenizer/pretokenize.ts');
+    return new Tokenizer({ vocab: vocabFromRanks(rf.tokenBytes), pattern, specialTokens: opts.specialTokens ?? rf.specialTokens });
+  }
+
+  static fromVocab(vocab: BPEVocab, pattern: string, specialTokens: Record<string, number>): Tokenizer {
+    return new Tokenizer({ vocab, pattern, specialTokens });
+  }
+
+  /** tokenizer.json + tokenizer_config.json (with the chat template), written atomically. */
+  save(dir: string): void {
+    const name = (id: number) => (id >= 0 ? this.specialOf.get(id) : undefined);
+    writeTokenizerDir(dir, this.parts, { bos: name(this.bos), eos: name(this.eos), pad: name(this.pad) });
+  }
+
+  /** The parts this tokenizer was built from (for writers of other formats). */
+  toParts(): TokenizerParts {
+    return this.parts;
+  }
+
+  // ---- encoding ----------------------------------------------------------------------------------------------------
+
+  /** Text to ids; special tokens are plain text. */
+  encodeOrdinary(text: string, out: number[] = []): number[] {
+    if (this.parts.normalization) text = text.normalize(this.parts.normalization);
+    const re = this.re;
+    re.lastIndex = 0;
+    const pieces = text.match(re);
+    if (pieces !== null) {
+      let covered = 0;
+      for (let i = 0; i < pieces.length; i++) covered += pieces[i].length;
+      if (covered === text.length) {
+        for (let i = 0; i < pieces.length; i++) this.bpe.encodePiece(pieces[i], out);
+        return out;
+      }
+    }
+    // A pattern that does not cover every character (not the published ones): the gaps are pieces of their own, as
+    // in Hugging Face's Split with behavior "Isolated".
+    re.lastIndex = 0;
+    let last = 0;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      if (m[0].length === 0) {
+        re.lastIndex++;
+        continue;
+      }
+      if (m.index > last) this.bpe.encodePiece(text.slice(last, m.index), out);
+      this.bpe.encodePiece(m[0], out);
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) this.bpe.encodePiece(text.slice(last), out);
+    return out;
+  }
+
+  /** Text to ids. Special tokens in the text stay plain text unless allowed ('all' or a set of their strings). */
+  encode(text: string, opts: { allowedSpecial?: 'all' | Set<string> } = {}): number[] {
+    const allowed = opts.allowedSpecial;
+    if (!allowed || this.specialTokens.size === 0) return this.encodeOrdinary(text);
+    let re: RegExp;
+    if (allowed === 'all') {
+      this.allSpecialRe ??= specialRegex([...this.specialTokens.keys()]);
+      re = this.allSpecialRe;
+    } else {
+      for (const s of allowed) if (!this.specialTokens.has(s)) throw new UserError(`"${s}" is not a special token of this tokenizer`, `special tokens: ${[...this.specialTokens.keys()].join(' ')}`);
+      if (allowed.size === 0) return this.encodeOrdinary(text);
+      re = specialRegex([...allowed]);
+    }
+    const out: number[] = [];
+    let last = 0;
+    re.lastIndex = 0;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      if (m.index > last) this.encodeOrdinary(text.slice(last, m.index), out);
+      out.push(this.specialTokens.get(m[0])!);
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) this.encodeOrdinary(text.slice(last), out);
+    return out;
+  }
+
+  // ---- decoding ----------------------------------------------------------------------------------------------------
+
+  decodeBytes(ids: ArrayLike<number>): Uint8Array {
+    let total = 0;
+    const table = this.decodeTable;
+    for (let i = 0; i < ids.length; i++) {
+      const b = table[ids[i]];
+      if (b === undefined) throw new UserError(`token id ${ids[i]} is outside the vocabulary (0..${table.length - 1})`);
+      total += b.length;
+    }
+    const out = new Uint8Array(total);
+    let o = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const b = table[ids[i]];
+      out.set(b, o);
+      o += b.length;
+    }
+    return out;
+  }
+
+  /** Ids to text; special tokens appear as their text; invalid UTF-8 (a cut-off character) becomes U+FFFD. */
+  decode(ids: ArrayLike<number>): string {
+    return Buffer.from(this.decodeBytes(ids).buffer).toString('utf8');
+  }
+
+  /** The bytes of one token (special tokens: their text). */
+  tokenBytes(id: number): Uint8Array {
+    const b = this.decodeTable[id];
+    if (b === undefined) throw new UserError(`token id ${id} is outside the vocabulary (0..${this.decodeTable.length - 1})`);
+    return b;
+  }
+
+  /** The special token's text if id is one, else undefined. */
+  specialName(id: number): string | undefined {
+    return this.specialOf.get(id);
+  }
+
+  streamDecoder(): StreamDecoder {
+    return createStreamDecoder((id) => this.tokenBytes(id));
+  }
+
+  // ---- chat --------------------------------------------------------------------------------------------------------
+
+  render(messages: Message[]): { ids: number[]; mask: number[] } {
+    return renderConversation(this, messages);
+  }
+
+  renderForCompletion(messages: Message[]): number[] {
+    return renderForCompletion(this, messages);
+  }
+}
+
+function specialRegex(tokens: string[]): RegExp {
+  const sorted = [...tokens].sort((a, b) => b.length - a.length); // longest first, so a prefix never wins
+  return new RegExp(sorted.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'gu');
+}
+
+/** Our special tokens after `n` ids, in SPECIAL_TOKENS order. */
+export function specialTokensFrom(n: number): Record<string, number> {
+  return Object.fromEntries(SPECIAL_TOKENS.map((t, i) => [t, n + i]));
+}

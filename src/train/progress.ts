@@ -1,0 +1,80 @@
+// Throughput accounting and the live progress line. Knows numbers, not models: the caller passes the shape figures.
+//
+// MFU (model FLOPs utilisation, PaLM appendix B): achieved model FLOP/s over the machine's GEMM peak. Per token a training
+// step costs 6 FLOPs per matmul parameter (2 forward, 4 backward) plus attention: QK^T and AV are 2 * 2 * C FLOPs per
+// (query, key) pair forward, x3 with backward, over the T/2 keys a causal query sees on average: 6 * nLayer * C * T.
+// (nanoGPT's estimate_mfu counts the full T x T square, 12 * nLayer * C * T; we count only what causal attention does.)
+// The peak is measured, not taken from a datasheet: a short GEMM of training shape on the backend in use.
+//
+// API: trainFlopsPerToken(shape), measureGemmPeak(backend, M, N, K), ProgressLine, formatDuration(seconds)
+import type { Backend } from '../tensor/backend.js';
+
+export interface FlopShape { matmulParams: number; nLayer: number; nEmbd: number; seqLen: number }
+
+export function trainFlopsPerToken(s: FlopShape): number {
+  return 6 * s.matmulParams + 6 * s.nLayer * s.nEmbd * s.seqLen;
+}
+
+// Best GFLOP/s of C(M, N) = A(M, K) @ B(N, K)^T (the layout of a linear layer, HF weights) over a few repetitions
+// lasting about `seconds` after one warm-up call.
+export function measureGemmPeak(backend: Backend, M: number, N: number, K: number, seconds = 0.5): number {
+  const A = new Float32Array(M * K), B = new Float32Array(N * K), C = new Float32Array(M * N);
+  for (let i = 0; i < A.length; i++) A[i] = ((i * 7919) % 1000) / 1000 - 0.5;
+  for (let i = 0; i < B.length; i++) B[i] = ((i * 104729) % 1000) / 1000 - 0.5;
+  backend.gemm(C, A, B, M, N, K, false, true, 1, 0);
+  let best = 0;
+  const t0 = performance.now();
+  let reps = 0;
+  while (reps < 3 || (performance.now() - t0 < seconds * 1000 && reps < 200)) {
+    const t = performance.now();
+    backend.gemm(C, A, B, M, N, K, false, true, 1, 0);
+    const dt = (performance.now() - t) / 1000;
+    best = Math.max(best, (2 * M * N * K) / dt / 1e9);
+    reps++;
+  }
+  return best;
+}
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '?';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+// One status line rewritten in place with \r on a terminal; plain lines (every `every`-th update) otherwise.
+export class ProgressLine {
+  private readonly tty: boolean;
+  private count = 0;
+  private width = 0;
+
+  constructor(private readonly stream: NodeJS.WriteStream = process.stdout, private readonly every = 1) {
+    this.tty = !!stream.isTTY;
+  }
+
+  update(text: string, force = false): void {
+    this.count++;
+    if (this.tty) {
+      const pad = Math.max(0, this.width - text.length);
+      this.stream.write('\r' + text + ' '.repeat(pad));
+      this.width = text.length;
+    } else if (force || this.count % this.every === 0) {
+      this.stream.write(text + '\n');
+    }
+  }
+
+  // print a full line (a validation loss, a sample) without clobbering the status line
+  log(text: string): void {
+    if (this.tty && this.width > 0) {
+      this.stream.write('\r' + ' '.repeat(this.width) + '\r');
+      this.width = 0;
+    }
+    this.stream.write(text + '\n');
+  }
+
+  done(): void {
+    if (this.tty && this.width > 0) this.stream.write('\n');
+    this.width = 0;
+  }
+}
