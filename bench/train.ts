@@ -1,0 +1,99 @@
+// Training throughput: tokens/s and MFU of a full training step (forward, loss, backward, clipping, AdamW) for the
+// tiny, small and medium presets at 2,048 tokens per step, fp32, all threads; the GEMM peak measured in the same run;
+// peak resident memory. Each preset runs in its own child process so its peak memory is its own.
+//
+//   npx tsc -p . && node dist/bench/train.js                       # all three presets
+//   node dist/bench/train.js --presets tiny --steps 10 --vocab 4096
+//   node dist/bench/train.js --presets small --cpu-prof            # writes a .cpuprofile per child into bench-prof/
+//
+// Reported per preset: median step time over --steps timed steps after --warmup steps, its split into forward+loss,
+// backward, clip+AdamW, tokens/s, MFU = model FLOP/s / GEMM peak (FLOPs as in src/train/progress.ts), peak RSS.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { getBackend, setBackend, nativeAvailable, releaseTape } from '../src/tensor/index.js';
+import { GPT } from '../src/model/gpt.js';
+import { configFromPreset } from '../src/model/config.js';
+import { AdamW, clipGradNorm } from '../src/train/optim.js';
+import { measureGemmPeak, trainFlopsPerToken } from '../src/train/progress.js';
+import { Rng } from '../src/train/rng.js';
+
+const SHAPES: Record<string, { B: number; T: number }> = { tiny: { B: 16, T: 128 }, small: { B: 8, T: 256 }, medium: { B: 4, T: 512 } };
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function child(preset: string): void {
+  const steps = Number(arg('steps', '6')), warmup = Number(arg('warmup', '2')), V = Number(arg('vocab', '8192'));
+  if (arg('backend', '') === 'js' || !nativeAvailable()) setBackend('js');
+  const be = getBackend();
+  const { B, T } = SHAPES[preset];
+  const model = GPT.create(configFromPreset(preset, V), 1);
+  const cfg = model.config;
+  const opt = new AdamW(model, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
+  const rng = new Rng(2);
+  const ids = new Int32Array(B * T), targets = new Int32Array(B * T);
+  for (let i = 0; i < B * T; i++) { ids[i] = rng.int(V); targets[i] = rng.int(V); }
+
+  // the GEMM peak at the largest training shape (tokens x intermediate x embedding), measured in this process
+  const peak = measureGemmPeak(be, B * T, cfg.intermediateSize, cfg.nEmbd, 1.0);
+  const matmulParams = model.layout.filter((p) => p.kind === 'matrix').reduce((a, p) => a + p.size, 0) +
+    (cfg.tiedEmbeddings ? cfg.vocabSize * cfg.nEmbd : 0);
+  const flopsPerToken = trainFlopsPerToken({ matmulParams, nLayer: cfg.nLayer, nEmbd: cfg.nEmbd, seqLen: T });
+
+  const total: number[] = [], fwd: number[] = [], bwd: number[] = [], upd: number[] = [];
+  let loss = 0;
+  for (let s = 0; s < warmup + steps; s++) {
+    const t0 = performance.now();
+    model.zeroGrad();
+    const l = model.forward(ids, B, T, { targets }).loss!;
+    loss = l.item();
+    const t1 = performance.now();
+    l.backward();
+    releaseTape();
+    const t2 = performance.now();
+    clipGradNorm(model.gradFlat, 1.0, be);
+    opt.step(1e-4);
+    const t3 = performance.now();
+    if (s >= warmup) { total.push(t3 - t0); fwd.push(t1 - t0); bwd.push(t2 - t1); upd.push(t3 - t2); }
+  }
+  const dt = median(total) / 1000;
+  const tokPerSec = (B * T) / dt;
+  const mfu = (flopsPerToken * tokPerSec) / (peak * 1e9);
+  console.log(JSON.stringify({
+    preset, backend: be.name, B, T, vocab: V, params: model.numParams(), matmulParams, stepMs: +(dt * 1000).toFixed(1),
+    forwardMs: +median(fwd).toFixed(1), backwardMs: +median(bwd).toFixed(1), updateMs: +median(upd).toFixed(1),
+    tokPerSec: Math.round(tokPerSec), modelGflops: +((flopsPerToken * tokPerSec) / 1e9).toFixed(1), peakGflops: +peak.toFixed(1),
+    mfu: +mfu.toFixed(3), peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), loss: +loss.toFixed(3),
+  }));
+}
+
+function parent(): void {
+  const presets = arg('presets', 'tiny,small,medium').split(',');
+  const self = fileURLToPath(import.meta.url);
+  const pass = process.argv.slice(2).filter((a) => a !== '--cpu-prof');
+  const nodeFlags = process.argv.includes('--cpu-prof') ? ['--cpu-prof', '--cpu-prof-dir=bench-prof'] : [];
+  const rows: any[] = [];
+  for (const p of presets) {
+    if (!(p in SHAPES)) throw new Error(`unknown preset ${p}; choose from ${Object.keys(SHAPES).join(', ')}`);
+    const r = spawnSync(process.execPath, [...nodeFlags, self, ...pass, '--child', p], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = r.stdout.trim().split('\n').pop() ?? '';
+    if (r.status !== 0 || !line.startsWith('{')) { console.error(`${p}: child failed (exit ${r.status})\n${r.stdout}`); continue; }
+    rows.push(JSON.parse(line));
+  }
+  const target: Record<string, number> = { tiny: 0.45, small: 0.65, medium: 0.65 };
+  console.log('preset  backend  B x T      params   step ms  fwd/bwd/upd ms        tok/s   model GF/s  peak GF/s   MFU  (target)  peak RSS');
+  for (const r of rows) {
+    console.log(`${r.preset.padEnd(7)} ${r.backend.padEnd(8)} ${`${r.B} x ${r.T}`.padEnd(9)} ${(r.params / 1e6).toFixed(2).padStart(7)}M ` +
+      `${String(r.stepMs).padStart(8)}  ${`${r.forwardMs}/${r.backwardMs}/${r.updateMs}`.padEnd(20)} ${String(r.tokPerSec).padStart(7)} ` +
+      `${String(r.modelGflops).padStart(11)} ${String(r.peakGflops).padStart(10)} ${(100 * r.mfu).toFixed(1).padStart(5)}%  (${100 * target[r.preset]}%) ` +
+      `${String(r.peakRssMiB).padStart(6)} MiB`);
+  }
+}
+
+const ci = process.argv.indexOf('--child');
+if (ci >= 0) child(process.argv[ci + 1]);
+else parent();

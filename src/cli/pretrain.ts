@@ -1,0 +1,65 @@
+// `chatwright pretrain`: next-token pretraining on token shards (src/stages/pretrain.ts). Options left out keep the
+// resumed run's values, else the preset's defaults.
+import { pretrain, type PretrainOptions } from '../stages/pretrain.js';
+import { helpText, parseArgs, wantsHelp } from './args.js';
+import { UserError } from '../util/errors.js';
+
+const int = { type: 'number', integer: true } as const;
+const spec = {
+  preset: { type: 'string', description: 'model size: tiny, small or medium (default tiny)' },
+  data: { type: 'string', description: 'token shard directory (from `chatwright data prepare`)' },
+  out: { type: 'string', description: 'checkpoint folder, e.g. runs/tiny/base' },
+  tokenizer: { type: 'string', description: 'tokenizer directory (default: the copy inside --data)' },
+  steps: { ...int, min: 1, description: 'total optimizer steps' },
+  'batch-size': { ...int, min: 1, description: 'sequences per micro-batch' },
+  'seq-len': { ...int, min: 1, description: 'tokens per sequence' },
+  context: { ...int, min: 1, description: "a new model's context length (default: the preset's)" },
+  'grad-accum': { ...int, min: 1, description: 'micro-batches per optimizer step' },
+  lr: { type: 'number', min: 0, description: 'peak learning rate' },
+  'min-lr': { type: 'number', min: 0, description: 'learning rate at the end of the decay' },
+  warmup: { ...int, min: 0, description: 'linear warmup steps' },
+  decay: { type: 'string', description: 'cosine, linear or constant' },
+  'weight-decay': { type: 'number', min: 0, description: 'AdamW weight decay on matmul weights' },
+  'decay-all': { type: 'boolean', description: 'weight decay on norms and embeddings too' },
+  beta1: { type: 'number', min: 0, max: 1, description: 'AdamW beta1' },
+  beta2: { type: 'number', min: 0, max: 1, description: 'AdamW beta2' },
+  clip: { type: 'number', min: 0, description: 'clip the global gradient norm to this (0: off)' },
+  'eval-every': { ...int, min: 0, description: 'validation loss every N steps (0: only at the end)' },
+  'eval-batches': { ...int, min: 1, description: 'validation batches per evaluation' },
+  'sample-every': { ...int, min: 0, description: 'print sampled continuations every N steps (0: never)' },
+  'sample-tokens': { ...int, min: 1, description: 'tokens per sample' },
+  'save-every': { ...int, min: 0, description: 'checkpoint every N steps (0: only at the end)' },
+  seed: { ...int, min: 0, description: 'seed of the initialisation, the data order and the samples' },
+  resume: { type: 'boolean', description: 'continue from the checkpoint in --out when one exists (default true)' },
+  backend: { type: 'string', description: 'js or native (default: native when the addon is built)' },
+  'time-limit': { type: 'number', min: 0, description: 'minutes; stop cleanly with a checkpoint' },
+  'peak-gflops': { type: 'number', min: 0, description: 'GEMM peak for MFU (default: measured at start)' },
+  'log-every': { ...int, min: 1, description: 'progress line every N steps when stdout is not a terminal' },
+} as const;
+
+export async function run(argv: string[]): Promise<number> {
+  if (wantsHelp(argv)) {
+    console.log(helpText('pretrain', 'pretrain a GPT on token shards (next-token prediction)', spec));
+    return 0;
+  }
+  const a = parseArgs('pretrain', argv, spec);
+  if (a._.length) throw new UserError(`pretrain: unexpected argument "${a._[0]}"`, 'run `chatwright pretrain --help`');
+  if (!a.data) throw new UserError('pretrain: --data is required', 'prepare shards with `chatwright data prepare` first');
+  if (!a.out) throw new UserError('pretrain: --out is required', 'e.g. --out runs/tiny/base');
+  const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]): T | undefined => {
+    if (v !== undefined && !ok.includes(v as T)) throw new UserError(`pretrain: --${name} must be one of ${ok.join(', ')}, got "${v}"`);
+    return v as T | undefined;
+  };
+  const opts: Partial<PretrainOptions> & { data: string; out: string } = {
+    preset: oneOf('preset', a.preset, ['tiny', 'small', 'medium'] as const), data: a.data, out: a.out,
+    tokenizer: a.tokenizer, steps: a.steps, batchSize: a['batch-size'], seqLen: a['seq-len'], context: a.context,
+    gradAccum: a['grad-accum'], lr: a.lr, minLr: a['min-lr'], warmup: a.warmup,
+    decay: oneOf('decay', a.decay, ['cosine', 'linear', 'constant'] as const), weightDecay: a['weight-decay'],
+    decayAll: a['decay-all'], beta1: a.beta1, beta2: a.beta2, clip: a.clip, evalEvery: a['eval-every'],
+    evalBatches: a['eval-batches'], sampleEvery: a['sample-every'], sampleTokens: a['sample-tokens'],
+    saveEvery: a['save-every'], seed: a.seed, resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const),
+    timeLimit: a['time-limit'], peakGflops: a['peak-gflops'], logEvery: a['log-every'],
+  };
+  await pretrain(opts);
+  return 0;
+}

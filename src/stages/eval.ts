@@ -1,0 +1,310 @@
+// Evaluation of chat models on held-out prompts: the held-out SFT loss (mean over assistant tokens, the SFT objective),
+// and checks of greedy answers against references: for poems, the share of answers in the requested form (number of lines
+// and Han characters per line) and the share naming the right author; for definitions, token F1 against the gloss.
+// Base and SFT models get the same chat template, so the table shows what fine-tuning adds.
+//
+//   chatwright eval --base runs/demo/base --sft runs/demo/sft              (held-out set saved by `chatwright sft`)
+//   chatwright eval --sft runs/demo/sft --data chinese-poetry --limit 2000 (rebuild a built-in set)
+//
+// Boundary: metrics are pure functions of strings (top of the file); the runner loads models, renders prompts with the
+// tokenizer and decodes with src/generate. It never trains.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../util/errors.js';
+import { writeJsonAtomic } from '../util/fsx.js';
+import { noGrad, releaseTape } from '../tensor/index.js';
+import type { GPT } from '../model/gpt.js';
+import { loadModel } from '../model/checkpoint.js';
+import { validateConversation as validateChat, type Message, type Tokenizer } from '../tokenizer/index.js';
+import { generateBatch } from '../generate/index.js';
+import {
+  builtinDemos, countHan, isBuiltinDemos, makeBatch, packConversations, parseDemos, readDemos, splitPoemLines,
+  type Conversation, type EvalPrompt, type Reference,
+} from '../train/demos.js';
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Metrics: pure functions
+
+// Lines and Han characters per line of an answer (split on ，。！？； and line breaks, as in the demonstrations).
+export function answerForm(text: string): { lines: number; chars: number[] } {
+  const lines = splitPoemLines(text).map(countHan).filter((n) => n > 0);
+  return { lines: lines.length, chars: lines };
+}
+
+// True when the answer has exactly `lines` lines of exactly `chars` Han characters each.
+export function formMatches(text: string, lines: number, chars: number): boolean {
+  const f = answerForm(text);
+  return f.lines === lines && f.chars.every((n) => n === chars);
+}
+
+// True when the answer names the author (the author's name appears in it).
+export function authorMatches(text: string, author: string): boolean {
+  return author.length > 0 && text.includes(author);
+}
+
+// SQuAD-style token F1 (Rajpurkar et al. 2016, the official evaluate-v1.1.py): lower-case, drop punctuation and the
+// articles a/an/the, split on white space; F1 of the bag-of-tokens overlap.
+export function normalizeTokens(s: string): string[] {
+  return s
+    .toLowerCase()
+    .replace(/[\p{P}\p{S}]/gu, ' ')
+    .split(/\s+/)
+    .filter((w) => w.length > 0 && w !== 'a' && w !== 'an' && w !== 'the');
+}
+
+export function tokenF1(prediction: string, reference: string): number {
+  const p = normalizeTokens(prediction);
+  const r = normalizeTokens(reference);
+  if (p.length === 0 || r.length === 0) return p.length === r.length ? 1 : 0;
+  const counts = new Map<string, number>();
+  for (const w of r) counts.set(w, (counts.get(w) ?? 0) + 1);
+  let common = 0;
+  for (const w of p) {
+    const c = counts.get(w) ?? 0;
+    if (c > 0) {
+      common++;
+      counts.set(w, c - 1);
+    }
+  }
+  if (common === 0) return 0;
+  const precision = common / p.length;
+  const recall = common / r.length;
+  return (2 * precision * recall) / (precision + recall);
+}
+
+// Score of one answer against its reference, in [0, 1].
+export function score(answer: string, ref: Reference): number {
+  if (ref.task === 'poem-form') return formMatches(answer, ref.lines, ref.chars) ? 1 : 0;
+  if (ref.task === 'author') return authorMatches(answer, ref.author) ? 1 : 0;
+  return tokenF1(answer, ref.gloss);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The evaluation set: held-out dialogues (loss) and prompts with references (generation)
+
+export interface EvalSet {
+  heldout: Conversation[];
+  prompts: EvalPrompt[];
+}
+
+export const HELDOUT_FILE = 'heldout.jsonl';
+export const PROMPTS_FILE = 'eval_prompts.jsonl';
+
+export function promptsToJsonl(prompts: EvalPrompt[]): string {
+  return prompts.map((p) => JSON.stringify(p)).join('\n') + (prompts.length ? '\n' : '');
+}
+
+export function parsePrompts(text: string, name: string): EvalPrompt[] {
+  const out: EvalPrompt[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let v: any;
+    try {
+      v = JSON.parse(line);
+    } catch (e) {
+      throw new UserError(`${name} line ${i + 1}: not valid JSON: ${(e as Error).message}`);
+    }
+    const where = `${name} line ${i + 1}`;
+    const messages = Array.isArray(v?.messages) ? v.messages : null;
+    if (!messages) throw new UserError(`${where}: missing "messages"`, 'each line is {"messages": [...], "reference": {"task": ...}}');
+    try {
+      validateChat(messages, 'user');  // prompts end with the user's turn
+    } catch (e) {
+      if (e instanceof UserError) throw new UserError(`${where}: ${e.message}`, e.hint);
+      throw e;
+    }
+    const ref = v.reference as Reference;
+    if (!ref || !['poem-form', 'author', 'gloss'].includes(ref.task))
+      throw new UserError(`${where}: "reference.task" must be poem-form, author or gloss`);
+    out.push({ messages: messages.map((m: Message) => ({ role: m.role, content: m.content })), reference: ref });
+  });
+  return out;
+}
+
+// The set an SFT run saved beside its model (so `eval` sees exactly the held-out split SFT did not train on), a built-in
+// set, or a JSONL file of dialogues (held-out loss only).
+export function loadEvalSet(opts: { data?: string; sftDir?: string; limit?: number; maxPrompts?: number }): EvalSet {
+  if (opts.data && isBuiltinDemos(opts.data)) {
+    const s = builtinDemos(opts.data, { limit: opts.limit, maxPrompts: opts.maxPrompts });
+    return { heldout: s.heldout, prompts: s.prompts };
+  }
+  if (opts.data) {
+    if (existsSync(join(opts.data, HELDOUT_FILE))) return readEvalDir(opts.data);
+    return { heldout: readDemos(opts.data), prompts: [] };
+  }
+  if (opts.sftDir && existsSync(join(opts.sftDir, HELDOUT_FILE))) return readEvalDir(opts.sftDir);
+  throw new UserError('no evaluation data', 'give --data (chinese-poetry, wordnet, a .jsonl file) or --sft with a model trained by `chatwright sft`');
+}
+
+function readEvalDir(dir: string): EvalSet {
+  const text = readFileSync(join(dir, HELDOUT_FILE), 'utf8');
+  const heldout = text.trim() ? parseDemos(text, join(dir, HELDOUT_FILE)) : [];
+  const pf = join(dir, PROMPTS_FILE);
+  const prompts = existsSync(pf) ? parsePrompts(readFileSync(pf, 'utf8'), pf) : [];
+  return { heldout, prompts };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Held-out loss: the SFT objective on unseen dialogues, averaged over all their assistant tokens
+
+export function heldoutLoss(model: GPT, tokenizer: Tokenizer, convs: Conversation[], opts: { T?: number; batchSize?: number } = {}): number {
+  if (convs.length === 0) return NaN;
+  const T = Math.min(opts.T ?? model.config.maxSeqLen, model.config.maxSeqLen);
+  const B = opts.batchSize ?? 8;
+  const packed = packConversations(convs, tokenizer, T, { pack: true });
+  let sum = 0;
+  let weight = 0;
+  for (let i = 0; i < packed.rows.length; i += B) {
+    const which: number[] = [];
+    for (let j = i; j < Math.min(i + B, packed.rows.length); j++) which.push(j);
+    const batch = makeBatch(packed, which);
+    let w = 0;
+    for (let k = 0; k < batch.weights.length; k++) w += batch.weights[k];
+    if (w === 0) continue;
+    const loss = noGrad(() => model.forward(batch.ids, which.length, T, { targets: batch.targets, weights: batch.weights }).loss!.item());
+    releaseTape();
+    sum += loss * w;
+    weight += w;
+  }
+  return weight > 0 ? sum / weight : NaN;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Generation metrics: greedy answers to the held-out prompts
+
+export interface EvalSample { prompt: string; answer: string; reference: Reference; score: number }
+
+export interface ModelMetrics {
+  heldoutLoss: number | null;
+  poemForm: number | null;   // share of answers in the requested form
+  author: number | null;     // share of answers naming the right author
+  glossF1: number | null;    // mean token F1 against the gloss
+  counts: { heldout: number; poemForm: number; author: number; gloss: number };
+}
+
+const MAX_NEW: Record<Reference['task'], number> = { 'poem-form': 96, author: 32, gloss: 64 };
+
+export function evaluateModel(
+  model: GPT,
+  tokenizer: Tokenizer,
+  set: EvalSet,
+  opts: { T?: number; maxNewTokens?: number; batchSize?: number; onProgress?: (done: number, total: number) => void } = {},
+): { metrics: ModelMetrics; samples: EvalSample[] } {
+  const samples: EvalSample[] = [];
+  const total = set.prompts.length + 1;
+  const loss = set.heldout.length ? heldoutLoss(model, tokenizer, set.heldout, { T: opts.T }) : null;
+  opts.onProgress?.(1, total);
+  // greedy answers, decoded in batches of prompts of one task (one answer budget per batch)
+  const batch = opts.batchSize ?? 16;
+  const byTask = new Map<Reference['task'], EvalPrompt[]>();
+  for (const p of set.prompts) byTask.set(p.reference.task, [...(byTask.get(p.reference.task) ?? []), p]);
+  let done = 1;
+  for (const [task, prompts] of byTask) {
+    for (let i = 0; i < prompts.length; i += batch) {
+      const group = prompts.slice(i, i + batch);
+      const ids = group.map((p) => tokenizer.renderForCompletion(p.messages));
+      const longest = Math.max(...ids.map((x) => x.length));
+      const room = model.config.maxSeqLen - longest;
+      const maxNewTokens = Math.min(room, opts.maxNewTokens ?? MAX_NEW[task]);
+      const answers = maxNewTokens >= 1
+        ? generateBatch(model, tokenizer, ids, { maxNewTokens, temperature: 0, stopTokens: [tokenizer.eot, tokenizer.eos] }).map((r) => r.text)
+        : group.map(() => '');
+      group.forEach((p, j) => {
+        samples.push({ prompt: p.messages[p.messages.length - 1].content, answer: answers[j], reference: p.reference, score: score(answers[j], p.reference) });
+      });
+      done += group.length;
+      opts.onProgress?.(done, total);
+    }
+  }
+  const mean = (task: Reference['task']) => {
+    const s = samples.filter((x) => x.reference.task === task);
+    return s.length ? s.reduce((a, x) => a + x.score, 0) / s.length : null;
+  };
+  const count = (task: Reference['task']) => samples.filter((x) => x.reference.task === task).length;
+  return {
+    metrics: {
+      heldoutLoss: loss === null || Number.isNaN(loss) ? null : loss,
+      poemForm: mean('poem-form'),
+      author: mean('author'),
+      glossF1: mean('gloss'),
+      counts: { heldout: set.heldout.length, poemForm: count('poem-form'), author: count('author'), gloss: count('gloss') },
+    },
+    samples,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The table: one column per model
+
+export interface EvalReport {
+  models: { name: string; dir: string; metrics: ModelMetrics; samples: EvalSample[] }[];
+}
+
+export function formatTable(report: EvalReport): string {
+  const names = report.models.map((m) => m.name);
+  const rows: [string, (m: ModelMetrics) => string][] = [];
+  const first = report.models[0]?.metrics;
+  const pct = (x: number | null) => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
+  if (first?.heldoutLoss !== undefined && report.models.some((m) => m.metrics.heldoutLoss !== null))
+    rows.push([`held-out SFT loss (${first.counts.heldout} dialogues)`, (m) => (m.heldoutLoss === null ? '-' : m.heldoutLoss.toFixed(3))]);
+  if (first && first.counts.poemForm > 0) rows.push([`poems in the requested form (${first.counts.poemForm})`, (m) => pct(m.poemForm)]);
+  if (first && first.counts.author > 0) rows.push([`correct author (${first.counts.author})`, (m) => pct(m.author)]);
+  if (first && first.counts.gloss > 0) rows.push([`definition token F1 (${first.counts.gloss})`, (m) => (m.glossF1 === null ? '-' : m.glossF1.toFixed(3))]);
+  const w0 = Math.max(6, ...rows.map((r) => r[0].length));
+  const cells = rows.map(([label, f]) => [label, ...report.models.map((m) => f(m.metrics))]);
+  const widths = names.map((n, j) => Math.max(n.length, ...cells.map((c) => c[j + 1].length)));
+  const line = (c: string[]) => c[0].padEnd(w0) + c.slice(1).map((x, j) => '  ' + x.padStart(widths[j])).join('');
+  const out = [line(['metric', ...names]), '-'.repeat(w0 + widths.reduce((a, w) => a + w + 2, 0))];
+  for (const c of cells) out.push(line(c));
+  return out.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The stage: load each model, evaluate it on the same set, print the table, save JSON
+
+export interface EvalOptions {
+  models: { name: string; dir: string }[];   // e.g. [{name: 'base', dir: 'runs/demo/base'}, {name: 'sft', dir: 'runs/demo/sft'}]
+  data?: string;                              // built-in set or JSONL; default: the held-out set saved in the sft dir
+  limit?: number;                             // corpus entries to read for a built-in set
+  maxPrompts?: number;                        // evaluation prompts per task
+  out?: string;                               // JSON report path
+  log?: (line: string) => void;
+}
+
+export function runEval(opts: EvalOptions): EvalReport {
+  const log = opts.log ?? ((s: string) => console.log(s));
+  if (opts.models.length === 0) throw new UserError('eval: no model given', 'pass --base DIR and/or --sft DIR');
+  const sftDir = opts.models.find((m) => m.name === 'sft')?.dir ?? opts.models[opts.models.length - 1].dir;
+  const set = loadEvalSet({ data: opts.data, sftDir, limit: opts.limit, maxPrompts: opts.maxPrompts });
+  if (opts.maxPrompts !== undefined) set.prompts = capPerTask(set.prompts, opts.maxPrompts);
+  const report: EvalReport = { models: [] };
+  for (const m of opts.models) {
+    const { model, tokenizer } = loadModel(m.dir);
+    if (!tokenizer) throw new UserError(`no tokenizer in ${m.dir}`, 'a model directory needs tokenizer.json; save it with its tokenizer');
+    const t0 = Date.now();
+    let last = 0;
+    const r = evaluateModel(model, tokenizer, set, {
+      onProgress: (done, total) => {
+        const now = Date.now();
+        if (process.stderr.isTTY && (now - last > 250 || done === total)) {
+          last = now;
+          process.stderr.write(`\r  eval ${m.name}: ${done}/${total}`);
+        }
+      },
+    });
+    if (process.stderr.isTTY) process.stderr.write('\n');
+    log(`eval ${m.name} (${m.dir}): ${set.heldout.length} held-out dialogues, ${set.prompts.length} prompts, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    report.models.push({ name: m.name, dir: m.dir, metrics: r.metrics, samples: r.samples });
+  }
+  if (opts.out) writeJsonAtomic(opts.out, report);
+  return report;
+}
+
+function capPerTask(prompts: EvalPrompt[], n: number): EvalPrompt[] {
+  const seen = new Map<string, number>();
+  return prompts.filter((p) => {
+    const k = seen.get(p.reference.task) ?? 0;
+    seen.set(p.reference.task, k + 1);
+    return k < n;
+  });
+}

@@ -1,0 +1,369 @@
+// Supervised fine-tuning: a pretrained base model learns to answer in the chat template from demonstration dialogues.
+// The loss is the cross-entropy of the ASSISTANT's tokens only (the chat template's mask), averaged over them; the
+// prompt tokens are context, never targets (InstructGPT, Ouyang et al. 2022, section 3.5; nanochat `chat_sft.py`).
+//
+//   chatwright sft --init runs/tiny/base --data chinese-poetry --limit 5000 --out runs/tiny/sft --steps 100   # tiny: ~1 min
+//   chatwright sft --init runs/full/base --data demos.jsonl --out runs/full/sft --steps 2000                  # your data
+//
+// Reads top to bottom like src/stages/pretrain.ts, whose nouns it shares (optimizer, schedule, metrics, checkpoint
+// folder, progress line): options, demonstrations (packed into rows of T + 1 tokens, src/train/demos.ts), model and
+// optimizer (or resume), the loop, then the evaluation of base and SFT model on the held-out prompts (src/stages/eval.ts).
+//
+// Resume is exact: the batches of step s are a pure function of (packed rows, seed, s), and the checkpoint holds the
+// parameters, AdamW moments and step; a fingerprint of the packed rows guards against resuming on other data.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fsx.js';
+import { getBackend, setBackend, noGrad, releaseTape, mulScalar } from '../tensor/index.js';
+import { GPT } from '../model/gpt.js';
+import { configFromPreset } from '../model/config.js';
+import { loadModel, saveModel } from '../model/checkpoint.js';
+import { Tokenizer } from '../tokenizer/index.js';
+import { AdamW, clipGradNorm } from '../train/optim.js';
+import { lrAt } from '../train/schedule.js';
+import { appendMetrics, filterMetrics, readMetrics } from '../train/metrics.js';
+import { lossCurveSvg } from '../train/svg.js';
+import { formatDuration, measureGemmPeak, ProgressLine, trainFlopsPerToken } from '../train/progress.js';
+import { hasCheckpoint, loadTrainerState, recoverCheckpointDir, saveTrainerState, writeCheckpointDir } from '../train/state.js';
+import {
+  builtinDemos, demosToJsonl, fnv1a, isBuiltinDemos, makeBatch, packConversations, readDemos, rowsForStep,
+  type Conversation, type EvalPrompt, type PackedRows, type PackReport, type SFTBatch,
+} from '../train/demos.js';
+import { HELDOUT_FILE, PROMPTS_FILE, promptsToJsonl, formatTable, runEval, type EvalReport } from './eval.js';
+
+// -----------------------------------------------------------------------------------------------------------------------
+// Options
+
+export interface SFTOptions {
+  init: string | null;       // pretrained model folder; null: a fresh model from --preset (with a warning)
+  tokenizer: string | null;  // from scratch only: the tokenizer folder
+  preset: 'tiny' | 'small' | 'medium'; // from scratch only
+  data: string;              // chinese-poetry, wordnet, or a JSONL file of {"messages": [...]}
+  val: string | null;        // held-out JSONL; default: the built-in held-out split, or 1 in 20 dialogues of --data
+  limit: number | null;      // built-in sets: corpus entries to read
+  out: string;               // the checkpoint folder, e.g. runs/<name>/sft
+  steps: number;
+  batchSize: number;         // rows of T tokens per micro-batch
+  seqLen: number | null;     // T; default: min(256, the model's context)
+  gradAccum: number;
+  pack: boolean;             // several dialogues per row (false: one per row, padded)
+  overflow: 'truncate' | 'skip';
+  lr: number;
+  minLr: number;
+  warmup: number;
+  decay: 'cosine' | 'linear' | 'constant';
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  clip: number;
+  evalEvery: number;         // held-out loss every N steps; 0: only at the end
+  evalBatches: number;       // batches of held-out rows per evaluation
+  sampleEvery: number;       // greedy answer to the first held-out prompt every N steps; 0: never
+  saveEvery: number;
+  maxPrompts: number;        // evaluation prompts per task at the end
+  evalAtEnd: boolean;        // evaluate base (--init) and SFT model at the end, print the table, write <out>/eval.json
+  seed: number;
+  resume: boolean;
+  backend: 'js' | 'native' | null;
+  timeLimit: number;         // minutes; 0: none
+  peakGflops: number;
+  logEvery: number;
+}
+
+const DEFAULTS: Omit<SFTOptions, 'data' | 'out'> = {
+  init: null, tokenizer: null, preset: 'tiny', val: null, limit: null, steps: 300, batchSize: 8, seqLen: null, gradAccum: 1,
+  pack: true, overflow: 'truncate', lr: 1e-3, minLr: 1e-4, warmup: 20, decay: 'cosine', weightDecay: 0, beta1: 0.9,
+  beta2: 0.95, clip: 1.0, evalEvery: 50, evalBatches: 8, sampleEvery: 0, saveEvery: 100, maxPrompts: 50, evalAtEnd: true,
+  seed: 1337, resume: true, backend: null, timeLimit: 0, peakGflops: 0, logEvery: 10,
+};
+
+// Saved with a checkpoint and taken again on resume unless given anew.
+const RUN_KEYS = ['init', 'tokenizer', 'preset', 'data', 'val', 'limit', 'steps', 'batchSize', 'seqLen', 'gradAccum', 'pack',
+  'overflow', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1', 'beta2', 'clip', 'evalEvery', 'evalBatches',
+  'sampleEvery', 'saveEvery', 'maxPrompts', 'seed'] as const;
+
+export function resolveSFTOptions(given: Partial<SFTOptions>, saved: Partial<SFTOptions> = {}): SFTOptions {
+  for (const k of Object.keys(given)) if (!(k in DEFAULTS) && k !== 'data' && k !== 'out') throw new Error(`unknown sft option ${k}`);
+  const defined = (o: Partial<SFTOptions>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  const o = { ...DEFAULTS, ...defined(saved), ...defined(given) } as SFTOptions;
+  if (!o.data) throw new UserError('sft: --data is required', 'use --data chinese-poetry, wordnet, or a JSONL file of {"messages": [...]}');
+  if (!o.out) throw new UserError('sft: --out is required', 'e.g. --out runs/tiny/sft');
+  for (const k of ['steps', 'batchSize', 'gradAccum', 'evalBatches'] as const)
+    if (!(Number.isInteger(o[k]) && o[k] >= 1)) throw new UserError(`sft: ${k} must be a positive integer, got ${o[k]}`);
+  if (!(o.lr > 0 && o.minLr >= 0 && o.minLr <= o.lr)) throw new UserError(`sft: need 0 <= min-lr <= lr and lr > 0, got lr ${o.lr}, min-lr ${o.minLr}`);
+  if (!['cosine', 'linear', 'constant'].includes(o.decay)) throw new UserError(`sft: decay must be cosine, linear or constant, got ${o.decay}`);
+  if (o.overflow !== 'truncate' && o.overflow !== 'skip') throw new UserError(`sft: overflow must be truncate or skip, got ${o.overflow}`);
+  return o;
+}
+
+export interface SFTResult {
+  step: number; trainLoss: number; valLoss: number | null; stopped: 'steps' | 'time' | 'signal';
+  data: { train: PackReport; heldout: PackReport | null };
+  eval: EvalReport | null;
+}
+
+// The demonstrations: train dialogues, held-out dialogues, held-out prompts with references.
+export function loadDemonstrations(o: Pick<SFTOptions, 'data' | 'val' | 'limit' | 'maxPrompts'>): { train: Conversation[]; heldout: Conversation[]; prompts: EvalPrompt[] } {
+  if (isBuiltinDemos(o.data)) {
+    const set = builtinDemos(o.data, { limit: o.limit ?? undefined, maxPrompts: o.maxPrompts });
+    return { train: set.train, heldout: o.val ? readDemos(o.val) : set.heldout, prompts: o.val ? [] : set.prompts };
+  }
+  const all = readDemos(o.data);
+  if (o.val) return { train: all, heldout: readDemos(o.val), prompts: [] };
+  // 1 in 20 dialogues held out, chosen by a hash of the dialogue (stable when lines are added or reordered)
+  if (all.length < 20) return { train: all, heldout: [], prompts: [] };
+  const held = (c: Conversation) => fnv1a(JSON.stringify(c.messages)) % 20 === 0;
+  return { train: all.filter((c) => !held(c)), heldout: all.filter(held), prompts: [] };
+}
+
+function fingerprint(p: PackedRows): string {
+  let h = 0x811c9dc5;
+  for (const r of p.rows) for (let t = 0; t < r.len; t++) h = Math.imul(h ^ (r.ids[t] * 2 + r.mask[t]), 0x01000193) >>> 0;
+  return `${p.rows.length}:${p.T}:${h.toString(16)}`;
+}
+
+function describe(report: PackReport, T: number): string {
+  return `${report.conversations} dialogues -> ${report.rows} rows of ${T + 1} tokens (${(100 * report.fill).toFixed(0)}% filled, ` +
+    `${report.assistantTokens} assistant tokens); ${report.truncated} truncated, ${report.skipped} skipped (longer than the context)`;
+}
+
+export async function sft(given: Partial<SFTOptions> & { data: string; out: string }, print = console.log): Promise<SFTResult> {
+  // ---------------------------------------------------------------------------------------------------------------------
+  // Resume or fresh start
+  recoverCheckpointDir(given.out);
+  const resuming = given.resume !== false && hasCheckpoint(given.out);
+  const saved = resuming ? loadTrainerState(given.out)! : null;
+  if (saved && saved.json.stage !== 'sft') {
+    throw new UserError(`${given.out} holds a ${String(saved.json.stage ?? 'pretraining')} checkpoint, not an SFT one`,
+      'give SFT its own --out folder (e.g. runs/<name>/sft) and the base model as --init');
+  }
+  const o = resolveSFTOptions(given, saved ? (saved.json.options as Partial<SFTOptions>) : {});
+  if (o.backend) setBackend(o.backend);
+  const be = getBackend();
+
+  // ---------------------------------------------------------------------------------------------------------------------
+  // Model and tokenizer: the checkpoint's (resume), the pretrained one (--init), or a fresh one (warned)
+  let model: GPT;
+  let tokenizer: Tokenizer;
+  if (saved) {
+    const l = loadModel(o.out);
+    model = l.model;
+    tokenizer = l.tokenizer!;
+  } else if (o.init) {
+    const l = loadModel(o.init);
+    if (!l.tokenizer) throw new UserError(`no tokenizer in ${o.init}`, 'the base model folder needs tokenizer.json (chatwright pretrain saves it)');
+    model = l.model;
+    tokenizer = l.tokenizer;
+  } else {
+    if (!o.tokenizer || !existsSync(join(o.tokenizer, 'tokenizer.json')))
+      throw new UserError('sft from scratch needs --tokenizer DIR', 'better: start from a pretrained model with --init runs/<name>/base');
+    print('warning: no --init given: fine-tuning a randomly initialised model. It will learn the format, not the language; ' +
+      'pretrain first (`chatwright pretrain`) and pass --init');
+    tokenizer = Tokenizer.load(o.tokenizer);
+    model = GPT.create(configFromPreset(o.preset, tokenizer.vocabSize), o.seed);
+  }
+  const cfg = model.config;
+  if (cfg.vocabSize < tokenizer.vocabSize) throw new UserError(`the model's vocabulary (${cfg.vocabSize}) is smaller than its tokenizer's (${tokenizer.vocabSize})`);
+  const T = Math.min(o.seqLen ?? 256, cfg.maxSeqLen);
+  if (o.seqLen && o.seqLen > cfg.maxSeqLen) print(`note: --seq-len ${o.seqLen} is longer than the model's context; using ${T}`);
+  const B = o.batchSize;
+
+  // ---------------------------------------------------------------------------------------------------------------------
+  // Demonstrations: packed into rows of T + 1 tokens; overlong dialogues counted, never dropped silently
+  const demos = loadDemonstrations(o);
+  const packed = packConversations(demos.train, tokenizer, T, { pack: o.pack, overflow: o.overflow });
+  if (packed.rows.length === 0) throw new UserError(`no training dialogue fits a context of ${T} tokens`, 'raise --seq-len or shorten the dialogues');
+  const heldPacked = demos.heldout.length ? packConversations(demos.heldout, tokenizer, T, { pack: true, overflow: o.overflow }) : null;
+  const heldBatches: { batch: SFTBatch; rows: number; weight: number }[] = [];
+  if (heldPacked) {
+    for (let i = 0; i < heldPacked.rows.length && heldBatches.length < o.evalBatches; i += B) {
+      const which = Array.from({ length: Math.min(B, heldPacked.rows.length - i) }, (_, j) => i + j);
+      const batch = makeBatch(heldPacked, which);
+      heldBatches.push({ batch, rows: which.length, weight: batch.weights.reduce((a, w) => a + w, 0) });
+    }
+  }
+  const fp = fingerprint(packed);
+  if (saved && saved.json.dataFingerprint !== fp) {
+    throw new UserError(`the demonstrations differ from those the checkpoint in ${o.out} was trained on`,
+      'resume with the same --data, --limit and --seq-len, or start over with --no-resume');
+  }
+  // the held-out set travels with the model, so `chatwright eval` scores exactly what SFT did not train on
+  writeFileAtomic(join(o.out, HELDOUT_FILE), demos.heldout.length ? demosToJsonl(demos.heldout) : '');
+  writeFileAtomic(join(o.out, PROMPTS_FILE), promptsToJsonl(demos.prompts));
+
+  // ---------------------------------------------------------------------------------------------------------------------
+  // Optimizer and state
+  const opt = new AdamW(model, { beta1: o.beta1, beta2: o.beta2, eps: 1e-8, weightDecay: o.weightDecay });
+  let step = 0;
+  const metricsPath = join(o.out, 'metrics.jsonl');
+  if (saved) {
+    if (saved.m.length !== model.flat.length) throw new UserError(`${o.out}: optimizer state does not match the model`, 'start over with --no-resume');
+    opt.m.set(saved.m);
+    opt.v.set(saved.v);
+    opt.t = saved.json.optimizerStep as number;
+    step = saved.json.step;
+    filterMetrics(metricsPath, (r) => r.step < step || (r.step === step && r.loss !== undefined));
+  } else {
+    filterMetrics(metricsPath, () => false);
+  }
+  const matmulParams = model.layout.filter((p) => p.kind === 'matrix').reduce((a, p) => a + p.size, 0) +
+    (cfg.tiedEmbeddings && !cfg.scalarHead ? cfg.vocabSize * cfg.nEmbd : 0);
+  const flopsPerToken = trainFlopsPerToken({ matmulParams, nLayer: cfg.nLayer, nEmbd: cfg.nEmbd, seqLen: T });
+  const peak = o.peakGflops > 0 ? o.peakGflops : measureGemmPeak(be, B * T, cfg.intermediateSize, cfg.nEmbd);
+
+  print(model.summary());
+  print(`${saved ? `resuming ${o.out} at step ${step}` : `new SFT run in ${o.out} from ${o.init ?? 'scratch'}`} | ${o.steps} steps of ` +
+    `${B} x ${T}${o.gradAccum > 1 ? ` x ${o.gradAccum} accum` : ''} | backend ${be.name}`);
+  print(`train: ${describe(packed.report, T)}`);
+  if (heldPacked) print(`held-out: ${describe(heldPacked.report, T)}; ${demos.prompts.length} evaluation prompts`);
+
+  // ---------------------------------------------------------------------------------------------------------------------
+  // Evaluation (held-out loss over all assistant tokens), sampling, checkpointing
+
+  const evaluate = (): number | null => {
+    let sum = 0, weight = 0;
+    for (const h of heldBatches) {
+      if (h.weight === 0) continue;
+      const l = noGrad(() => model.forward(h.batch.ids, h.rows, T, { targets: h.batch.targets, weights: h.batch.weights }).loss!.item());
+      releaseTape();
+      sum += l * h.weight;
+      weight += h.weight;
+    }
+    return weight > 0 ? sum / weight : null;
+  };
+
+  const sampleAnswer = async (): Promise<string | null> => {
+    if (demos.prompts.length === 0) return null;
+    const { generate } = await import('../generate/index.js');
+    const p = demos.prompts[0];
+    const ids = tokenizer.renderForCompletion(p.messages);
+    const room = cfg.maxSeqLen - ids.length;
+    if (room < 1) return null;
+    return `${p.messages[p.messages.length - 1].content} -> ${JSON.stringify(generate(model, tokenizer, ids, { maxNewTokens: Math.min(room, 64), temperature: 0 }).text)}`;
+  };
+
+  const save = (lastLoss: number) => {
+    const sq = be.sumSquares(model.flat, model.flat.length);
+    if (!Number.isFinite(lastLoss) || !Number.isFinite(sq)) {
+      throw new UserError(`not saving step ${step}: the parameters or the loss are not finite`, 'lower --lr or raise --warmup');
+    }
+    const records = readMetrics(metricsPath);
+    const svg = lossCurveSvg({
+      title: 'supervised fine-tuning (assistant tokens)',
+      train: records.filter((r) => typeof r.loss === 'number').map((r) => [r.step, r.loss as number]),
+      val: records.filter((r) => typeof r.valLoss === 'number').map((r) => [r.step, r.valLoss as number]),
+    });
+    writeCheckpointDir(o.out, (dir) => {
+      saveModel(dir, model, tokenizer);
+      writeFileAtomic(join(dir, 'loss.svg'), svg);
+      saveTrainerState(dir, opt, {
+        version: 1, stage: 'sft', step, optimizerStep: opt.t, options: Object.fromEntries(RUN_KEYS.map((k) => [k, o[k]])),
+        dataFingerprint: fp, dataReport: { train: packed.report, heldout: heldPacked?.report ?? null },
+      });
+    }, ['metrics.jsonl', HELDOUT_FILE, PROMPTS_FILE]);
+  };
+
+  // ---------------------------------------------------------------------------------------------------------------------
+  // The training loop
+
+  let stopSignal = false;
+  const onSignal = () => { stopSignal = true; };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const progress = new ProgressLine(process.stdout, o.logEvery);
+  const t0 = performance.now();
+  let lastLoss = NaN, lastVal: number | null = null, stepTimeEma = 0;
+  let stopped: SFTResult['stopped'] = 'steps';
+  const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
+  try {
+    while (step < o.steps) {
+      if (o.evalEvery > 0 && step % o.evalEvery === 0) {
+        lastVal = evaluate();
+        if (lastVal !== null) {
+          appendMetrics(metricsPath, { step, valLoss: lastVal });
+          progress.log(`step ${step}: held-out loss ${lastVal.toFixed(4)}`);
+        }
+      }
+      if (o.sampleEvery > 0 && step > 0 && step % o.sampleEvery === 0) {
+        const s = await sampleAnswer();
+        if (s) progress.log(`  sample: ${s}`);
+      }
+
+      // ---- one optimizer step. The loss of a step is the mean over ALL its assistant tokens, so each micro-batch's
+      // mean is weighted by its share of them (not 1 / gradAccum as in pretraining, where every row counts T tokens).
+      const ts = performance.now();
+      const lr = lrAt(step, schedule);
+      const micro: SFTBatch[] = [];
+      for (let k = 0; k < o.gradAccum; k++) micro.push(makeBatch(packed, rowsForStep(packed.rows.length, B, o.seed, step * o.gradAccum + k)));
+      const w = micro.map((b) => b.weights.reduce((a, x) => a + x, 0));
+      const W = w.reduce((a, x) => a + x, 0);
+      model.zeroGrad();
+      let loss = 0;
+      for (let k = 0; k < micro.length; k++) {
+        if (w[k] === 0) continue;
+        const l = model.forward(micro[k].ids, B, T, { targets: micro[k].targets, weights: micro[k].weights }).loss!;
+        const value = l.item();
+        if (!Number.isFinite(value)) {
+          throw new UserError(`the loss became ${value} at step ${step + 1} (lr ${lr.toExponential(2)}); training diverged`,
+            `lower --lr (now ${o.lr}) or raise --warmup; the last checkpoint in ${o.out} is untouched`);
+        }
+        loss += (value * w[k]) / W;
+        (micro.length > 1 ? mulScalar(l, w[k] / W) : l).backward();
+        releaseTape();
+      }
+      const gradNorm = clipGradNorm(model.gradFlat, o.clip, be);
+      if (!Number.isFinite(gradNorm)) {
+        throw new UserError(`the gradient norm became ${gradNorm} at step ${step + 1}; training diverged`,
+          `lower --lr or --clip; the last checkpoint in ${o.out} is untouched`);
+      }
+      opt.step(lr);
+      step++;
+      lastLoss = loss;
+
+      // ---- log
+      const dt = (performance.now() - ts) / 1000;
+      stepTimeEma = stepTimeEma === 0 ? dt : 0.9 * stepTimeEma + 0.1 * dt;
+      const tokPerSec = (B * T * o.gradAccum) / dt;
+      const mfu = (flopsPerToken * tokPerSec) / (peak * 1e9);
+      appendMetrics(metricsPath, { step, loss, lr, gradNorm, assistantTokens: W, tokPerSec: Math.round(tokPerSec), mfu: +mfu.toFixed(4), time: +((performance.now() - t0) / 1000).toFixed(3) });
+      progress.update(`sft step ${step}/${o.steps} | loss ${loss.toFixed(4)} | lr ${lr.toExponential(2)} | ` +
+        `${(tokPerSec / 1000).toFixed(1)}k tok/s | MFU ${(100 * mfu).toFixed(1)}% | ${(dt * 1000).toFixed(0)} ms | ` +
+        `ETA ${formatDuration((o.steps - step) * stepTimeEma)}`, step === o.steps);
+
+      // ---- checkpoint, time limit, signals
+      const outOfTime = o.timeLimit > 0 && (performance.now() - t0) / 60000 >= o.timeLimit;
+      if (outOfTime) stopped = 'time';
+      if (stopSignal) stopped = 'signal';
+      if (step === o.steps || outOfTime || stopSignal) break;
+      if (o.saveEvery > 0 && step % o.saveEvery === 0) save(lastLoss);
+    }
+
+    // ---- the end: final held-out loss and checkpoint
+    progress.done();
+    if (step > 0 && heldBatches.length > 0) {
+      lastVal = evaluate();
+      if (lastVal !== null) {
+        appendMetrics(metricsPath, { step, valLoss: lastVal });
+        print(`step ${step}: held-out loss ${lastVal.toFixed(4)}`);
+      }
+    }
+    if (step > 0 && Number.isFinite(lastLoss)) save(lastLoss);
+    if (stopped !== 'steps') print(`stopped at step ${step} (${stopped === 'time' ? 'time limit' : 'signal'}); resume with the same command`);
+    print(`saved ${o.out} (step ${step}, ${formatDuration((performance.now() - t0) / 1000)})`);
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------------
+  // Evaluation: base model (same chat template) against the SFT model on the held-out prompts
+  let report: EvalReport | null = null;
+  if (o.evalAtEnd && stopped === 'steps' && (demos.heldout.length > 0 || demos.prompts.length > 0)) {
+    const models = [...(o.init ? [{ name: 'base', dir: o.init }] : []), { name: 'sft', dir: o.out }];
+    report = runEval({ models, data: o.out, maxPrompts: o.maxPrompts, out: join(o.out, 'eval.json'), log: print });
+    print(formatTable(report));
+    print(`wrote ${join(o.out, 'eval.json')}`);
+  }
+  return { step, trainLoss: lastLoss, valLoss: lastVal, stopped, data: { train: packed.report, heldout: heldPacked?.report ?? null }, eval: report };
+}
