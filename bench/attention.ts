@@ -1,6 +1,8 @@
 // Fused causal attention, forward + backward, on the native kernels: time and GFLOP/s for B=8, nHead=6, headDim=64
 // at T = 256, 512, 1024 (median of runs), next to the GEMM rate measured in the same run (one (4096, 384) x
 // (384, 1152) product, the QKV projection of a 384-wide model on 8 x 512 tokens, all threads) and the ratio.
+// GEMM and attention calls alternate, so a busy machine slows both alike; the ratio of CPU-time rates is printed too
+// (it holds even when other processes take turns on the cores).
 // FLOPs counted as causal: forward 2 * 2 * B * nHead * T^2 * headDim / 2 (S = QK^T and PV over half the matrix),
 // backward 2.5x the forward (five products: S, dP, dV, dQ, dK).
 // Run: npx tsc -p . && node native/build.mjs && node dist/bench/attention.js [--quick]
@@ -28,44 +30,58 @@ function randn(n: number): Float32Array {
   return a;
 }
 
-// median seconds of `runs` calls after one warm-up call
-function timeMedian(fn: () => void, runs: number): number {
-  fn();
-  const t: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = process.hrtime.bigint();
-    fn();
-    t.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  t.sort((a, b) => a - b);
+function median(xs: number[]): number {
+  const t = [...xs].sort((a, b) => a - b);
   return t[Math.floor(t.length / 2)];
+}
+
+// Wall-clock and CPU seconds of one call. The CPU time (all threads) is what the work cost even when other
+// processes share the cores; the wall time is what a user waits.
+function timed(fn: () => void): { wall: number; cpu: number } {
+  const c0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  fn();
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const c = process.cpuUsage(c0);
+  return { wall, cpu: (c.user + c.system) / 1e6 };
 }
 
 const levelNames = ['scalar', 'avx2', 'avx512'];
 console.log(`native kernels: ${levelNames[addon.cpuLevel()]}, ${addon.numThreads()} threads`);
 
-// ---- GEMM reference rate
+// ---- the GEMM reference: timed interleaved with the attention runs of each T, so that both see the same load
 const M = 4096, K = 384, N = 1152;
 const A = randn(M * K), Bm = randn(K * N), C = new Float32Array(M * N);
-const gemmSec = timeMedian(() => addon.gemm(C, A, Bm, M, N, K, false, false, 1, 0), quick ? 3 : 7);
-const gemmRate = (2 * M * N * K) / gemmSec / 1e9;
-console.log(`gemm (${M}, ${K}) x (${K}, ${N}): ${(gemmSec * 1e3).toFixed(2)} ms, ${gemmRate.toFixed(1)} GFLOP/s`);
+const gemmFlops = 2 * M * N * K;
+const gemm = () => addon.gemm(C, A, Bm, M, N, K, false, false, 1, 0);
+console.log(`gemm: (${M}, ${K}) x (${K}, ${N}), ${(gemmFlops / 1e9).toFixed(2)} GFLOP per call`);
 
 // ---- attention
 const B = 8, nHead = 6, nKv = 6, hd = 64, scale = 1 / Math.sqrt(hd);
-console.log('T     fwd ms   bwd ms   fwd GFLOP/s  bwd GFLOP/s  fwd+bwd GFLOP/s  ratio to gemm');
+console.log(`attention: B=${B}, nHead=${nHead}, headDim=${hd}, causal; medians of interleaved runs`);
+console.log('T     fwd ms   bwd ms   fwd GFLOP/s  bwd GFLOP/s  fwd+bwd GFLOP/s  gemm GFLOP/s  ratio  (CPU-time ratio)');
 for (const T of quick ? [256] : [256, 512, 1024]) {
   const nq = B * T * nHead * hd, nk = B * T * nKv * hd;
   const q = randn(nq), k = randn(nk), v = randn(nk), out = new Float32Array(nq), lse = new Float32Array(B * nHead * T);
   const dout = randn(nq), dq = new Float32Array(nq), dk = new Float32Array(nk), dv = new Float32Array(nk);
+  const fwd = () => addon.attentionForward(out, lse, q, k, v, B, T, T, nHead, nKv, hd, scale, null);
+  const bwd = () => addon.attentionBackward(dq, dk, dv, dout, out, lse, q, k, v, B, T, nHead, nKv, hd, scale);
+  gemm(); fwd(); bwd();  // warm-up: thread pool, page faults
   const runs = quick ? 3 : T >= 1024 ? 5 : 7;
-  const fwd = timeMedian(() => addon.attentionForward(out, lse, q, k, v, B, T, T, nHead, nKv, hd, scale, null), runs);
-  const bwd = timeMedian(
-    () => addon.attentionBackward(dq, dk, dv, dout, out, lse, q, k, v, B, T, nHead, nKv, hd, scale), runs);
+  const g: { wall: number; cpu: number }[] = [], f: typeof g = [], b: typeof g = [];
+  for (let r = 0; r < runs; r++) {
+    g.push(timed(gemm));
+    f.push(timed(fwd));
+    b.push(timed(bwd));
+  }
   const fwdFlops = (2 * 2 * B * nHead * T * T * hd) / 2, bwdFlops = 2.5 * fwdFlops;
-  const rate = (fwdFlops + bwdFlops) / (fwd + bwd) / 1e9;
+  const fw = median(f.map((x) => x.wall)), bw = median(b.map((x) => x.wall)), gw = median(g.map((x) => x.wall));
+  const rate = (fwdFlops + bwdFlops) / (fw + bw) / 1e9, gemmRate = gemmFlops / gw / 1e9;
+  const cpuRate = (fwdFlops + bwdFlops) / (median(f.map((x) => x.cpu)) + median(b.map((x) => x.cpu)));
+  const cpuGemm = gemmFlops / median(g.map((x) => x.cpu));
   console.log(
-    `${String(T).padEnd(5)} ${(fwd * 1e3).toFixed(1).padStart(7)}  ${(bwd * 1e3).toFixed(1).padStart(7)}  ` +
-    `${(fwdFlops / fwd / 1e9).toFixed(1).padStart(11)}  ${(bwdFlops / bwd / 1e9).toFixed(1).padStart(11)}  ` +
-    `${rate.toFixed(1).padStart(15)}  ${(rate / gemmRate).toFixed(2).padStart(13)}`);
+    `${String(T).padEnd(5)} ${(fw * 1e3).toFixed(1).padStart(7)}  ${(bw * 1e3).toFixed(1).padStart(7)}  ` +
+    `${(fwdFlops / fw / 1e9).toFixed(1).padStart(11)}  ${(bwdFlops / bw / 1e9).toFixed(1).padStart(11)}  ` +
+    `${rate.toFixed(1).padStart(15)}  ${gemmRate.toFixed(1).padStart(12)}  ${(rate / gemmRate).toFixed(2).padStart(5)}` +
+    `  (${(cpuRate / cpuGemm).toFixed(2)})`);
 }

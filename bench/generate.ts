@@ -16,6 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { GPT } from '../src/model/gpt.js';
 import { configFromPreset, describeConfig } from '../src/model/config.js';
 import { getBackend } from '../src/tensor/index.js';
+import { nativeControls } from '../src/tensor/backend-native.js';
 import { Engine } from '../src/generate/index.js';
 
 const argv = process.argv.slice(2);
@@ -73,9 +74,10 @@ function weightBytes(model: GPT): number {
 }
 
 async function main() {
-  const threads = Number(process.env.CHATWRIGHT_THREADS) || availableParallelism();
   const be = getBackend();
-  console.log(`backend ${be.name}, ${threads} threads (CHATWRIGHT_THREADS), vocab ${V}, prompt ${PROMPT}, ${DECODE} decode steps, best/median of ${REPS}`);
+  const native = be.name === 'native';
+  const threads = native ? nativeControls.numThreads() : Number(process.env.CHATWRIGHT_THREADS) || availableParallelism();
+  console.log(`backend ${be.name}${native ? ` (${nativeControls.cpuLevelName()})` : ''}, ${threads} threads (CHATWRIGHT_THREADS), vocab ${V}, prompt ${PROMPT}, ${DECODE} decode steps, best/median of ${REPS}`);
   const bw = await copyBandwidth(256 * 2 ** 20, threads, 5);
   console.log(`memory bandwidth (copy of 256 MiB on ${threads} threads, read + write): ${(bw / 1e9).toFixed(2)} GB/s`);
   const rows: Record<string, unknown>[] = [];

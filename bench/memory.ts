@@ -4,7 +4,7 @@
 // and prints RSS, ArrayBuffer bytes and the count of typed arrays the tensor engine allocated, at step 100 and at the
 // end, with the growth between them.
 //
-//   npx tsc -p . && node dist/bench/memory.js                 # 1000 steps, default backend
+//   npx tsc -p . && node --expose-gc dist/bench/memory.js     # 1000 steps, default backend, heap collected first
 //   CHATWRIGHT_BACKEND=js node dist/bench/memory.js --steps 300
 //
 // Exit status 1 when the engine allocated typed arrays after warm-up (step 100).
@@ -20,7 +20,10 @@ const B = 8, T = 48, PERIOD = 5, LR = 3e-3;
 
 const mib = (n: number) => (n / 2 ** 20).toFixed(1);
 
+// With --expose-gc the heap is collected first, so the figures show what is retained, not garbage awaiting collection.
+const gc = (globalThis as { gc?: () => void }).gc;
 function snapshot() {
+  gc?.();
   const m = process.memoryUsage();
   return { rss: m.rss, arrayBuffers: m.arrayBuffers, heapUsed: m.heapUsed, fresh: poolStats().freshAllocations };
 }
@@ -28,7 +31,8 @@ function snapshot() {
 const model = new TinyBlock(CFG, 1);
 const r = rng(2);
 const ids = new Int32Array(B * T), targets = new Int32Array(B * T);
-console.log(`backend ${getBackend().name}; ${model.numParams()} parameters; B=${B} T=${T}; ${STEPS} steps`);
+console.log(`backend ${getBackend().name}; ${model.numParams()} parameters; B=${B} T=${T}; ${STEPS} steps; ` +
+  (gc ? 'heap collected before each snapshot' : 'run with --expose-gc to collect the heap before each snapshot'));
 
 let at100 = snapshot();
 let loss = 0;

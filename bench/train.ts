@@ -14,7 +14,7 @@ import { getBackend, setBackend, nativeAvailable, releaseTape } from '../src/ten
 import { GPT } from '../src/model/gpt.js';
 import { configFromPreset } from '../src/model/config.js';
 import { AdamW, clipGradNorm } from '../src/train/optim.js';
-import { measureGemmPeak, trainFlopsPerToken } from '../src/train/progress.js';
+import { measureGemmPeak, trainingGemmPeak, trainFlopsPerToken } from '../src/train/progress.js';
 import { Rng } from '../src/train/rng.js';
 
 const SHAPES: Record<string, { B: number; T: number }> = { tiny: { B: 16, T: 128 }, small: { B: 8, T: 256 }, medium: { B: 4, T: 512 } };
@@ -38,8 +38,8 @@ function child(preset: string): void {
   const ids = new Int32Array(B * T), targets = new Int32Array(B * T);
   for (let i = 0; i < B * T; i++) { ids[i] = rng.int(V); targets[i] = rng.int(V); }
 
-  // the GEMM peak at the largest training shape (tokens x intermediate x embedding), measured in this process
-  const peak = measureGemmPeak(be, B * T, cfg.intermediateSize, cfg.nEmbd, 1.0);
+  // the GEMM peak at the MLP shapes of this step (src/train/progress.ts), measured in this process
+  const peak = trainingGemmPeak(be, B * T, cfg.nEmbd, cfg.intermediateSize, 2.0);
   const matmulParams = model.layout.filter((p) => p.kind === 'matrix').reduce((a, p) => a + p.size, 0) +
     (cfg.tiedEmbeddings ? cfg.vocabSize * cfg.nEmbd : 0);
   const flopsPerToken = trainFlopsPerToken({ matmulParams, nLayer: cfg.nLayer, nEmbd: cfg.nEmbd, seqLen: T });
@@ -63,12 +63,31 @@ function child(preset: string): void {
   const dt = median(total) / 1000;
   const tokPerSec = (B * T) / dt;
   const mfu = (flopsPerToken * tokPerSec) / (peak * 1e9);
+  if (process.argv.includes('--shapes')) gemmShapes(be, B * T, cfg.nEmbd, cfg.intermediateSize, (cfg.nHead + 2 * cfg.nKvHead) * (cfg.nEmbd / cfg.nHead), V);
   console.log(JSON.stringify({
     preset, backend: be.name, B, T, vocab: V, params: model.numParams(), matmulParams, stepMs: +(dt * 1000).toFixed(1),
     forwardMs: +median(fwd).toFixed(1), backwardMs: +median(bwd).toFixed(1), updateMs: +median(upd).toFixed(1),
     tokPerSec: Math.round(tokPerSec), modelGflops: +((flopsPerToken * tokPerSec) / 1e9).toFixed(1), peakGflops: +peak.toFixed(1),
     mfu: +mfu.toFixed(3), peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), loss: +loss.toFixed(3),
   }));
+}
+
+// GFLOP/s of every GEMM a training step runs (forward y = x W^T, backward dx = g W, dW = g^T x), each next to a fresh
+// peak measurement so that a busy machine shows as a low peak rather than as a slow shape. Printed to stderr.
+function gemmShapes(be: ReturnType<typeof getBackend>, N: number, C: number, I: number, qkv: number, V: number): void {
+  const time = (M: number, Nn: number, K: number, tA: boolean, tB: boolean) => {
+    const A = new Float32Array(M * K).fill(0.01), Bm = new Float32Array(Nn * K).fill(0.02), Cm = new Float32Array(M * Nn);
+    be.gemm(Cm, A, Bm, M, Nn, K, tA, tB, 1, 0);
+    let best = Infinity;
+    for (let r = 0; r < 5; r++) { const t = performance.now(); be.gemm(Cm, A, Bm, M, Nn, K, tA, tB, 1, 0); best = Math.min(best, performance.now() - t); }
+    return (2 * M * Nn * K) / (best / 1000) / 1e9;
+  };
+  const layers: [string, number, number][] = [['qkv', qkv, C], ['o_proj', C, C], ['gate/up', I, C], ['down', C, I], ['lm_head', V, C]];
+  for (const [name, out, inF] of layers) {
+    const peak = measureGemmPeak(be, N, I, C, 0.2);
+    const f = time(N, out, inF, false, true), dx = time(N, inF, out, false, false), dw = time(out, inF, N, true, false);
+    console.error(`  ${name.padEnd(8)} (${N} x ${inF}) -> ${out}: fwd ${f.toFixed(1)}  dx ${dx.toFixed(1)}  dW ${dw.toFixed(1)} GFLOP/s  (peak now ${peak.toFixed(1)})`);
+  }
 }
 
 function parent(): void {

@@ -6,7 +6,7 @@
 // __attribute__((target(...))) and is chosen at run time (native/cpu.c), so one binary runs on every x86-64 CPU.
 // On Linux the napi_* symbols stay undefined in the .node file and are resolved from the node binary at load.
 //
-// Incremental: an object is rebuilt when its .c or any native/*.h is newer; the addon is relinked when an object is
+// Incremental: an object is rebuilt when its .c or a local header it includes (transitively) is newer; the addon is relinked when an object is
 // newer or the list of sources changed. If there is no compiler or a compile fails, it prints ONE warning and exits 0:
 // chatwright then runs on the JS backend.
 //
@@ -63,7 +63,6 @@ function run(cmd, args) {
 
 // ---- inputs
 const sources = readdirSync(here).filter((f) => f.endsWith('.c')).sort();
-const headers = readdirSync(here).filter((f) => f.endsWith('.h')).map((f) => join(here, f));
 if (sources.length === 0) giveUp('no C sources in native/');
 
 let includeDir;
@@ -75,7 +74,10 @@ try {
 }
 
 const cc = findCompiler();
-if (!cc) giveUp('no C compiler found (tried $CC, cc, gcc, clang); HINT: install gcc or clang');
+if (!cc) {
+  giveUp(process.env.CC ? `CC=${process.env.CC} does not run; HINT: point CC at a C compiler, or unset it`
+    : 'no C compiler found (tried cc, gcc, clang); HINT: install gcc or clang');
+}
 
 const cflags = ['-O3', '-fPIC', '-pthread', '-std=gnu11', '-fvisibility=hidden', '-Wall', '-Wno-unused-function', '-I', includeDir];
 const ldflags = ['-shared', '-pthread'];
@@ -83,12 +85,30 @@ if (platform() === 'darwin') ldflags.push('-undefined', 'dynamic_lookup');
 
 // ---- compile what changed, two at a time (or as many as there are cores)
 mkdirSync(objDir, { recursive: true });
-const newestHeader = Math.max(-1, ...headers.map(mtime));
+// The local headers a file includes, transitively (#include "x.h"), so a header edit rebuilds only its users.
+const includeCache = new Map();
+function localIncludes(file, seen = new Set()) {
+  if (!includeCache.has(file)) {
+    let text = '';
+    try {
+      text = readFileSync(join(here, file), 'utf8');
+    } catch {}
+    includeCache.set(file, [...text.matchAll(/^\s*#\s*include\s+"([^"]+)"/gm)].map((m) => m[1]));
+  }
+  for (const h of includeCache.get(file)) {
+    if (!seen.has(h)) {
+      seen.add(h);
+      localIncludes(h, seen);
+    }
+  }
+  return seen;
+}
 const jobs = [];
 for (const src of sources) {
   const obj = join(objDir, src.replace(/\.c$/, '.o'));
   const t = mtime(obj);
-  if (force || t < 0 || t < mtime(join(here, src)) || t < newestHeader) jobs.push({ src, obj });
+  const newestInput = Math.max(mtime(join(here, src)), ...[...localIncludes(src)].map((h) => mtime(join(here, h))));
+  if (force || t < 0 || t < newestInput) jobs.push({ src, obj });
 }
 
 const failures = [];

@@ -102,48 +102,54 @@ T512 static void pack_a_avx512(float* dst, cw_operand A, int64_t i0, int64_t m, 
                                int mr) {
   (void)mr;
   __m512 va = _mm512_set1_ps(alpha);
+  if (A.trans) {
+    // A stored (K, M): walk each row of A once (contiguous, prefetch-friendly) and deal MR-wide pieces to the panels.
+    int64_t panels = (m + MR - 1) / MR;
+    __mmask16 last = (__mmask16)((1u << (m - (panels - 1) * MR)) - 1);
+    for (int64_t p = 0; p < kc; p++) {
+      const float* src = A.x + (p0 + p) * A.ld + i0;
+      float* d = dst + p * MR;
+      for (int64_t ib = 0; ib < panels; ib++, src += MR, d += kc * MR) {
+        __m512 v = _mm512_maskz_loadu_ps(ib == panels - 1 ? last : (__mmask16)0x3FFF, src);
+        if (alpha != 1.0f) v = _mm512_mul_ps(v, va);
+        _mm512_mask_storeu_ps(d, 0x3FFF, v);
+      }
+    }
+    return;
+  }
   for (int64_t ib = 0; ib < m; ib += MR, dst += kc * MR) {
     int rows = (int)(m - ib < MR ? m - ib : MR);
-    if (A.trans) {  // A stored (K, M): each k step is MR contiguous floats
-      __mmask16 mask = (__mmask16)((1u << rows) - 1);
-      const float* src = A.x + p0 * A.ld + i0 + ib;
-      for (int64_t p = 0; p < kc; p++, src += A.ld) {
-        __m512 v = _mm512_maskz_loadu_ps(mask, src);
-        if (alpha != 1.0f) v = _mm512_mul_ps(v, va);
-        _mm512_mask_storeu_ps(dst + p * MR, 0x3FFF, v);
-      }
-    } else {
-      pack_transpose_rows(dst, MR, A.x + (i0 + ib) * A.ld + p0, A.ld, rows, kc, alpha);
-    }
+    pack_transpose_rows(dst, MR, A.x + (i0 + ib) * A.ld + p0, A.ld, rows, kc, alpha);
   }
 }
 
 T512 static void pack_b_avx512(float* dst, cw_operand B, int64_t p0, int64_t kc, int64_t j0, int64_t n, int nr) {
   (void)nr;
+  if (!B.trans) {
+    // B stored (K, N): walk each row of B once and deal NR-wide pieces to the panels (the last one masked).
+    int64_t panels = (n + NR - 1) / NR;
+    int tail = (int)(n - (panels - 1) * NR), lo = tail < 16 ? tail : 16, hi = tail - lo;
+    __mmask16 mlo = (__mmask16)((1u << lo) - 1), mhi = (__mmask16)((1u << hi) - 1);
+    for (int64_t p = 0; p < kc; p++) {
+      const float* src = B.x + (p0 + p) * B.ld + j0;
+      float* d = dst + p * NR;
+      for (int64_t jb = 0; jb < panels - 1; jb++, src += NR, d += kc * NR) {
+        _mm512_store_ps(d, _mm512_loadu_ps(src));
+        _mm512_store_ps(d + 16, _mm512_loadu_ps(src + 16));
+      }
+      _mm512_store_ps(d, _mm512_maskz_loadu_ps(mlo, src));
+      _mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(mhi, src + 16));
+    }
+    return;
+  }
+  // B stored (N, K): transpose 16 rows of B at a time into each half of a panel.
   for (int64_t jb = 0; jb < n; jb += NR, dst += kc * NR) {
     int cols = (int)(n - jb < NR ? n - jb : NR);
-    if (B.trans) {  // B stored (N, K): transpose 16 rows of B at a time into each half of the panel
-      int lo = cols < 16 ? cols : 16, hi = cols - lo;
-      pack_transpose_rows(dst, NR, B.x + (j0 + jb) * B.ld + p0, B.ld, lo, kc, 1.0f);
-      if (hi > 0) pack_transpose_rows(dst + 16, NR, B.x + (j0 + jb + 16) * B.ld + p0, B.ld, hi, kc, 1.0f);
-      else
-        for (int64_t p = 0; p < kc; p++) _mm512_store_ps(dst + p * NR + 16, _mm512_setzero_ps());
-    } else {
-      const float* src = B.x + p0 * B.ld + j0 + jb;
-      if (cols == NR) {
-        for (int64_t p = 0; p < kc; p++, src += B.ld) {
-          _mm512_store_ps(dst + p * NR, _mm512_loadu_ps(src));
-          _mm512_store_ps(dst + p * NR + 16, _mm512_loadu_ps(src + 16));
-        }
-      } else {
-        int lo = cols < 16 ? cols : 16, hi = cols - lo;
-        __mmask16 mlo = (__mmask16)((1u << lo) - 1), mhi = (__mmask16)((1u << hi) - 1);
-        for (int64_t p = 0; p < kc; p++, src += B.ld) {
-          _mm512_store_ps(dst + p * NR, _mm512_maskz_loadu_ps(mlo, src));
-          _mm512_store_ps(dst + p * NR + 16, _mm512_maskz_loadu_ps(mhi, src + 16));
-        }
-      }
-    }
+    int lo = cols < 16 ? cols : 16, hi = cols - lo;
+    pack_transpose_rows(dst, NR, B.x + (j0 + jb) * B.ld + p0, B.ld, lo, kc, 1.0f);
+    if (hi > 0) pack_transpose_rows(dst + 16, NR, B.x + (j0 + jb + 16) * B.ld + p0, B.ld, hi, kc, 1.0f);
+    else
+      for (int64_t p = 0; p < kc; p++) _mm512_store_ps(dst + p * NR + 16, _mm512_setzero_ps());
   }
 }
 
@@ -195,41 +201,71 @@ T512 static void small_m_nt_tail(float* c, int64_t ldc, const float* a, const fl
   }
 }
 
-// B stored (N, K): four rows of B at a time, dot products with the M rows of a along K, reduced at the end.
+// Horizontal sums of four vectors: lane i of the result is the sum of a[i] (transposing adds, not four reductions).
+T512 static inline __m512 sum4_lanes(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  __m512 x01 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+  __m512 x23 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+  // per 128-bit lane L: (sum of a0, a1, a2, a3 over lane L)
+  return _mm512_add_ps(_mm512_shuffle_ps(x01, x23, 0x44), _mm512_shuffle_ps(x01, x23, 0xEE));
+}
+T512 static inline __m128 sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  __m512 y = sum4_lanes(a0, a1, a2, a3);
+  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(y), _mm512_extractf32x8_ps(y, 1));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+T512 static inline __m256 sum8(const __m512 a[8]) {
+  __m512 y0 = sum4_lanes(a[0], a[1], a[2], a[3]), y1 = sum4_lanes(a[4], a[5], a[6], a[7]);
+  __m512 s = _mm512_add_ps(_mm512_shuffle_f32x4(y0, y1, 0x88), _mm512_shuffle_f32x4(y0, y1, 0xDD));
+  // s lanes: (y0 l0+l1, y0 l2+l3, y1 l0+l1, y1 l2+l3)
+  __m512 t = _mm512_add_ps(s, _mm512_shuffle_f32x4(s, s, 0xB1));
+  return _mm512_castps512_ps256(_mm512_shuffle_f32x4(t, t, 0x08));
+}
+
+// B stored (N, K): NC rows of B at a time (8 for M <= 2, else 4: 8 to 16 independent accumulators), dot products
+// with the M rows of a along K, summed across lanes at the end.
 T512 static inline __attribute__((always_inline)) void small_m_t_cols(float* c, int64_t ldc, const float* a,
                                                                    const float* b, int64_t ldb, const int M,
-                                                                   int64_t K, int64_t j, int ncols, int accumulate) {
-  __m512 acc[4][4];
+                                                                   const int NC, int64_t K, int64_t j, int ncols,
+                                                                   int accumulate) {
+  __m512 acc[4][8];
   for (int i = 0; i < M; i++)
-    for (int q = 0; q < 4; q++) acc[i][q] = _mm512_setzero_ps();
+    for (int q = 0; q < NC; q++) acc[i][q] = _mm512_setzero_ps();
   const float* b0 = b + j * ldb;
   for (int64_t p = 0; p < K; p += 16) {
     __mmask16 m = K - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - p)) - 1);
-    __m512 bv[4];
-    for (int q = 0; q < 4; q++) bv[q] = q < ncols ? _mm512_maskz_loadu_ps(m, b0 + q * ldb + p) : _mm512_setzero_ps();
+    __m512 bv[8];
+    for (int q = 0; q < NC; q++) bv[q] = q < ncols ? _mm512_maskz_loadu_ps(m, b0 + q * ldb + p) : _mm512_setzero_ps();
     for (int i = 0; i < M; i++) {
       __m512 av = _mm512_maskz_loadu_ps(m, a + i * K + p);
-      for (int q = 0; q < 4; q++) acc[i][q] = _mm512_fmadd_ps(av, bv[q], acc[i][q]);
+      for (int q = 0; q < NC; q++) acc[i][q] = _mm512_fmadd_ps(av, bv[q], acc[i][q]);
     }
   }
-  for (int i = 0; i < M; i++)
-    for (int q = 0; q < ncols; q++) {
-      float s = _mm512_reduce_add_ps(acc[i][q]);
-      float* cp = c + i * ldc + j + q;
-      *cp = accumulate ? *cp + s : s;
+  __mmask8 out = (__mmask8)((1u << ncols) - 1);
+  for (int i = 0; i < M; i++) {
+    float* cp = c + i * ldc + j;
+    if (NC == 8) {
+      __m256 s = sum8(acc[i]);
+      if (accumulate) s = _mm256_add_ps(s, _mm256_maskz_loadu_ps(out, cp));
+      _mm256_mask_storeu_ps(cp, out, s);
+    } else {
+      __m128 s = sum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
+      if (accumulate) s = _mm_add_ps(s, _mm_maskz_loadu_ps(out, cp));
+      _mm_mask_storeu_ps(cp, out, s);
     }
+  }
 }
 
 T512 static void small_m_avx512(float* c, int64_t ldc, const float* a, cw_operand B, int64_t M, int64_t K, int64_t j0,
                                 int64_t j1, int accumulate) {
   if (B.trans) {
-    for (int64_t j = j0; j < j1; j += 4) {
-      int n = j1 - j < 4 ? (int)(j1 - j) : 4;
+    const int NC = M <= 2 ? 8 : 4;
+    for (int64_t j = j0; j < j1; j += NC) {
+      int n = j1 - j < NC ? (int)(j1 - j) : NC;
       switch (M) {
-        case 1: small_m_t_cols(c, ldc, a, B.x, B.ld, 1, K, j, n, accumulate); break;
-        case 2: small_m_t_cols(c, ldc, a, B.x, B.ld, 2, K, j, n, accumulate); break;
-        case 3: small_m_t_cols(c, ldc, a, B.x, B.ld, 3, K, j, n, accumulate); break;
-        default: small_m_t_cols(c, ldc, a, B.x, B.ld, 4, K, j, n, accumulate); break;
+        case 1: small_m_t_cols(c, ldc, a, B.x, B.ld, 1, 8, K, j, n, accumulate); break;
+        case 2: small_m_t_cols(c, ldc, a, B.x, B.ld, 2, 8, K, j, n, accumulate); break;
+        case 3: small_m_t_cols(c, ldc, a, B.x, B.ld, 3, 4, K, j, n, accumulate); break;
+        default: small_m_t_cols(c, ldc, a, B.x, B.ld, 4, 4, K, j, n, accumulate); break;
       }
     }
     return;
@@ -247,6 +283,6 @@ T512 static void small_m_avx512(float* c, int64_t ldc, const float* a, cw_operan
 }
 
 const cw_gemm_kernel cw_gemm_kernel_avx512 = {
-    "avx512", MR, NR, 14 * 24, 384, 640, 1, ukr_14x32, pack_a_avx512, pack_b_avx512, small_m_avx512,
+    "avx512", MR, NR, 14 * 24, 384, 1024, 1, ukr_14x32, pack_a_avx512, pack_b_avx512, small_m_avx512,
 };
 #endif

@@ -13,6 +13,7 @@
 
 #define ATT_BQ 32  // queries per block (a multiple of every level's CW_MR)
 #define ATT_BK 64  // keys per block (a multiple of 16, the widest vector)
+#define ATT_PF 16  // software prefetch distance, in rows of q, k, v
 
 typedef struct {
   float *out, *lse, *dq, *dk, *dv;
@@ -20,7 +21,8 @@ typedef struct {
   const int32_t* lens;
   int64_t B, Tq, Tk, nHead, nKvHead, hd;
   int64_t hdp;  // hd rounded up to 16: rows of the packed buffers
-  int64_t ldk;  // Tk rounded up to ATT_BK: rows of the transposed keys
+  int64_t ldk;  // row stride of the transposed keys: Tk rounded up to ATT_BK, plus 16 so that rows do not fall into
+                // the same few L1 sets (a stride of 2^k bytes makes the transpose and the score tile thrash)
   int64_t nqb;  // query blocks
   float scale;
   volatile int failed;  // a worker could not get its scratch memory
@@ -49,7 +51,7 @@ int attention_forward(float* out, float* lse, const float* q, const float* k, co
                       int nHead, int nKvHead, int hd, float scale, const int32_t* lens) {
   att_ctx c = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .lens = lens, .B = B, .Tq = Tq, .Tk = Tk,
                .nHead = nHead, .nKvHead = nKvHead, .hd = hd, .hdp = (hd + 15) / 16 * 16,
-               .ldk = ((int64_t)Tk + ATT_BK - 1) / ATT_BK * ATT_BK, .nqb = ((int64_t)Tq + ATT_BQ - 1) / ATT_BQ,
+               .ldk = ((int64_t)Tk + ATT_BK - 1) / ATT_BK * ATT_BK + 16, .nqb = ((int64_t)Tq + ATT_BQ - 1) / ATT_BQ,
                .scale = scale};
   cw_parallel_for((int64_t)B * nHead * c.nqb, 1, CW_PICK(attention_forward_range), &c);
   return c.failed ? -1 : 0;
@@ -61,7 +63,7 @@ int attention_backward(float* dq, float* dk, float* dv, const float* dout, const
                        float scale) {
   att_ctx c = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .o = out, .lse_in = lse, .q = q, .k = k, .v = v, .B = B,
                .Tq = T, .Tk = T, .nHead = nHead, .nKvHead = nKvHead, .hd = hd, .hdp = (hd + 15) / 16 * 16,
-               .ldk = ((int64_t)T + ATT_BK - 1) / ATT_BK * ATT_BK, .nqb = ((int64_t)T + ATT_BQ - 1) / ATT_BQ,
+               .ldk = ((int64_t)T + ATT_BK - 1) / ATT_BK * ATT_BK + 16, .nqb = ((int64_t)T + ATT_BQ - 1) / ATT_BQ,
                .scale = scale};
   cw_parallel_for((int64_t)B * nKvHead, 1, CW_PICK(attention_backward_range), &c);
   return c.failed ? -1 : 0;

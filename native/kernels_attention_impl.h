@@ -4,21 +4,21 @@
 // transposed), B and C are row-major with row strides ldb, ldc; M is a multiple of CW_MR, N of VW.
 // Register blocking as in a GEMM micro-kernel (Goto & van de Geijn 2008): a CW_MR x (nv VW) block of C stays in
 // registers while k runs; each step loads nv vectors of B and broadcasts CW_MR scalars of A.
-CW_T CW_INLINE void CW_FN(att_tile)(const int nv, float* C, int64_t ldc, const float* A, int64_t rsa, int64_t csa,
-                                    const float* B, int64_t ldb, int64_t K, int acc) {
+CW_T CW_INLINE void CW_FN(att_tile)(const int mr, const int nv, float* C, int64_t ldc, const float* A, int64_t rsa,
+                                    int64_t csa, const float* B, int64_t ldb, int64_t K, int acc) {
   vf c[CW_MR][CW_NV];
-  for (int r = 0; r < CW_MR; r++)
+  for (int r = 0; r < mr; r++)
     for (int v = 0; v < nv; v++) c[r][v] = acc ? vload(C + r * ldc + v * VW) : vzero();
   for (int64_t k = 0; k < K; k++) {
     const float* b = B + k * ldb;
     vf bv[CW_NV];
     for (int v = 0; v < nv; v++) bv[v] = vload(b + v * VW);
-    for (int r = 0; r < CW_MR; r++) {
+    for (int r = 0; r < mr; r++) {
       const vf a = vset1(A[r * rsa + k * csa]);
       for (int v = 0; v < nv; v++) c[r][v] = vfma(a, bv[v], c[r][v]);
     }
   }
-  for (int r = 0; r < CW_MR; r++)
+  for (int r = 0; r < mr; r++)
     for (int v = 0; v < nv; v++) vstore(C + r * ldc + v * VW, c[r][v]);
 }
 
@@ -29,12 +29,12 @@ CW_T static void CW_FN(att_gemm)(float* C, int64_t ldc, const float* A, int64_t 
       float* Ct = C + i * ldc + j;
       const float *At = A + i * rsa, *Bt = B + j;
       const int64_t nv = (N - j) / VW;
-      if (nv >= CW_NV) CW_FN(att_tile)(CW_NV, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
+      if (nv >= CW_NV) CW_FN(att_tile)(CW_MR, CW_NV, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
 #if CW_NV == 4
-      else if (nv == 3) CW_FN(att_tile)(3, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
-      else if (nv == 2) CW_FN(att_tile)(2, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
+      else if (nv == 3) CW_FN(att_tile)(CW_MR, 3, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
+      else if (nv == 2) CW_FN(att_tile)(CW_MR, 2, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
 #endif
-      else CW_FN(att_tile)(1, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
+      else CW_FN(att_tile)(CW_MR, 1, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
     }
   }
 }
@@ -44,18 +44,48 @@ CW_T static void CW_FN(att_gemm)(float* C, int64_t ldc, const float* A, int64_t 
 static void CW_FN(att_pack)(float* kt, float* kp, const float* k, int64_t b, int64_t g, int64_t nk, int64_t nkp,
                             const att_ctx* c) {
   const int64_t hd = c->hd, hdp = c->hdp, ldk = c->ldk;
-  for (int64_t j = 0; j < nkp; j++) {
-    const float* src = k + ((b * c->Tk + j) * c->nKvHead + g) * hd;
-    if (kt) {
-      if (j < nk)
-        for (int64_t d = 0; d < hd; d++) kt[d * ldk + j] = src[d];
-      else
-        for (int64_t d = 0; d < hd; d++) kt[d * ldk + j] = 0;
+  const int64_t rs = c->nKvHead * hd;  // between consecutive keys
+  // rows are strided, which the hardware prefetchers follow poorly: fetch ATT_PF keys ahead
+  const char* base = (const char*)(k + (b * c->Tk * c->nKvHead + g) * hd);
+  for (int64_t j = 0; j < ATT_PF && j < nk; j++)
+    for (int64_t o = 0; o < hd * (int64_t)sizeof(float); o += 64) __builtin_prefetch(base + j * rs * 4 + o, 0, 3);
+  if (kt) {
+    // in blocks of 16 keys, dims outside: each d writes 16 consecutive floats (a store per key per d, scattered
+    // over hd rows, costs several times more)
+    for (int64_t j0 = 0; j0 < nkp; j0 += 16) {
+      const float* src = k + ((b * c->Tk + j0) * c->nKvHead + g) * hd;
+      const int64_t jn = nk - j0 < 16 ? (nk > j0 ? nk - j0 : 0) : 16;
+      for (int64_t j = j0 + ATT_PF; j < j0 + ATT_PF + 16 && j < nk; j++)
+        for (int64_t o = 0; o < hd * (int64_t)sizeof(float); o += 64) __builtin_prefetch(base + j * rs * 4 + o, 0, 3);
+      for (int64_t d = 0; d < hd; d++) {
+        float* dst = kt + d * ldk + j0;
+        for (int64_t jj = 0; jj < jn; jj++) dst[jj] = src[jj * rs + d];
+        for (int64_t jj = jn; jj < 16; jj++) dst[jj] = 0;
+      }
     }
-    if (kp) {
-      if (j < nk) memcpy(kp + j * hdp, src, sizeof(float) * hd);
-      else memset(kp + j * hdp, 0, sizeof(float) * hd);
-      memset(kp + j * hdp + hd, 0, sizeof(float) * (hdp - hd));
+  }
+  for (int64_t j = 0; kp && j < nkp; j++) {
+    const float* src = k + ((b * c->Tk + j) * c->nKvHead + g) * hd;
+    if (!kt && j + ATT_PF < nk)
+      for (int64_t o = 0; o < hd * (int64_t)sizeof(float); o += 64)
+        __builtin_prefetch(base + (j + ATT_PF) * rs * 4 + o, 0, 3);
+    if (j < nk) memcpy(kp + j * hdp, src, sizeof(float) * hd);
+    else memset(kp + j * hdp, 0, sizeof(float) * hd);
+    memset(kp + j * hdp + hd, 0, sizeof(float) * (hdp - hd));
+  }
+}
+
+// Prefetches rows [i0, i0 + n) of head h of x (B, Tq, nHead, hd) (rows of x are strided, which the hardware
+// prefetchers follow poorly; the block after the current one is fetched while the current one computes)
+static void CW_FN(att_prefetch_rows)(const float* x, int64_t b, int64_t h, int64_t i0, int64_t n, int write,
+                                     const att_ctx* c) {
+  if (i0 >= c->Tq) return;
+  if (i0 + n > c->Tq) n = c->Tq - i0;
+  for (int64_t r = 0; r < n; r++) {
+    const char* p = (const char*)(x + ((b * c->Tq + i0 + r) * c->nHead + h) * c->hd);
+    for (int64_t o = 0; o < c->hd * (int64_t)sizeof(float); o += 64) {
+      if (write) __builtin_prefetch(p + o, 1, 3);
+      else __builtin_prefetch(p + o, 0, 3);
     }
   }
 }
@@ -72,72 +102,92 @@ static void CW_FN(att_load_rows)(float* dst, const float* x, float mul, int64_t 
 }
 
 // ---- forward: tasks (b, h, query block) [begin, end). FlashAttention-2 (Dao 2023, Algorithm 1) on a CPU: per block
-// of ATT_BK keys, S = (scale Q) K^T (a Bq x BK tile), running max m and sum l per row, O = O e^(m_old - m_new) + P V.
+// of ATT_BK keys, the scores are formed transposed, S^T = K (scale Q)^T (keys x queries), so that the online softmax
+// statistics of each query (running max m, sum l) are plain vector ops down the rows, with no horizontal reduction
+// per row; then O = O e^(m_old - m_new) + P V, reading P^T through the tile's strided A.
 CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_t end) {
   att_ctx* c = ctx;
   const int64_t hd = c->hd, hdp = c->hdp, ldk = c->ldk, Tk = c->Tk, Tq = c->Tq;
   const int64_t group = c->nHead / c->nKvHead;
-  float* buf = att_alloc(hd * ldk + ldk * hdp + 2 * ATT_BQ * hdp + ATT_BQ * ATT_BK + 2 * ATT_BQ);
+  float* buf = att_alloc(2 * ldk * hdp + ATT_BQ * hdp + hd * ATT_BQ + ATT_BK * ATT_BQ + 3 * ATT_BQ);
   if (!buf) {
     c->failed = 1;
     return;
   }
-  float *Kt = buf, *Vp = Kt + hd * ldk, *Qs = Vp + ldk * hdp, *O = Qs + ATT_BQ * hdp, *S = O + ATT_BQ * hdp;
-  float *mrow = S + ATT_BQ * ATT_BK, *lrow = mrow + ATT_BQ;
-  int64_t packed = -1;  // b * nKvHead + g of the keys and values in Kt, Vp
+  float *Kp = buf, *Vp = Kp + ldk * hdp, *O = Vp + ldk * hdp, *QT = O + ATT_BQ * hdp, *ST = QT + hd * ATT_BQ;
+  float *mrow = ST + ATT_BK * ATT_BQ, *lrow = mrow + ATT_BQ, *arow = lrow + ATT_BQ;
+  int64_t packed = -1;  // b * nKvHead + g of the keys and values in Kp, Vp
   for (int64_t task = begin; task < end; task++) {
     const int64_t qb = task % c->nqb, h = task / c->nqb % c->nHead, b = task / c->nqb / c->nHead, g = h / group;
     const int64_t len = c->lens ? c->lens[b] : Tk;
     const int64_t nk = len < Tk ? (len > 0 ? len : 0) : Tk;  // keys any query of this batch may see
     if (b * c->nKvHead + g != packed) {
       const int64_t nkp = (nk + ATT_BK - 1) / ATT_BK * ATT_BK;
-      CW_FN(att_pack)(Kt, NULL, c->k, b, g, nk, nkp, c);
+      CW_FN(att_pack)(NULL, Kp, c->k, b, g, nk, nkp, c);
       CW_FN(att_pack)(NULL, Vp, c->v, b, g, nk, nkp, c);
       packed = b * c->nKvHead + g;
     }
-    const int64_t i0 = qb * ATT_BQ, qn = Tq - i0 < ATT_BQ ? Tq - i0 : ATT_BQ, Mq = (qn + CW_MR - 1) / CW_MR * CW_MR;
+    const int64_t i0 = qb * ATT_BQ, qn = Tq - i0 < ATT_BQ ? Tq - i0 : ATT_BQ;
+    const int64_t Mq = (qn + CW_MR - 1) / CW_MR * CW_MR, Nq = (qn + 15) / 16 * 16;
     const int64_t pos0 = len - Tq + i0;  // absolute position of the block's first query
-    CW_FN(att_load_rows)(Qs, c->q, c->scale, b, h, i0, qn, Mq, c);
+    // QT (hd, ATT_BQ) = (scale q)^T, zero in columns [qn, Nq)
+    const float* qrow = c->q + ((b * Tq + i0) * c->nHead + h) * hd;
+    const int64_t qrs = c->nHead * hd;  // between consecutive queries
+    for (int64_t d = 0; d < hd; d++) {
+      float* dst = QT + d * ATT_BQ;
+      for (int64_t r = 0; r < qn; r++) dst[r] = qrow[r * qrs + d] * c->scale;
+      for (int64_t r = qn; r < Nq; r++) dst[r] = 0;
+    }
+    if (qb + 1 < c->nqb) CW_FN(att_prefetch_rows)(c->q, b, h, i0 + ATT_BQ, ATT_BQ, 0, c);
+    CW_FN(att_prefetch_rows)(c->out, b, h, i0, qn, 1, c);
     memset(O, 0, sizeof(float) * Mq * hdp);
     for (int64_t r = 0; r < ATT_BQ; r++) mrow[r] = -INFINITY, lrow[r] = 0;
     const int64_t maxlast = pos0 + qn - 1 < nk - 1 ? pos0 + qn - 1 : nk - 1;
     for (int64_t j0 = 0; j0 <= maxlast; j0 += ATT_BK) {
-      const int64_t jn = maxlast + 1 - j0 < ATT_BK ? maxlast + 1 - j0 : ATT_BK, jnp = (jn + 15) / 16 * 16;
-      CW_FN(att_gemm)(S, ATT_BK, Qs, hdp, 1, Kt + j0, ldk, Mq, jnp, hd, 0);  // (Mq, jnp)
-      for (int64_t r = 0; r < qn; r++) {
-        float* s = S + r * ATT_BK;
-        int64_t lim = pos0 + r - j0 + 1;  // keys of this block that query r sees
-        if (lim < 0) lim = 0;
-        for (int64_t j = lim; j < jnp; j++) s[j] = -INFINITY;
+      const int64_t jn = maxlast + 1 - j0 < ATT_BK ? maxlast + 1 - j0 : ATT_BK, Mk = (jn + 15) / 16 * 16;
+      CW_FN(att_gemm)(ST, ATT_BQ, Kp + j0 * hdp, hdp, 1, QT, ATT_BQ, Mk, Nq, hd, 0);  // S^T: (Mk, Nq)
+      // causal mask: key j0 + j is visible to query r iff j0 + j <= pos0 + r; padded keys (j >= jn) to none
+      const vf ninf = vset1(-INFINITY);
+      for (int64_t j = j0 - pos0 > 0 ? 0 : pos0 - j0; j < Mk; j++) {
+        int64_t hide = j >= jn ? Nq : j0 + j - pos0;  // queries [0, hide) do not see key j0 + j
+        if (hide > Nq) hide = Nq;
+        for (int64_t r = 0; r < hide; r += VW) vst(ST + j * ATT_BQ + r, ninf, hide - r);
+      }
+      for (int64_t r = 0; r < Nq; r += VW) {
         vf mx = vset1(-INFINITY);
-        for (int64_t j = 0; j < jnp; j += VW) mx = vmax(mx, vload(s + j));
-        const float mold = mrow[r], mnew = vhmax(mx) > mold ? vhmax(mx) : mold;
-        if (mnew == -INFINITY) {  // nothing visible yet: P = 0
-          for (int64_t j = 0; j < jnp; j++) s[j] = 0;
-          continue;
-        }
-        const vf mv = vset1(mnew);
+        for (int64_t j = 0; j < Mk; j++) mx = vmax(mx, vload(ST + j * ATT_BQ + r));
+        const vf mold = vload(mrow + r), mnew = vmax(mold, mx);
+        // a query that sees no key yet keeps m = -inf; subtracting -FLT_MAX instead gives e^-inf = 0, not NaN
+        const vf base = vmax(mnew, vset1(-3.4028235e38f));
         vf sum = vzero();
-        for (int64_t j = 0; j < jnp; j += VW) {
-          vf e = vexp(vsub(vload(s + j), mv));
-          vstore(s + j, e);
+        for (int64_t j = 0; j < Mk; j++) {
+          vf e = vexp(vsub(vload(ST + j * ATT_BQ + r), base));
+          vstore(ST + j * ATT_BQ + r, e);
           sum = vadd(sum, e);
         }
-        const float alpha = expf(mold - mnew);  // 0 when mold = -inf
-        lrow[r] = lrow[r] * alpha + vhsum(sum);
-        mrow[r] = mnew;
-        if (alpha != 1.0f) {
-          const vf av = vset1(alpha);
-          for (int64_t d = 0; d < hdp; d += VW) vstore(O + r * hdp + d, vmul(vload(O + r * hdp + d), av));
-        }
+        const vf alpha = vexp(vsub(mold, base));  // 0 while m was -inf
+        vstore(lrow + r, vfma(vload(lrow + r), alpha, sum));
+        vstore(mrow + r, mnew);
+        vstore(arow + r, alpha);
       }
-      CW_FN(att_gemm)(O, hdp, S, ATT_BK, 1, Vp + j0 * hdp, hdp, Mq, hdp, jn, 1);  // O += P V: (Mq, hdp)
+      for (int64_t r = 0; r < qn; r++) {
+        if (arow[r] == 1.0f) continue;
+        const vf av = vset1(arow[r]);
+        for (int64_t d = 0; d < hdp; d += VW) vstore(O + r * hdp + d, vmul(vload(O + r * hdp + d), av));
+      }
+      CW_FN(att_gemm)(O, hdp, ST, 1, ATT_BQ, Vp + j0 * hdp, hdp, Mq, hdp, jn, 1);  // O += P V: (Mq, hdp)
     }
     for (int64_t r = 0; r < qn; r++) {
-      const float l = lrow[r], inv = l > 0 ? 1.0f / l : 0.0f;
+      const vf inv = vset1(lrow[r] > 0 ? 1.0f / lrow[r] : 0.0f);  // no key seen: out = 0
       float* dst = c->out + ((b * Tq + i0 + r) * c->nHead + h) * hd;
-      for (int64_t d = 0; d < hd; d++) dst[d] = O[r * hdp + d] * inv;
-      if (c->lse) c->lse[(b * c->nHead + h) * Tq + i0 + r] = l > 0 ? mrow[r] + logf(l) : -INFINITY;
+      for (int64_t d = 0; d < hd; d += VW) vst(dst + d, vmul(vload(O + r * hdp + d), inv), hd - d);
+    }
+    if (c->lse) {  // lse = m + log l, -inf where l = 0; the block's rows are contiguous in (B, nHead, Tq)
+      float* dst = c->lse + (b * c->nHead + h) * Tq + i0;
+      for (int64_t r = 0; r < qn; r += VW) {
+        vf l = vload(lrow + r);
+        vst(dst + r, vsel_nz(l, vadd(vload(mrow + r), vlog(l)), vset1(-INFINITY)), qn - r);
+      }
     }
   }
   free(buf);
@@ -169,13 +219,19 @@ CW_T static void CW_FN(attention_backward_range)(void* ctx, int64_t begin, int64
         const int64_t i0 = qb * ATT_BQ, qn = T - i0 < ATT_BQ ? T - i0 : ATT_BQ, Mq = (qn + CW_MR - 1) / CW_MR * CW_MR;
         CW_FN(att_load_rows)(Qs, c->q, c->scale, b, h, i0, qn, Mq, c);
         CW_FN(att_load_rows)(dO, c->dout, 1.0f, b, h, i0, qn, Mq, c);
+        CW_FN(att_prefetch_rows)(c->dq, b, h, i0, qn, 1, c);
+        if (qb + 1 < c->nqb) {  // the next block's inputs
+          CW_FN(att_prefetch_rows)(c->q, b, h, i0 + ATT_BQ, ATT_BQ, 0, c);
+          CW_FN(att_prefetch_rows)(c->dout, b, h, i0 + ATT_BQ, ATT_BQ, 0, c);
+          CW_FN(att_prefetch_rows)(c->o, b, h, i0 + ATT_BQ, ATT_BQ, 0, c);
+        }
         memset(dQ, 0, sizeof(float) * Mq * hdp);
         for (int64_t r = 0; r < qn; r++) {
           const int64_t row = (b * T + i0 + r) * c->nHead + h;
           const float *o = c->o + row * hd, *dd = c->dout + row * hd;
-          float s = 0;
-          for (int64_t d = 0; d < hd; d++) s += dd[d] * o[d];
-          D[r] = s;
+          vf s = vzero();  // vector partial sums: a plain loop would be an in-order chain of scalar adds
+          for (int64_t d = 0; d < hd; d += VW) s = vfma(vld(dd + d, hd - d), vld(o + d, hd - d), s);
+          D[r] = vhsum(s);
           L[r] = c->lse_in[(b * c->nHead + h) * T + i0 + r];
         }
         const int64_t maxlast = i0 + qn - 1;
@@ -212,6 +268,11 @@ CW_T static void CW_FN(attention_backward_range)(void* ctx, int64_t begin, int64
     }
     for (int64_t j = 0; j < T; j++) {
       const int64_t o = ((b * T + j) * c->nKvHead + g) * hd;
+      if (j + 8 < T)  // the gradients of 8 keys ahead
+        for (int64_t e = 0; e < hd; e += 16) {
+          __builtin_prefetch(c->dk + o + 8 * c->nKvHead * hd + e, 1, 3);
+          __builtin_prefetch(c->dv + o + 8 * c->nKvHead * hd + e, 1, 3);
+        }
       for (int64_t d = 0; d < hd; d++) c->dk[o + d] += dKl[j * hdp + d], c->dv[o + d] += dVl[j * hdp + d];
     }
   }

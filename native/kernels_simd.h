@@ -10,8 +10,9 @@
 // and folds away when r is a constant), so bodies handle the tail of a row with the same code as the rest.
 //
 // vexp: Cephes expf range reduction (exp(x) = 2^n exp(r), |r| <= ln2/2, n = round(x / ln2), ln2 split in two) and its
-// degree-5 minimax polynomial, about 1 ulp on the reduced range; 2^n is applied in two halves so that results down to
-// the subnormal range and up to overflow are right. vlog: Cephes logf (mantissa in [sqrt(1/2), sqrt(2)), degree-8
+// degree-5 minimax polynomial, about 1 ulp on the reduced range; 2^n is applied by vscalefps (AVX-512) or in two
+// halves (AVX2), so that results up to overflow are right. Results below 1.7e-38 (x < -87) are flushed to 0:
+// subnormal results cost a microcode assist each, and nothing here needs them. vlog: Cephes logf (mantissa in [sqrt(1/2), sqrt(2)), degree-8
 // polynomial). Source: Stephen L. Moshier, Cephes Math Library, expf.c and logf.c (netlib.org/cephes). The scalar
 // level uses libm's expf/logf.
 #include <immintrin.h>
@@ -98,8 +99,11 @@ CW_T CW_INLINE __m512 vsel_nz_avx512(__m512 c, __m512 a, __m512 b) {
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(c, _mm512_setzero_ps(), _CMP_NEQ_UQ), b, a);
 }
 CW_T CW_INLINE __m512 vexp_avx512(__m512 x) {
+  // below -87 the result is under 1.7e-38: it is flushed to 0, because producing a subnormal costs a microcode
+  // assist of ~100 cycles per vector (the masked -inf scores of attention would hit it all the time)
+  const __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
   // max(lo, x) and min(hi, x) return x when x is NaN, so NaN propagates
-  x = _mm512_min_ps(_mm512_set1_ps(88.7228394f), _mm512_max_ps(_mm512_set1_ps(-103.972084f), x));
+  x = _mm512_min_ps(_mm512_set1_ps(88.7228394f), _mm512_max_ps(_mm512_set1_ps(-87.0f), x));
   __m512 fn = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(fn, _mm512_set1_ps(0.693359375f), x);
@@ -111,12 +115,7 @@ CW_T CW_INLINE __m512 vexp_avx512(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
   __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-  __m512i n = _mm512_cvtps_epi32(fn);  // in [-150, 128]: split so both halves are normal powers of two
-  __m512i n1 = _mm512_srai_epi32(n, 1);
-  __m512i n2 = _mm512_sub_epi32(n, n1);
-  __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, _mm512_set1_epi32(127)), 23));
-  __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, _mm512_set1_epi32(127)), 23));
-  return _mm512_mul_ps(_mm512_mul_ps(y, s1), s2);
+  return _mm512_maskz_scalef_ps(~tiny, y, fn);  // y 2^n in one instruction, overflow to inf included
 }
 CW_T CW_INLINE __m512 vlog_avx512(__m512 x) {
   __m512i xi = _mm512_castps_si512(x);
@@ -208,7 +207,8 @@ CW_T CW_INLINE __m256 vsel_nz_avx2(__m256 c, __m256 a, __m256 b) {
   return _mm256_blendv_ps(b, a, _mm256_cmp_ps(c, _mm256_setzero_ps(), _CMP_NEQ_UQ));
 }
 CW_T CW_INLINE __m256 vexp_avx2(__m256 x) {
-  x = _mm256_min_ps(_mm256_set1_ps(88.7228394f), _mm256_max_ps(_mm256_set1_ps(-103.972084f), x));
+  const __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);  // flushed to 0, as for AVX-512
+  x = _mm256_min_ps(_mm256_set1_ps(88.7228394f), _mm256_max_ps(_mm256_set1_ps(-87.0f), x));
   __m256 fn = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(fn, _mm256_set1_ps(0.693359375f), x);
@@ -220,12 +220,12 @@ CW_T CW_INLINE __m256 vexp_avx2(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
   __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-  __m256i n = _mm256_cvtps_epi32(fn);
+  __m256i n = _mm256_cvtps_epi32(fn);  // in [-126, 128]: split so that 2^128 (inf as a float) is never formed
   __m256i n1 = _mm256_srai_epi32(n, 1);
   __m256i n2 = _mm256_sub_epi32(n, n1);
   __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
   __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
-  return _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
+  return _mm256_andnot_ps(tiny, _mm256_mul_ps(_mm256_mul_ps(y, s1), s2));
 }
 CW_T CW_INLINE __m256 vlog_avx2(__m256 x) {
   __m256i xi = _mm256_castps_si256(x);

@@ -1,8 +1,10 @@
 // The thread pool: persistent workers that split a range [0, n) with the calling thread.
 //
 // Boundary: knows nothing of kernels; it runs fn(ctx, begin, end) on deterministic chunks. Chunk c of C chunks is
-// [n*c/C, n*(c+1)/C) with C = min(threads, n / grain) (at least 1), and chunk c always runs on thread c (the caller is
-// thread 0), so the same n, grain and thread count give the same split and the same floating-point results.
+// [n*c/C, n*(c+1)/C) with C = min(threads, n / grain) (at least 1), so the same n, grain and thread count give the
+// same split and the same floating-point results. Threads claim chunks from a shared counter (the caller first), so
+// when a worker is slow to wake on a busy machine the caller runs its chunk instead of waiting for it; fn sees only
+// the range, never which thread runs it.
 // Dispatch is low-latency because the small model calls it thousands of times per step: workers spin briefly on a
 // generation counter, then sleep on a futex (Linux; elsewhere they yield). Nested calls, and calls while another
 // thread is dispatching, run the same chunks serially on the calling thread.
@@ -19,7 +21,7 @@
 #include <sys/syscall.h>
 #endif
 
-#define CW_MAX_THREADS 256
+#define CW_MAX_THREADS 256  // also bounds the chunk count, which the claim word holds in 16 bits
 #define SPIN_ITERS 4000  // ~ tens of microseconds of `pause` before a worker sleeps
 
 static inline void cpu_relax(void) {
@@ -53,8 +55,12 @@ static pthread_t g_workers[CW_MAX_THREADS];
 
 static _Atomic uint32_t g_gen;       // bumped once per dispatch; workers wait on it
 static _Atomic int g_sleepers;       // workers inside wait_while_equal(&g_gen)
-static _Atomic int g_pending;        // workers that have not finished the current dispatch
-static _Atomic uint32_t g_done;      // bumped by the last worker; the caller waits on it
+// The claim word: generation (high 32 bits), chunk count (16 bits), next unclaimed chunk (low 16 bits). A thread
+// claims chunk `next` of generation g by compare-and-swap, so a worker that wakes late can never claim a chunk of a
+// newer dispatch with the job of an older one.
+static _Atomic uint64_t g_claim;
+static _Atomic int g_chunks_done;
+static _Atomic uint32_t g_done;      // bumped when the last chunk finishes; the caller waits on it
 static _Atomic int g_caller_sleeping;
 static _Atomic int g_quit;
 static struct { cw_range_fn fn; void* ctx; int64_t n; int chunks; } g_job;
@@ -82,8 +88,26 @@ static inline void chunk_range(int64_t n, int chunks, int c, int64_t* b, int64_t
   *e = (int64_t)((__int128)n * (c + 1) / chunks);
 }
 
+// Claims and runs chunks of dispatch `gen` until none is left.
+static void run_chunks(uint32_t gen) {
+  for (;;) {
+    uint64_t c = atomic_load_explicit(&g_claim, memory_order_acquire);
+    int next = (int)(c & 0xFFFF), chunks = (int)((c >> 16) & 0xFFFF);
+    if ((uint32_t)(c >> 32) != gen || next >= chunks) return;
+    if (!atomic_compare_exchange_weak(&g_claim, &c, c + 1)) continue;
+    // Chunk `next` is ours and unfinished, so the caller is still inside dispatch `gen` and g_job is its job.
+    int64_t b, e;
+    chunk_range(g_job.n, chunks, next, &b, &e);
+    g_job.fn(g_job.ctx, b, e);
+    if (atomic_fetch_add_explicit(&g_chunks_done, 1, memory_order_acq_rel) + 1 == chunks) {
+      atomic_fetch_add(&g_done, 1);
+      if (atomic_load(&g_caller_sleeping)) wake_all(&g_done);
+    }
+  }
+}
+
 static void* worker_main(void* arg) {
-  int id = (int)(intptr_t)arg;
+  (void)arg;
   t_in_pool = 1;
   uint32_t seen = 0;
   for (;;) {
@@ -101,15 +125,7 @@ static void* worker_main(void* arg) {
     }
     seen = g;
     if (atomic_load(&g_quit)) break;
-    if (id < g_job.chunks) {
-      int64_t b, e;
-      chunk_range(g_job.n, g_job.chunks, id, &b, &e);
-      g_job.fn(g_job.ctx, b, e);
-    }
-    if (atomic_fetch_sub_explicit(&g_pending, 1, memory_order_acq_rel) == 1) {
-      atomic_fetch_add(&g_done, 1);
-      if (atomic_load(&g_caller_sleeping)) wake_all(&g_done);
-    }
+    run_chunks(g);
   }
   return NULL;
 }
@@ -165,25 +181,25 @@ void cw_parallel_for(int64_t n, int64_t grain, cw_range_fn fn, void* ctx) {
   g_job.ctx = ctx;
   g_job.n = n;
   g_job.chunks = chunks;
-  atomic_store(&g_pending, g_started);
-  atomic_fetch_add(&g_gen, 1);  // seq_cst: pairs with the sleepers count (no lost wake-up)
+  atomic_store(&g_chunks_done, 0);
+  uint32_t gen = atomic_load(&g_gen) + 1;
+  atomic_store(&g_claim, ((uint64_t)gen << 32) | ((uint64_t)chunks << 16));
+  atomic_store(&g_gen, gen);  // seq_cst: pairs with the sleepers count (no lost wake-up)
   if (atomic_load(&g_sleepers) > 0) wake_all(&g_gen);
 
   t_in_pool = 1;
-  int64_t b, e;
-  chunk_range(n, chunks, 0, &b, &e);
-  fn(ctx, b, e);
+  run_chunks(gen);
   t_in_pool = 0;
 
   int spins = 0;
-  while (atomic_load_explicit(&g_pending, memory_order_acquire) != 0) {
+  while (atomic_load_explicit(&g_chunks_done, memory_order_acquire) != chunks) {
     if (++spins < SPIN_ITERS) {
       cpu_relax();
       continue;
     }
     uint32_t d = atomic_load(&g_done);
     atomic_store(&g_caller_sleeping, 1);
-    if (atomic_load(&g_pending) != 0) wait_while_equal(&g_done, d);
+    if (atomic_load(&g_chunks_done) != chunks) wait_while_equal(&g_done, d);
     atomic_store(&g_caller_sleeping, 0);
     spins = 0;
   }

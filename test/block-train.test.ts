@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nativeAvailable, nativeUnavailableReason, poolStats, releaseTape, setBackend } from '../src/tensor/index.js';
+import { getBackend, nativeAvailable, nativeUnavailableReason, poolStats, releaseTape, setBackend } from '../src/tensor/index.js';
 import { TINY, TinyBlock, periodicBatch, rng } from './tiny-block.js';
 
 const B = 8, T = 12, PERIOD = 3, STEPS = 250, LR = 1e-2;
@@ -13,6 +13,7 @@ const THRESHOLD = 0.1; // chance is ln(8) = 2.08 on the predictable positions
 
 function train(backend: 'js' | 'native', steps: number): { losses: number[]; freshAfterWarmup: number } {
   setBackend(backend);
+  assert.equal(getBackend().name, backend);
   const model = new TinyBlock(TINY, 1234);
   const r = rng(99);
   const ids = new Int32Array(B * T), targets = new Int32Array(B * T);

@@ -22,8 +22,13 @@ test('chat in a terminal: Ctrl-C stops the reply and keeps the REPL, Ctrl-D leav
     const texts = Array.from({ length: 20 }, (_, i) => `The sea was calm and the moon was bright ${i}. Hello, how are you today?`);
     const tokenizer = trainTokenizer(texts, { vocabSize: 300 });
     // untied embeddings: a random model then wanders greedily through ordinary tokens instead of repeating the last
-    // one, so the reply is long enough to interrupt
+    // one; zero lm-head rows for the special tokens give them logit 0, below the largest of ~290 random logits, so the
+    // greedy reply never ends by itself and is long enough to interrupt
     const model = GPT.create(configFromPreset('tiny', tokenizer.vocabSize, { maxSeqLen: 2048, tiedEmbeddings: false }), 3);
+    const head = model.params.get('lm_head.weight')!;
+    const C = head.shape[1];
+    for (const id of [tokenizer.eot, tokenizer.eos, tokenizer.bos, tokenizer.system, tokenizer.user, tokenizer.assistant, tokenizer.pad])
+      head.data.fill(0, id * C, (id + 1) * C);
     saveModel(dir, model, tokenizer);
 
     const cmd = `'${process.execPath}' '${MAIN}' chat --model '${dir}' --max-tokens 2000 --temperature 0`;

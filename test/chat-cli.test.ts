@@ -13,6 +13,7 @@ import { configFromPreset } from '../src/model/config.js';
 import { saveModel } from '../src/model/checkpoint.js';
 import { trainTokenizer, type Message, type Tokenizer } from '../src/tokenizer/index.js';
 import { generate } from '../src/generate/index.js';
+import { chatStopTokens } from '../src/cli/chat.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 let dir = '';
@@ -31,7 +32,7 @@ before(() => {
   dir = mkdtempSync(join(tmpdir(), 'chatwright-chat-'));
   tokenizer = trainTokenizer(Array.from({ length: 20 }, (_, i) => CORPUS.map((s) => `${s} ${i}`).join('\n')), { vocabSize: 320 });
   model = GPT.create(configFromPreset('tiny', tokenizer.vocabSize, {
-    nLayer: 2, nEmbd: 64, nHead: 4, nKvHead: 2, intermediateSize: 128, maxSeqLen: 96,
+    nLayer: 2, nEmbd: 64, nHead: 4, nKvHead: 2, intermediateSize: 128, maxSeqLen: 96, tiedEmbeddings: false,
   }), 11);
   saveModel(dir, model, tokenizer);
 });
@@ -39,12 +40,12 @@ before(() => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 function cli(args: string[], input = ''): { stdout: string; stderr: string; status: number | null } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { input, encoding: 'utf8', timeout: 30_000, env: { ...process.env, NO_COLOR: '1' } });
+  const r = spawnSync(process.execPath, [MAIN, ...args], { input, encoding: 'utf8', timeout: 90_000, env: { ...process.env, NO_COLOR: '1' } });
   return { stdout: r.stdout, stderr: r.stderr, status: r.status };
 }
 
 const reply = (messages: Message[], seed: number, o: object) =>
-  generate(model, tokenizer, tokenizer.renderForCompletion(messages), { maxNewTokens: 8, ...o, seed }).text;
+  generate(model, tokenizer, tokenizer.renderForCompletion(messages), { maxNewTokens: 8, stopTokens: chatStopTokens(tokenizer), ...o, seed }).text;
 
 test('chat through a pipe: two turns, /reset, /system, /temperature, then the explain view', () => {
   const input = ['hello there', 'how are you?', '/system', '/reset', '/temperature 0', '/explain on', 'the sea', ''].join('\n');

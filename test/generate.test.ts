@@ -155,7 +155,7 @@ test('same seed, same tokens (alone or in a batch); the chosen logprob is the fu
   const seq = p.slice();
   for (let i = 0; i < a.ids.length; i++) {
     const lp = logSoftmax(fullLast(model, seq));
-    assert.ok(Math.abs(a.steps[i].logprob - lp[a.ids[i]]) < TOL);
+    assert.ok(Math.abs(a.steps[i].logprob! - lp[a.ids[i]]) < TOL);
     assert.equal(a.steps[i].top!.length, 3);
     assert.equal(a.steps[i].top![0].id, argmax(lp));
     seq.push(a.ids[i]);

@@ -70,6 +70,9 @@ function gradcheck(name: string, xs: Tensor[], f: (...xs: Tensor[]) => Tensor, t
 test('gradcheck: matrix products', () => {
   gradcheck('linear with bias, 3-D x', [rand([2, 3, 5]), rand([4, 5]), rand([4])], (x, w, b) => linear(x, w, b));
   gradcheck('linear without bias', [rand([3, 7]), rand([2, 7])], (x, w) => linear(x, w));
+  gradcheck('linear of a tensor with itself', [rand([4, 4])], (x) => linear(x, x));
+  gradcheck('matmul of a tensor with itself, transposed', [rand([3, 4])], (x) => matmul(x, x, { transB: true }));
+  gradcheck('linear of an intermediate', [rand([3, 5]), rand([4, 5]), rand([4, 4])], (x, w, w2) => linear(linear(x, w), w2));
   for (const transA of [false, true]) {
     for (const transB of [false, true]) {
       const a = rand(transA ? [4, 3] : [3, 4]), b = rand(transB ? [5, 4] : [4, 5]);
@@ -87,6 +90,8 @@ test('gradcheck: elementwise', () => {
   gradcheck('mul', [rand(sh), rand(sh)], mul);
   gradcheck('div', [rand(sh), rand(sh, 0.5, 2)], div);
   gradcheck('mul of a tensor with itself', [rand(sh)], (x) => mul(x, x));
+  gradcheck('add of a tensor with itself', [rand(sh)], (x) => add(x, x));
+  gradcheck('sub of two views of one tensor', [rand([2, 6])], (x) => sub(x.view([3, 4]), x.view([3, 4])));
   // minimum/maximum: a and b at least 0.1 apart
   const a = rand(sh), b = Tensor.from(Array.from(a.data, (v, i) => v + (i % 2 ? 0.3 : -0.3)), sh, true);
   gradcheck('minimum', [a, b], minimum);
@@ -140,6 +145,10 @@ test('gradcheck: losses', () => {
   gradcheck('crossEntropy', [rand([6, 7], -3, 3)], (l) => crossEntropy(l, targets));
   gradcheck('crossEntropy with weights and ignored targets', [rand([6, 7], -3, 3)], (l) => crossEntropy(l, targets, weights));
   gradcheck('tokenLogprobs', [rand([6, 7], -3, 3)], (l) => tokenLogprobs(l, targets));
+  // The only reader of a linear's output: the gradient is written over the logits themselves.
+  gradcheck('crossEntropy of a linear', [rand([6, 5]), rand([7, 5])], (x, w) => crossEntropy(linear(x, w), targets, weights));
+  gradcheck('tokenLogprobs of a linear', [rand([6, 5]), rand([7, 5])], (x, w) => tokenLogprobs(linear(x, w), targets));
+  gradcheck('crossEntropy of a view of a matmul', [rand([6, 5]), rand([5, 7])], (x, w) => crossEntropy(matmul(x.view([2, 3, 5]).view([6, 5]), w), targets));
   // Both losses on one intermediate: the first writes its gradient fresh, the second must accumulate.
   gradcheck('crossEntropy + tokenLogprobs on one intermediate', [rand([6, 7]), rand([7, 7])], (x, w) => {
     const logits = linear(x, w);
@@ -204,6 +213,23 @@ test('releaseTape invalidates the graph and a warm step allocates nothing', () =
   step();
   // Only the Tensor.from call of each step allocates (caller-owned inputs); the graph's buffers are pooled.
   assert.equal(poolStats().freshAllocations - before, 2);
+});
+
+test('the logits a loss overwrites with their gradient are invalidated, views and detached copies included', () => {
+  const x = rand([4, 3]), w = rand([5, 3]);
+  const logits = linear(x, w);
+  const v = logits.view([20]), d = logits.detach();
+  const L = crossEntropy(logits, Int32Array.of(0, 1, 2, 3));
+  const keep = Array.from(logits.data);
+  L.backward();
+  for (const t of [logits, v, d]) assert.throws(() => sum(t), /reused it for its gradient/);
+  releaseTape();
+  // with a second reader the logits are kept intact until releaseTape
+  const logits2 = linear(x, w);
+  const L2 = add(crossEntropy(logits2, Int32Array.of(0, 1, 2, 3)).view([1]), sum(logits2).view([1]));
+  mulScalar(L2.view([]), 1).backward();
+  assert.deepEqual(Array.from(logits2.data), keep);
+  releaseTape();
 });
 
 test('shape errors name the op, the argument and both shapes', () => {

@@ -88,11 +88,11 @@ function check(c: Case, label: string): string {
   return '';
 }
 
-// (M, N, K): decode shapes, K = 1, tails of every tile size, several K blocks (K > 256), several M blocks (M > 336),
-// several N blocks (N > 4096), and products large enough to be split over threads (2 M N K >= 3e6).
+// (M, N, K): decode shapes, K = 1, tails of every tile size, several K blocks (K > 384), several M blocks (M > 336),
+// several N blocks (N > 1024), and products large enough to be split over threads (2 M N K >= 3e6).
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 257, 33], [2, 129, 65], [3, 65, 127], [4, 1000, 7], [4, 300, 257], [1, 33, 600],
-  [7, 33, 65], [33, 7, 1], [65, 129, 1], [5, 4200, 3], [400, 40, 20],
+  [7, 33, 65], [33, 7, 1], [65, 129, 1], [5, 4200, 3], [400, 40, 20], [37, 41, 800], [9, 1100, 5],
   [127, 129, 257], [129, 127, 33], [257, 65, 129], [300, 70, 50], [50, 300, 70],
 ];
 

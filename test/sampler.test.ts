@@ -30,6 +30,20 @@ test('top-k 3 of {0.1, 0.2, 0.3, 0.4} renormalises to {0, 2/9, 3/9, 4/9}', () =>
   assert.deepEqual([...tied], [-Infinity, 2, 2, -Infinity, -Infinity]);
 });
 
+test('top-k agrees with a sort-based reference on random rows with ties', () => {
+  const r = new Rng(9);
+  for (let trial = 0; trial < 200; trial++) {
+    const V = 1 + (r.nextU32() % 300);
+    const x = Float32Array.from({ length: V }, () => (r.nextU32() % 40) / 4 - (r.next() < 0.05 ? Infinity : 0));
+    const k = 1 + (r.nextU32() % V);
+    // reference: ids ordered by value descending, then id ascending; the first k survive
+    const order = Array.from({ length: V }, (_, j) => j).sort((a, b) => x[b] - x[a] || a - b);
+    const keep = new Set(order.slice(0, k));
+    const out = topK(x, k);
+    for (let j = 0; j < V; j++) assert.equal(out[j], keep.has(j) ? x[j] : -Infinity, `V ${V} k ${k} id ${j}`);
+  }
+});
+
 test('top-p keeps the smallest set reaching p', () => {
   assertProbs(topP(logitsOf(P), 0.6), [0, 0, 0.3 / 0.7, 0.4 / 0.7]); // 0.4 < 0.6 <= 0.4 + 0.3
   assertProbs(topP(logitsOf(P), 0.75), [0, 0.2 / 0.9, 0.3 / 0.9, 0.4 / 0.9]);
@@ -41,6 +55,25 @@ test('top-p keeps the smallest set reaching p', () => {
   const out = topP(logitsOf(q), 0.45);
   assert.equal(out.filter((x) => x > -Infinity).length, 1);
   assert.ok(out[999] > -Infinity);
+});
+
+test('top-p agrees with a full-sort reference on random rows', () => {
+  const r = new Rng(10);
+  for (let trial = 0; trial < 200; trial++) {
+    const V = 1 + (r.nextU32() % 500);
+    const spread = 1 + r.next() * 12;
+    const x = Float32Array.from({ length: V }, () => Math.round(r.next() * spread * 8) / 8);
+    const p = r.next();
+    const probs = softmax(x);
+    const sorted = [...probs].sort((a, b) => b - a);
+    let cum = 0, cut = sorted[sorted.length - 1];
+    for (const q of sorted) if ((cum += q) >= p) {
+      cut = q;
+      break;
+    }
+    const out = topP(x, p);
+    for (let j = 0; j < V; j++) assert.equal(out[j], probs[j] >= cut ? x[j] : -Infinity, `V ${V} p ${p} id ${j}`);
+  }
 });
 
 test('min-p keeps tokens with p >= minP * pmax', () => {
@@ -167,7 +200,7 @@ test('logprobs: raw log-softmax of the chosen token and the top-n', () => {
   const s = new Sampler({ temperature: 0 });
   const r = s.sample(logitsOf(P), 2, 3);
   assert.equal(r.id, 3);
-  assert.ok(Math.abs(r.logprob - Math.log(0.4)) < 1e-6);
+  assert.ok(Math.abs(r.logprob! - Math.log(0.4)) < 1e-6);
   assert.deepEqual(r.top!.map((t) => t.id), [3, 2]);
   assert.ok(Math.abs(r.top![1].logprob - Math.log(0.3)) < 1e-6);
   assert.deepEqual(r.candidates!.map((c) => c.id), [3, 2, 1]);

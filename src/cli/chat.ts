@@ -31,6 +31,11 @@ const HELP = `commands:
   /explain [on|off] show the candidates of every token     /system    show the system prompt
   /help             this list                              /quit      leave (or Ctrl-D)`;
 
+// A reply ends at the end of its turn; any other special token (a new turn, a new document) also ends it.
+export function chatStopTokens(t: Tokenizer): number[] {
+  return [t.eot, t.eos, t.bos, t.system, t.user, t.assistant, t.pad].filter((id) => id >= 0);
+}
+
 // Drop the oldest user/assistant turns until the prompt leaves `reserve` tokens of room; the system message stays.
 // Returns the prompt ids and how many turns were dropped (null when even the newest message alone does not fit).
 export function fitContext(
@@ -61,6 +66,7 @@ export async function run(argv: string[]): Promise<number> {
   const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   const color = tty && !process.env.NO_COLOR;
   const sampling: SamplingOptions = samplingFrom(a);
+  resolveSampling(sampling, model.config.vocabSize); // bad options fail here, before the first turn
   let explain = a.explain;
   const maxT = model.config.maxSeqLen;
   const maxNewTokens = a['max-tokens'];
@@ -69,9 +75,7 @@ export async function run(argv: string[]): Promise<number> {
   let messages: Message[] = [...system];
   let turn = 0; // each reply draws with seed + turn, so a conversation replays exactly from its seed
   const session: Session = new Engine(model).session();
-  // a reply ends at the end of its turn; any other special token (a new turn, a new document) also ends it
-  const t = tokenizer;
-  const stopTokens = [t.eot, t.eos, t.bos, t.system, t.user, t.assistant, t.pad];
+  const stopTokens = chatStopTokens(tokenizer);
   const notice = (s: string) => process.stderr.write(`${color ? '\x1b[2m' : ''}[${s}]${color ? '\x1b[0m' : ''}\n`);
 
   const rl = readline.createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: tty });
@@ -164,7 +168,11 @@ export async function run(argv: string[]): Promise<number> {
       }
     }
     abort = null;
-    messages.push({ role: 'assistant', content: reply });
+    if (reply.length > 0) messages.push({ role: 'assistant', content: reply });
+    else {
+      messages.pop(); // a conversation has no empty messages: forget the exchange
+      notice('empty reply; this exchange is not kept in the conversation');
+    }
     if (tty) rl.prompt();
   }
   process.removeListener('SIGINT', onInterrupt);

@@ -11,7 +11,7 @@ import { helpText, parseArgs, wantsHelp, type OptionsSpec } from './args.js';
 import { loadModel } from '../model/checkpoint.js';
 import type { GPT } from '../model/gpt.js';
 import type { Tokenizer } from '../tokenizer/index.js';
-import { generateStream, renderExplain, tokenTextOf, type SamplingOptions } from '../generate/index.js';
+import { generateStream, renderExplain, resolveSampling, tokenTextOf, type SamplingOptions } from '../generate/index.js';
 
 // One description per option, for both generate and chat.
 export const samplingSpec = {
@@ -22,6 +22,7 @@ export const samplingSpec = {
   'repetition-penalty': { type: 'number', description: 'CTRL repetition penalty over the context (1 = off; 1.2 is typical)', default: 1, min: 0 },
   'presence-penalty': { type: 'number', description: 'OpenAI presence penalty over generated tokens, in [-2, 2]', default: 0, min: -2, max: 2 },
   'frequency-penalty': { type: 'number', description: 'OpenAI frequency penalty over generated tokens, in [-2, 2]', default: 0, min: -2, max: 2 },
+  'logit-bias': { type: 'string', description: 'JSON object of token id -> bias in [-100, 100], e.g. \'{"5": -100}\' bans token 5' },
   seed: { type: 'number', description: 'random seed for the draws (default: a fresh one, printed to stderr)', integer: true },
   'max-tokens': { type: 'number', description: 'maximum number of new tokens', default: 256, integer: true, min: 1 },
   explain: { type: 'boolean', description: 'for each token, show the top candidates, their probabilities and the one drawn', default: false },
@@ -30,8 +31,19 @@ export const samplingSpec = {
 
 type SamplingArgs = { [K in keyof typeof samplingSpec]: unknown };
 
-export function samplingFrom(a: SamplingArgs): Required<Omit<SamplingOptions, 'logitBias'>> {
+export function samplingFrom(a: SamplingArgs): Required<Omit<SamplingOptions, 'logitBias'>> & Pick<SamplingOptions, 'logitBias'> {
+  let logitBias: Record<number, number> | undefined;
+  if (a['logit-bias'] !== undefined) {
+    try {
+      logitBias = JSON.parse(a['logit-bias'] as string);
+    } catch {
+      throw new UserError(`--logit-bias is not valid JSON: ${a['logit-bias']}`, 'give an object like \'{"5": -100, "17": 2.5}\'');
+    }
+    if (typeof logitBias !== 'object' || logitBias === null || Array.isArray(logitBias))
+      throw new UserError('--logit-bias must be a JSON object of token id -> bias', 'give an object like \'{"5": -100}\'');
+  }
   return {
+    logitBias,
     temperature: a.temperature as number, topK: a['top-k'] as number, topP: a['top-p'] as number,
     minP: a['min-p'] as number, repetitionPenalty: a['repetition-penalty'] as number,
     presencePenalty: a['presence-penalty'] as number, frequencyPenalty: a['frequency-penalty'] as number,
@@ -68,6 +80,7 @@ export async function run(argv: string[]): Promise<number> {
   const { model, tokenizer } = loadChatModel(a.model, 'generate');
   const stop = parseStop(a.stop);
   const sampling = samplingFrom(a);
+  resolveSampling(sampling, model.config.vocabSize); // bad options fail before any output
   const promptIds = [...(a.bos ? [tokenizer.bos] : []), ...tokenizer.encode(a.prompt)];
   const color = process.stdout.isTTY && !process.env.NO_COLOR;
   const t0 = performance.now();

@@ -14,6 +14,11 @@ const spec = {
   'batch-size': { ...int, min: 1, description: 'sequences per micro-batch' },
   'seq-len': { ...int, min: 1, description: 'tokens per sequence' },
   context: { ...int, min: 1, description: "a new model's context length (default: the preset's)" },
+  'n-layer': { ...int, min: 1, description: "a new model's layer count (default: the preset's)" },
+  'n-embd': { ...int, min: 1, description: "a new model's embedding width (default: the preset's)" },
+  'n-head': { ...int, min: 1, description: "a new model's query heads (default: the preset's)" },
+  'n-kv-head': { ...int, min: 1, description: "a new model's key/value heads (default: the preset's)" },
+  'intermediate-size': { ...int, min: 1, description: "a new model's MLP width (default: the preset's)" },
   'grad-accum': { ...int, min: 1, description: 'micro-batches per optimizer step' },
   lr: { type: 'number', min: 0, description: 'peak learning rate' },
   'min-lr': { type: 'number', min: 0, description: 'learning rate at the end of the decay' },
@@ -50,7 +55,11 @@ export async function run(argv: string[]): Promise<number> {
     if (v !== undefined && !ok.includes(v as T)) throw new UserError(`pretrain: --${name} must be one of ${ok.join(', ')}, got "${v}"`);
     return v as T | undefined;
   };
+  const model = Object.fromEntries(Object.entries({
+    nLayer: a['n-layer'], nEmbd: a['n-embd'], nHead: a['n-head'], nKvHead: a['n-kv-head'], intermediateSize: a['intermediate-size'],
+  }).filter(([, v]) => v !== undefined));
   const opts: Partial<PretrainOptions> & { data: string; out: string } = {
+    model: Object.keys(model).length ? model : undefined,
     preset: oneOf('preset', a.preset, ['tiny', 'small', 'medium'] as const), data: a.data, out: a.out,
     tokenizer: a.tokenizer, steps: a.steps, batchSize: a['batch-size'], seqLen: a['seq-len'], context: a.context,
     gradAccum: a['grad-accum'], lr: a.lr, minLr: a['min-lr'], warmup: a.warmup,

@@ -20,13 +20,13 @@ export type FinishReason = 'stop' | 'length';
 export interface EngineOptions extends SamplingOptions {
   maxNewTokens: number;
   stopTokens?: number[]; // ids that end a row (not emitted)
-  logprobs?: number; // 0..20: top alternatives per step (the chosen token's logprob is always reported)
+  logprobs?: number; // undefined: none; 0: the chosen token's log-probability; 1..20: and the top alternatives
   explain?: number; // candidates of the final sampling distribution per step (the --explain view)
 }
 
 export interface TokenStep {
   id: number;
-  logprob: number;
+  logprob?: number; // when logprobs was asked for (or explain)
   top?: TokenLogprob[];
   candidates?: { id: number; prob: number }[]; // explain: the top of the distribution the draw used
   prob?: number; // explain: the drawn token's probability under it
@@ -113,10 +113,11 @@ export class DecodeRun {
       const row = this.rows[b], logits = this.pending[b];
       if (row.finishReason !== null || logits === null) continue;
       const o = this.opts[b];
-      const s = this.samplers[b].sample(logits, o.logprobs ?? 0, o.explain ?? 0);
+      const s = this.samplers[b].sample(logits, o.logprobs, o.explain ?? 0);
       this.pending[b] = null;
       this.lastLogits[b] = logits;
-      const step: TokenStep = { id: s.id, logprob: s.logprob };
+      const step: TokenStep = { id: s.id };
+      if (s.logprob !== undefined) step.logprob = s.logprob;
       if (s.top) step.top = s.top;
       if (s.candidates) {
         step.candidates = s.candidates;

@@ -26,7 +26,7 @@ export function renderExplain(step: TokenStep, tokenText: (id: number) => string
   const barWidth = f.barWidth ?? 24;
   const pDrawn = step.prob ?? rows.find((r) => r.id === step.id)?.prob ?? NaN;
   const head = `${f.index !== undefined ? `#${f.index} ` : ''}drew ${label(step.id)} p=${fmtProb(pDrawn)}` +
-    (f.greedy ? ' (greedy: the most probable)' : '') + `  logprob(model)=${step.logprob.toFixed(3)}`;
+    (f.greedy ? ' (greedy: the most probable)' : '') + (step.logprob !== undefined ? `  logprob(model)=${step.logprob.toFixed(3)}` : '');
   const line = (id: number, prob: number) => {
     const mark = id === step.id ? '>' : ' ';
     const text = label(id);

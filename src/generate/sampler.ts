@@ -23,8 +23,9 @@
 // typical_p, top_p, min_p, xtc, temperature, then the `dist` sampler), and the order the min-p paper recommends.
 // Hugging Face's `generate` applies temperature first; with temperature 1 (or no truncation) the two orders agree.
 //
-// Removed tokens get -Infinity. Every step keeps at least one token. The functions are pure; `Sampler` holds the only
-// state (the Rng and the token counts) for one sequence.
+// Removed tokens get -Infinity. Every step keeps at least one token. The functions are pure: none writes to its input,
+// and a step that changes nothing returns its input as it is (no copy). `Sampler` holds the only state (the Rng and the
+// token counts) for one sequence.
 // Boundary: logits and token ids; no model, no text.
 import { UserError } from '../util/errors.js';
 import { Rng, type RngState } from './rng.js';
@@ -84,8 +85,8 @@ function dropUndefined<T extends object>(o: T): Partial<T> {
 // the chain, one pure function per step
 
 export function applyRepetitionPenalty(logits: Float32Array, context: ArrayLike<number>, penalty: number): Float32Array {
+  if (penalty === 1) return logits;
   const out = logits.slice();
-  if (penalty === 1) return out;
   const seen = new Set<number>();
   for (let i = 0; i < context.length; i++) {
     const j = context[i];
@@ -100,13 +101,14 @@ export function applyRepetitionPenalty(logits: Float32Array, context: ArrayLike<
 export function applyPresenceFrequency(
   logits: Float32Array, counts: ReadonlyMap<number, number>, presence: number, frequency: number,
 ): Float32Array {
+  if (presence === 0 && frequency === 0) return logits;
   const out = logits.slice();
-  if (presence === 0 && frequency === 0) return out;
   for (const [j, c] of counts) if (c > 0 && j >= 0 && j < out.length) out[j] -= c * frequency + presence;
   return out;
 }
 
 export function applyLogitBias(logits: Float32Array, bias: ReadonlyMap<number, number>): Float32Array {
+  if (bias.size === 0) return logits;
   const out = logits.slice();
   for (const [j, b] of bias) if (j >= 0 && j < out.length) out[j] += b;
   return out;
@@ -114,10 +116,9 @@ export function applyLogitBias(logits: Float32Array, bias: ReadonlyMap<number, n
 
 export function topK(logits: Float32Array, k: number): Float32Array {
   const V = logits.length;
+  if (k <= 0 || k >= V) return logits;
+  const kth = kthLargest(logits.slice(), k);
   const out = logits.slice();
-  if (k <= 0 || k >= V) return out;
-  const sorted = logits.slice().sort(); // ascending; NaN would sort last, but logits are finite or -Infinity
-  const kth = sorted[V - k];
   let above = 0;
   for (let j = 0; j < V; j++) if (logits[j] > kth) above++;
   let tiesLeft = k - above; // admit ties with the k-th value in id order
@@ -129,33 +130,62 @@ export function topK(logits: Float32Array, k: number): Float32Array {
   return out;
 }
 
+// The k-th largest value (k >= 1) by quickselect (Hoare's FIND, median-of-three pivot); reorders a. O(n) on average.
+function kthLargest(a: Float32Array, k: number): number {
+  let lo = 0, hi = a.length - 1;
+  const want = k - 1; // index in descending order
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const x = a[lo], y = a[mid], z = a[hi];
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (a[i] > pivot) i++;
+      while (a[j] < pivot) j--;
+      if (i <= j) {
+        const t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (want <= j) hi = j;
+    else if (want >= i) lo = i;
+    else return a[want];
+  }
+  return a[want];
+}
+
 export function topP(logits: Float32Array, p: number): Float32Array {
+  if (p >= 1) return logits;
   const out = logits.slice();
-  if (p >= 1) return out;
   const probs = softmax(logits);
   // Collect the candidates above a threshold, lowering it until they hold mass >= p: the nucleus is then inside them,
   // since they are exactly the most probable tokens. This sorts a few hundred values instead of the whole vocabulary.
   let pmax = 0;
   for (let j = 0; j < probs.length; j++) if (probs[j] > pmax) pmax = probs[j];
   let thr = pmax / 64;
-  let cand: number[] = [];
+  let n = 0;
   for (;;) {
-    cand = [];
+    n = 0;
     let mass = 0;
     for (let j = 0; j < probs.length; j++) if (probs[j] >= thr) {
-      cand.push(probs[j]);
+      n++;
       mass += probs[j];
     }
     if (mass >= p || thr === 0) break;
     thr = thr < 1e-300 ? 0 : thr / 64;
   }
-  cand.sort((a, b) => b - a);
+  const cand = new Float64Array(n);
+  for (let j = 0, i = 0; j < probs.length; j++) if (probs[j] >= thr) cand[i++] = probs[j];
+  cand.sort(); // ascending, typed (native) sort; walk it from the top
   let cum = 0;
-  let cut = cand[cand.length - 1];
-  for (const q of cand) {
-    cum += q;
+  let cut = cand[0];
+  for (let i = n - 1; i >= 0; i--) {
+    cum += cand[i];
     if (cum >= p) {
-      cut = q;
+      cut = cand[i];
       break;
     }
   }
@@ -164,8 +194,8 @@ export function topP(logits: Float32Array, p: number): Float32Array {
 }
 
 export function minP(logits: Float32Array, m: number): Float32Array {
+  if (m <= 0) return logits;
   const out = logits.slice();
-  if (m <= 0) return out;
   // p_j >= m * p_max  <=>  logit_j >= logit_max + log(m): no softmax needed
   let max = -Infinity;
   for (let j = 0; j < logits.length; j++) if (logits[j] > max) max = logits[j];
@@ -176,8 +206,8 @@ export function minP(logits: Float32Array, m: number): Float32Array {
 
 export function applyTemperature(logits: Float32Array, t: number): Float32Array {
   if (t <= 0) throw new RangeError(`applyTemperature: temperature must be > 0 (0 is the greedy path of draw), got ${t}`);
+  if (t === 1) return logits;
   const out = logits.slice();
-  if (t === 1) return out;
   for (let j = 0; j < out.length; j++) out[j] = logits[j] / t;
   return out;
 }
@@ -238,12 +268,16 @@ export function processLogits(
 
 export interface TokenLogprob { id: number; logprob: number }
 
-export function logSoftmax(logits: ArrayLike<number>): Float64Array {
+export function logSumExp(logits: ArrayLike<number>): number {
   let max = -Infinity;
   for (let j = 0; j < logits.length; j++) if (logits[j] > max) max = logits[j];
   let sum = 0;
   for (let j = 0; j < logits.length; j++) sum += Math.exp(logits[j] - max);
-  const lse = max + Math.log(sum);
+  return max + Math.log(sum);
+}
+
+export function logSoftmax(logits: ArrayLike<number>): Float64Array {
+  const lse = logSumExp(logits);
   const out = new Float64Array(logits.length);
   for (let j = 0; j < logits.length; j++) out[j] = logits[j] - lse;
   return out;
@@ -273,7 +307,7 @@ export const MAX_TOP_LOGPROBS = 20;
 
 export interface SampleResult {
   id: number;
-  logprob: number; // log p(id) under the raw model distribution
+  logprob?: number; // log p(id) under the raw model distribution (when logprobs was given, or explain)
   top?: TokenLogprob[]; // top-n of the raw distribution
   candidates?: { id: number; prob: number }[]; // explain: top-n of the distribution the draw used
   prob?: number; // explain: the drawn token's probability under that distribution
@@ -291,18 +325,20 @@ export class Sampler {
     this.context = Array.from(prompt);
   }
 
-  // Choose the next token from one logits row (V). logprobs: how many raw top-n alternatives to return (0..20);
-  // explain: how many candidates of the final distribution to return.
-  sample(logits: Float32Array, logprobs = 0, explain = 0): SampleResult {
+  // Choose the next token from one logits row (V). logprobs: undefined = none (saves a pass of V exps), 0 = the chosen
+  // token's, n = and the top n alternatives (<= 20); explain: how many candidates of the final distribution to return.
+  sample(logits: Float32Array, logprobs?: number, explain = 0): SampleResult {
     const x = processLogits(logits, this.opts, this.context, this.counts);
     let id: number;
     let final: Float64Array | null = null;
     if (this.opts.temperature === 0) id = argmax(x);
     else id = drawFromLogits(x, this.rng.next());
-    const res: SampleResult = { id, logprob: 0 };
-    const lp = logSoftmax(logits);
-    res.logprob = lp[id];
-    if (logprobs > 0) res.top = topN(lp, Math.min(logprobs, MAX_TOP_LOGPROBS));
+    const res: SampleResult = { id };
+    if (logprobs !== undefined && logprobs > 0) {
+      const lp = logSoftmax(logits);
+      res.logprob = lp[id];
+      res.top = topN(lp, Math.min(logprobs, MAX_TOP_LOGPROBS));
+    } else if (logprobs !== undefined || explain > 0) res.logprob = logits[id] - logSumExp(logits);
     if (explain > 0) {
       // greedy: show the penalised distribution at temperature 1, of which the argmax was taken
       final = softmax(x);

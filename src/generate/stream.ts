@@ -31,7 +31,7 @@ export interface GenerateResult {
 
 export interface StreamChunk {
   delta: string; // text released by this token (may be empty while a character or a stop string is incomplete)
-  step?: TokenStep; // the token drawn (absent on the final chunk)
+  step?: TokenStep; // the token drawn (absent on the final chunk); a stop token's step comes too, with an empty delta
   result?: GenerateResult; // on the final chunk only
 }
 
@@ -83,10 +83,13 @@ function textStep(run: DecodeRun, texts: RowText[]): { steps: (TokenStep | null)
   return { steps, deltas };
 }
 
-export function generateBatch(model: GPT, tokenizer: Tokenizer, prompts: number[][], opts: GenerateOptions): GenerateResult[] {
-  const o = withDefaults(tokenizer, opts);
-  const run = new Engine(model).start(prompts, o);
-  const texts = prompts.map(() => new RowText(tokenizer, o.stop));
+// opts: shared, or one set per prompt (e.g. a seed per RL rollout).
+export function generateBatch(
+  model: GPT, tokenizer: Tokenizer, prompts: number[][], opts: GenerateOptions | GenerateOptions[],
+): GenerateResult[] {
+  const per = (Array.isArray(opts) ? opts : prompts.map(() => opts)).map((o) => withDefaults(tokenizer, o));
+  const run = new Engine(model).start(prompts, per);
+  const texts = prompts.map((_, b) => new RowText(tokenizer, per[b]?.stop));
   while (!run.done) textStep(run, texts);
   return texts.map((t, b) => {
     t.flush();
@@ -115,7 +118,7 @@ export async function* generateStream(
       break;
     }
     const { steps, deltas } = textStep(run, [text]);
-    if (steps[0] && run.rows[0].stopToken !== steps[0].id) yield { delta: deltas[0], step: steps[0] };
+    if (steps[0]) yield { delta: deltas[0], step: steps[0] }; // a stop token's draw too (its delta is empty)
     await new Promise<void>((resolve) => setImmediate(resolve)); // let I/O and signal handlers run between tokens
   }
   const delta = text.flush();

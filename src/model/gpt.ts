@@ -167,11 +167,11 @@ export class GPT {
         });
       } else {
         const L = `transformer.h.${l}.`;
-        const wo = this.offsetOf(L + 'attn.c_attn.weight'), bo = this.offsetOf(L + 'attn.c_attn.bias');
+        const qkvW = this.offsetOf(L + 'attn.c_attn.weight'), qkvB = this.offsetOf(L + 'attn.c_attn.bias');
         this.blocks.push({
           ln1w: get(L + 'ln_1.weight'), ln1b: get(L + 'ln_1.bias'), ln2w: get(L + 'ln_2.weight'), ln2b: get(L + 'ln_2.bias'),
-          wq: this.view(wo, [C, C]), wk: this.view(wo + C * C, [C, C]), wv: this.view(wo + 2 * C * C, [C, C]),
-          bq: this.view(bo, [C]), bk: this.view(bo + C, [C]), bv: this.view(bo + 2 * C, [C]),
+          wq: this.view(qkvW, [C, C]), wk: this.view(qkvW + C * C, [C, C]), wv: this.view(qkvW + 2 * C * C, [C, C]),
+          bq: this.view(qkvB, [C]), bk: this.view(qkvB + C, [C]), bv: this.view(qkvB + 2 * C, [C]),
           wo: get(L + 'attn.c_proj.weight'), bo: get(L + 'attn.c_proj.bias'),
           wu: get(L + 'mlp.c_fc.weight'), bu: get(L + 'mlp.c_fc.bias'),
           wd: get(L + 'mlp.c_proj.weight'), bd: get(L + 'mlp.c_proj.bias'),
@@ -183,7 +183,7 @@ export class GPT {
     this.head = c.scalarHead ? get('score.weight') : c.tiedEmbeddings ? this.wte : get('lm_head.weight');
 
     // Rotary tables computed in float32 steps as HF LlamaRotaryEmbedding does (inv_freq = 1 / theta^(2i/d), angle =
-    // pos * inv_freq), so long positions round like transformers. (Su et al. 2021, RoFormer, eq. 34.)
+    // pos * inv_freq), so long positions round like transformers (rotary: Su et al. 2021, RoFormer).
     const half = headDim(c) / 2, f = Math.fround;
     this.ropeCos = new Float32Array(c.maxSeqLen * half);
     this.ropeSin = new Float32Array(c.maxSeqLen * half);
@@ -342,6 +342,12 @@ export class GPT {
     const kvDim = c.nKvHead * hd, N = B * Tq, maxT = cache.maxT, V = c.scalarHead ? 1 : c.vocabSize;
     assert(ids.length === N, `forwardCached: ids has ${ids.length} tokens, expected B*Tq = ${B}*${Tq}`);
     assert(Tq >= 1, 'forwardCached: Tq must be >= 1');
+    for (let i = 0; i < N; i++) {
+      if (!(ids[i] >= 0 && ids[i] < c.vocabSize)) {
+        throw new UserError(`token id ${ids[i]} is outside the model's vocabulary of ${c.vocabSize}`,
+          'the tokenizer and the model do not match; load both from the same model directory');
+      }
+    }
     const rows = cache.ibuf('rows', B), pos0 = cache.ibuf('pos0', B), lensAfter = cache.ibuf('lensAfter', B);
     let contiguous = true; // rows 0..B-1: one batched attention call over the cache
     for (let b = 0; b < B; b++) {

@@ -28,7 +28,7 @@ import { lrAt } from '../train/schedule.js';
 import { Rng } from '../train/rng.js';
 import { appendMetrics, filterMetrics, readMetrics } from '../train/metrics.js';
 import { lossCurveSvg } from '../train/svg.js';
-import { formatDuration, measureGemmPeak, ProgressLine, trainFlopsPerToken } from '../train/progress.js';
+import { formatDuration, ProgressLine, trainingGemmPeak, trainFlopsPerToken } from '../train/progress.js';
 import { hasCheckpoint, loadTrainerState, recoverCheckpointDir, saveTrainerState, writeCheckpointDir } from '../train/state.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
@@ -43,6 +43,7 @@ export interface PretrainOptions {
   batchSize: number;         // sequences per micro-batch
   seqLen: number;            // tokens per sequence
   context: number | null;    // model context (maxSeqLen) of a new model; default: the preset's
+  model: Partial<GPTConfig>; // overrides of the preset's architecture for a new model (nLayer, nEmbd, ...)
   gradAccum: number;         // micro-batches per optimizer step
   lr: number;                // peak learning rate
   minLr: number;             // end of the decay
@@ -73,14 +74,14 @@ export const PRESET_TRAINING: Record<PretrainOptions['preset'], Partial<Pretrain
 };
 
 const DEFAULTS: Omit<PretrainOptions, 'data' | 'out'> = {
-  preset: 'tiny', tokenizer: null, steps: 1000, batchSize: 16, seqLen: 128, context: null, gradAccum: 1, lr: 3e-3,
+  preset: 'tiny', tokenizer: null, steps: 1000, batchSize: 16, seqLen: 128, context: null, model: {}, gradAccum: 1, lr: 3e-3,
   minLr: 3e-4, warmup: 50, decay: 'cosine', weightDecay: 0.1, decayAll: false, beta1: 0.9, beta2: 0.95, clip: 1.0,
   evalEvery: 100, evalBatches: 20, sampleEvery: 0, sampleTokens: 64, saveEvery: 250, seed: 1337, resume: true,
   backend: null, timeLimit: 0, peakGflops: 0, logEvery: 10,
 };
 
 // The options saved with a checkpoint and taken again on resume (unless given anew); the rest are per invocation.
-const RUN_KEYS = ['preset', 'steps', 'batchSize', 'seqLen', 'context', 'gradAccum', 'lr', 'minLr', 'warmup', 'decay',
+const RUN_KEYS = ['preset', 'steps', 'batchSize', 'seqLen', 'context', 'model', 'gradAccum', 'lr', 'minLr', 'warmup', 'decay',
   'weightDecay', 'decayAll', 'beta1', 'beta2', 'clip', 'evalEvery', 'evalBatches', 'sampleEvery', 'sampleTokens',
   'saveEvery', 'seed'] as const;
 
@@ -141,7 +142,7 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
   if (saved) {
     model = loadModel(o.out).model;
   } else {
-    const overrides: Partial<GPTConfig> = o.context ? { maxSeqLen: o.context } : {};
+    const overrides: Partial<GPTConfig> = { ...o.model, ...(o.context ? { maxSeqLen: o.context } : {}) };
     model = GPT.create(configFromPreset(o.preset, manifest.vocabSize, overrides), o.seed);
   }
   const cfg = model.config;
@@ -172,6 +173,7 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
     // records past the checkpoint belong to the lost part of the run; the evaluation at the checkpoint's step runs again
     filterMetrics(metricsPath, (r) => r.step < step || (r.step === step && r.loss !== undefined));
   } else {
+    if (existsSync(join(o.out, 'trainer_state.json'))) print(`starting over (--no-resume): the checkpoint in ${o.out} is replaced at the first save`);
     filterMetrics(metricsPath, () => false);
   }
   const loader = new BatchLoader(train, B, T, o.seed, cursor);
@@ -181,7 +183,7 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
   const matmulParams = model.layout.filter((p) => p.kind === 'matrix').reduce((a, p) => a + p.size, 0) +
     (cfg.tiedEmbeddings && !cfg.scalarHead ? cfg.vocabSize * cfg.nEmbd : 0);
   const flopsPerToken = trainFlopsPerToken({ matmulParams, nLayer: cfg.nLayer, nEmbd: cfg.nEmbd, seqLen: T });
-  const peak = o.peakGflops > 0 ? o.peakGflops : measureGemmPeak(be, B * T, cfg.intermediateSize, cfg.nEmbd);
+  const peak = o.peakGflops > 0 ? o.peakGflops : trainingGemmPeak(be, B * T, cfg.nEmbd, cfg.intermediateSize);
 
   print(model.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new run in ${o.out}`} | ${o.steps} steps of ${B} x ${T}` +

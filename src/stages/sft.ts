@@ -142,6 +142,9 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
   if (o.backend) setBackend(o.backend);
   const be = getBackend();
 
+  // the demonstrations are read and checked first: a malformed line fails before any model is loaded
+  const demos = loadDemonstrations(o);
+
   // ---------------------------------------------------------------------------------------------------------------------
   // Model and tokenizer: the checkpoint's (resume), the pretrained one (--init), or a fresh one (warned)
   let model: GPT;
@@ -171,7 +174,6 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
 
   // ---------------------------------------------------------------------------------------------------------------------
   // Demonstrations: packed into rows of T + 1 tokens; overlong dialogues counted, never dropped silently
-  const demos = loadDemonstrations(o);
   const packed = packConversations(demos.train, tokenizer, T, { pack: o.pack, overflow: o.overflow });
   if (packed.rows.length === 0) throw new UserError(`no training dialogue fits a context of ${T} tokens`, 'raise --seq-len or shorten the dialogues');
   const heldPacked = demos.heldout.length ? packConversations(demos.heldout, tokenizer, T, { pack: true, overflow: o.overflow }) : null;
@@ -272,6 +274,10 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const progress = new ProgressLine(process.stdout, o.logEvery);
+  const note = (line: string) => { // a full line through the caller's print, below the live progress line
+    progress.done();
+    print(line);
+  };
   const t0 = performance.now();
   let lastLoss = NaN, lastVal: number | null = null, stepTimeEma = 0;
   let stopped: SFTResult['stopped'] = 'steps';
@@ -282,12 +288,12 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
         lastVal = evaluate();
         if (lastVal !== null) {
           appendMetrics(metricsPath, { step, valLoss: lastVal });
-          progress.log(`step ${step}: held-out loss ${lastVal.toFixed(4)}`);
+          note(`step ${step}: held-out loss ${lastVal.toFixed(4)}`);
         }
       }
       if (o.sampleEvery > 0 && step > 0 && step % o.sampleEvery === 0) {
         const s = await sampleAnswer();
-        if (s) progress.log(`  sample: ${s}`);
+        if (s) note(`  sample: ${s}`);
       }
 
       // ---- one optimizer step. The loss of a step is the mean over ALL its assistant tokens, so each micro-batch's

@@ -1,4 +1,4 @@
-// The tensor engine's public face: Tensor and autograd (tensor.ts), the ops (ops.ts), the backend registry
+// The tensor engine's public face: Tensor and autograd (tensor.ts), the ops (ops.ts, nn.ts), the backend registry
 // (registry.ts) and the Backend interface (backend.ts). Everything outside src/tensor/ imports from here.
 
 export type { Backend, FloatArray } from './backend.js';
@@ -10,6 +10,8 @@ export {
 } from './tensor.js';
 export {
   linear, matmul, add, sub, mul, div, minimum, maximum, addScalar, mulScalar, neg, exp, log, sigmoid, logSigmoid,
-  clamp, where, sum, mean, sumLastDim, embedding, gatherRows, rmsnorm, layernorm, rope, ropeTables, attention, swiglu,
-  gelu, softmax, crossEntropy, tokenLogprobs,
+  clamp, where, sum, mean, sumLastDim, embedding, gatherRows,
 } from './ops.js';
+export {
+  rmsnorm, layernorm, rope, ropeTables, attention, swiglu, gelu, softmax, crossEntropy, tokenLogprobs,
+} from './nn.js';

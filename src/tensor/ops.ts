@@ -1,29 +1,30 @@
-// The autograd ops: each forward is one or a few Backend calls over whole arrays, and each backward is composed from
+// The autograd ops, part 1: matrix products, elementwise ops, reductions and lookups (the network layers and losses
+// are in nn.ts). Each forward is one or a few Backend calls over whole arrays, and each backward is composed from
 // Backend primitives that accumulate into the inputs' gradients (gradOf). No per-element work crosses the backend.
 // Boundary: shapes and gradients live here; arithmetic lives in the backends; buffers come from tensor.ts.
 // Conventions: row-major, the last dimension is the feature dimension; `linear` takes weights in the Hugging Face
-// (out, in) layout; attention tensors are (B, T, nHead, headDim) so q, k, v are views of a projection's output.
+// (out, in) layout.
 
 import type { Backend, FloatArray } from './backend.js';
 import { jsBackend } from './backend-js.js';
 import { getBackend } from './registry.js';
 import {
-  Tensor, checkLive, dtypeOf, fmtShape, giveBuffer, gradForOverwrite, gradOf, makeResult, needsGrad, outBuffer,
-  takeBuffer, type DType,
+  Tensor, checkLive, dtypeOf, fmtShape, giveBuffer, gradForOverwrite, gradOf, makeResult, needsGrad,
+  outBuffer, takeBuffer, type DType,
 } from './tensor.js';
 
 // float64 data (gradient checks) always runs on the JS backend; the native one takes Float32Array only.
-function be(a: FloatArray): Backend {
+export function be(a: FloatArray): Backend {
   return a instanceof Float64Array ? jsBackend : getBackend();
 }
 
 // ---- argument checks: errors name the op, the argument and the shapes
 
-function live(op: string, name: string, t: Tensor): void {
+export function live(op: string, name: string, t: Tensor): void {
   checkLive(op, name, t);
 }
 
-function sameShape(op: string, an: string, a: Tensor, bn: string, b: Tensor): void {
+export function sameShape(op: string, an: string, a: Tensor, bn: string, b: Tensor): void {
   live(op, an, a);
   live(op, bn, b);
   const ok = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
@@ -31,20 +32,33 @@ function sameShape(op: string, an: string, a: Tensor, bn: string, b: Tensor): vo
   if (dtypeOf(a.data) !== dtypeOf(b.data)) throw new Error(`${op}: ${an} is ${dtypeOf(a.data)} but ${bn} is ${dtypeOf(b.data)}`);
 }
 
-function lastDim(op: string, name: string, t: Tensor): number {
+export function lastDim(op: string, name: string, t: Tensor): number {
   live(op, name, t);
   if (t.shape.length < 1) throw new Error(`${op}: ${name} must have at least one dimension, got shape ${fmtShape(t.shape)}`);
   return t.shape[t.shape.length - 1];
 }
 
-function rank(op: string, name: string, t: Tensor, r: number, meaning: string): void {
+export function rank(op: string, name: string, t: Tensor, r: number, meaning: string): void {
   live(op, name, t);
   if (t.shape.length !== r) throw new Error(`${op}: ${name} must be ${meaning}, got shape ${fmtShape(t.shape)}`);
 }
 
 // A temporary for a backward: from the pool, given back before the closure returns.
-function tmp(dtype: DType, n: number): FloatArray {
+export function tmp(dtype: DType, n: number): FloatArray {
   return takeBuffer(dtype, n);
+}
+
+// A gradient nothing has been added to yet is written (gemm beta 0, a copy) instead of zeroed and then added to.
+function beta(d: { fresh: boolean }): number {
+  return d.fresh ? 0 : 1;
+}
+
+// grad(t) += alpha * g
+function accumulate(B: Backend, t: Tensor, alpha: number, g: FloatArray, n: number): void {
+  const d = gradForOverwrite(t);
+  if (!d) return;
+  if (d.fresh) B.scaleShift(d.buf, g, alpha, 0, n);
+  else B.axpy(d.buf, alpha, g, n);
 }
 
 // ---- matrix products
@@ -67,11 +81,11 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
   B.gemm(y, xd, wd, N, outF, inF, false, true, 1, 0);
   if (bd) B.addBias(y, y, bd, N, outF);
   return makeResult(y, [...x.shape.slice(0, -1), outF], rec, b ? [x, w, b] : [x, w], (g) => {
-    const dx = gradOf(x), dw = gradOf(w), db = b ? gradOf(b) : null;
-    if (dx) B.gemm(dx, g, wd, N, inF, outF, false, false, 1, 1); // (N, in) += (N, out) @ (out, in)
-    if (dw) B.gemm(dw, g, xd, outF, inF, N, true, false, 1, 1); // (out, in) += (N, out)^T @ (N, in)
+    const dx = gradForOverwrite(x), dw = gradForOverwrite(w), db = b ? gradOf(b) : null;
+    if (dx) B.gemm(dx.buf, g, wd, N, inF, outF, false, false, 1, beta(dx)); // (N, in) += (N, out) @ (out, in)
+    if (dw) B.gemm(dw.buf, g, xd, outF, inF, N, true, false, 1, beta(dw)); // (out, in) += (N, out)^T @ (N, in)
     if (db) B.sumRows(db, g, N, outF);
-  });
+  }, true);
 }
 
 // op(a) @ op(b), 2-D (M, K) @ (K, N) -> (M, N), or 3-D batched (P, M, K) @ (P, K, N) -> (P, M, N).
@@ -99,17 +113,17 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
   const c = outBuffer(dtypeOf(ad), P * M * N, rec);
   B.gemm(c, ad, bd, M, N, K, tA, tB, 1, 0, P, M * K, K * N, M * N);
   return makeResult(c, r === 3 ? [P, M, N] : [M, N], rec, [a, b], (g) => {
-    const da = gradOf(a), db = gradOf(b);
+    const da = gradForOverwrite(a), db = gradForOverwrite(b);
     // d op(A) = dC op(B)^T;  d op(B) = op(A)^T dC, written for each storage layout
     if (da) {
-      if (!tA) B.gemm(da, g, bd, M, K, N, false, !tB, 1, 1, P, M * N, K * N, M * K);
-      else B.gemm(da, bd, g, K, M, N, tB, true, 1, 1, P, K * N, M * N, M * K);
+      if (!tA) B.gemm(da.buf, g, bd, M, K, N, false, !tB, 1, beta(da), P, M * N, K * N, M * K);
+      else B.gemm(da.buf, bd, g, K, M, N, tB, true, 1, beta(da), P, K * N, M * N, M * K);
     }
     if (db) {
-      if (!tB) B.gemm(db, ad, g, K, N, M, !tA, false, 1, 1, P, M * K, M * N, K * N);
-      else B.gemm(db, g, ad, N, K, M, true, tA, 1, 1, P, M * N, M * K, K * N);
+      if (!tB) B.gemm(db.buf, ad, g, K, N, M, !tA, false, 1, beta(db), P, M * K, M * N, K * N);
+      else B.gemm(db.buf, g, ad, N, K, M, true, tA, 1, beta(db), P, M * N, M * K, K * N);
     }
-  });
+  }, true);
 }
 
 // ---- elementwise, two inputs of the same shape
@@ -137,17 +151,15 @@ function accMul(B: Backend, da: FloatArray, g: FloatArray, x: FloatArray, n: num
 
 export function add(a: Tensor, b: Tensor): Tensor {
   return binary('add', a, b, (B, g, _ad, _bd, _o, n) => {
-    const da = gradOf(a), db = gradOf(b);
-    if (da) B.axpy(da, 1, g, n);
-    if (db) B.axpy(db, 1, g, n);
+    accumulate(B, a, 1, g, n);
+    accumulate(B, b, 1, g, n);
   });
 }
 
 export function sub(a: Tensor, b: Tensor): Tensor {
   return binary('sub', a, b, (B, g, _ad, _bd, _o, n) => {
-    const da = gradOf(a), db = gradOf(b);
-    if (da) B.axpy(da, 1, g, n);
-    if (db) B.axpy(db, -1, g, n);
+    accumulate(B, a, 1, g, n);
+    accumulate(B, b, -1, g, n);
   });
 }
 
@@ -203,7 +215,7 @@ export function maximum(a: Tensor, b: Tensor): Tensor {
 
 // ---- elementwise, one input
 
-function unary(op: string, a: Tensor, forward: (B: Backend, out: FloatArray, ad: FloatArray, n: number) => void,
+export function unary(op: string, a: Tensor, forward: (B: Backend, out: FloatArray, ad: FloatArray, n: number) => void,
   backward: (B: Backend, da: FloatArray, g: FloatArray, ad: FloatArray, out: FloatArray, n: number) => void): Tensor {
   live(op, 'a', a);
   const rec = needsGrad(a);
@@ -382,243 +394,5 @@ function gather(op: string, ids: Int32Array, table: Tensor): Tensor {
   return makeResult(out, [N, C], rec, [table], (g) => {
     const dt = gradOf(table);
     if (dt) B.embeddingBackward(dt, g, ids, N, C);
-  });
-}
-
-// ---- normalisation over the last dimension
-
-export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
-  const C = lastDim('rmsnorm', 'x', x);
-  rank('rmsnorm', 'w', w, 1, `(${C})`);
-  if (w.size !== C) throw new Error(`rmsnorm: w has shape ${fmtShape(w.shape)} but x has shape ${fmtShape(x.shape)}; w must be (${C})`);
-  const rec = needsGrad(x, w);
-  const xd = x.data, wd = w.data, N = x.size / C;
-  const dt = dtypeOf(xd);
-  const B = be(xd);
-  const out = outBuffer(dt, N * C, rec);
-  const rstd = rec ? outBuffer(dt, N, true) : tmp(dt, N);
-  B.rmsnormForward(out, rstd, xd, wd, N, C, eps);
-  if (!rec) giveBuffer(rstd);
-  return makeResult(out, x.shape, rec, [x, w], (g) => {
-    const dx = gradOf(x) ?? tmp(dt, N * C), dw = gradOf(w) ?? tmp(dt, C);
-    B.rmsnormBackward(dx, dw, g, xd, wd, rstd, N, C);
-    if (!x.requiresGrad) giveBuffer(dx);
-    if (!w.requiresGrad) giveBuffer(dw);
-  });
-}
-
-export function layernorm(x: Tensor, w: Tensor, b: Tensor, eps: number): Tensor {
-  const C = lastDim('layernorm', 'x', x);
-  for (const [name, p] of [['w', w], ['b', b]] as const) {
-    rank('layernorm', name, p, 1, `(${C})`);
-    if (p.size !== C) throw new Error(`layernorm: ${name} has shape ${fmtShape(p.shape)} but x has shape ${fmtShape(x.shape)}; ${name} must be (${C})`);
-  }
-  const rec = needsGrad(x, w, b);
-  const xd = x.data, wd = w.data, bd = b.data, N = x.size / C;
-  const dt = dtypeOf(xd);
-  const B = be(xd);
-  const out = outBuffer(dt, N * C, rec);
-  const mu = rec ? outBuffer(dt, N, true) : tmp(dt, N);
-  const rstd = rec ? outBuffer(dt, N, true) : tmp(dt, N);
-  B.layernormForward(out, mu, rstd, xd, wd, bd, N, C, eps);
-  if (!rec) {
-    giveBuffer(mu);
-    giveBuffer(rstd);
-  }
-  return makeResult(out, x.shape, rec, [x, w, b], (g) => {
-    const dx = gradOf(x) ?? tmp(dt, N * C), dw = gradOf(w) ?? tmp(dt, C), db = gradOf(b) ?? tmp(dt, C);
-    B.layernormBackward(dx, dw, db, g, xd, wd, mu, rstd, N, C);
-    if (!x.requiresGrad) giveBuffer(dx);
-    if (!w.requiresGrad) giveBuffer(dw);
-    if (!b.requiresGrad) giveBuffer(db);
-  });
-}
-
-// ---- rotary embedding (Su et al. 2021, RoFormer; Hugging Face Llama's rotate_half layout)
-
-// x: (B, T, nHead, headDim); cos, sin: (maxT, headDim/2) tables; token t of batch b sits at pos0[b] + t.
-export function rope(x: Tensor, cos: FloatArray, sin: FloatArray, pos0: Int32Array | null): Tensor {
-  rank('rope', 'x', x, 4, '(B, T, nHead, headDim)');
-  const [Bn, T, nHead, hd] = x.shape;
-  if (hd % 2 !== 0) throw new Error(`rope: headDim must be even, x has shape ${fmtShape(x.shape)}`);
-  if (cos.length !== sin.length || cos.length % (hd / 2) !== 0) {
-    throw new Error(`rope: cos (${cos.length}) and sin (${sin.length}) must both be (maxT, ${hd / 2}) tables for x ${fmtShape(x.shape)}`);
-  }
-  const maxT = cos.length / (hd / 2);
-  if (pos0 && pos0.length < Bn) throw new Error(`rope: pos0 has ${pos0.length} entries for batch ${Bn}`);
-  for (let b = 0; b < Bn; b++) {
-    const p = pos0 ? pos0[b] : 0;
-    if (p < 0 || p + T > maxT) throw new Error(`rope: positions ${p}..${p + T - 1} exceed the rotary table of ${maxT} positions`);
-  }
-  const rec = needsGrad(x);
-  const xd = x.data;
-  const B = be(xd);
-  const out = outBuffer(dtypeOf(xd), x.size, rec);
-  B.ropeForward(out, xd, cos, sin, Bn, T, nHead, hd, pos0);
-  return makeResult(out, x.shape, rec, [x], (g) => {
-    const dx = gradOf(x);
-    if (dx) B.ropeBackward(dx, g, cos, sin, Bn, T, nHead, hd, pos0);
-  });
-}
-
-// Hugging Face Llama tables: angle(pos, i) = pos * theta^(-2i / headDim).  -> cos, sin (maxT, headDim/2)
-export function ropeTables(maxT: number, headDim: number, theta = 10000): { cos: Float32Array; sin: Float32Array } {
-  const half = headDim / 2;
-  const cos = new Float32Array(maxT * half), sin = new Float32Array(maxT * half);
-  for (let p = 0; p < maxT; p++) {
-    for (let i = 0; i < half; i++) {
-      const a = p * Math.pow(theta, (-2 * i) / headDim);
-      cos[p * half + i] = Math.cos(a);
-      sin[p * half + i] = Math.sin(a);
-    }
-  }
-  return { cos, sin };
-}
-
-// ---- attention
-
-// Causal grouped-query attention. q: (B, T, nHead, hd); k, v: (B, Tk, nKvHead, hd) -> (B, T, nHead, hd).
-// Training form: Tk == T. With opts.lens (a KV cache of Tk slots, lens[b] valid) it is inference only (no gradient).
-export function attention(q: Tensor, k: Tensor, v: Tensor, opts: { lens?: Int32Array | null; scale?: number } = {}): Tensor {
-  rank('attention', 'q', q, 4, '(B, T, nHead, headDim)');
-  rank('attention', 'k', k, 4, '(B, Tk, nKvHead, headDim)');
-  sameShape('attention', 'k', k, 'v', v);
-  const [Bn, T, nHead, hd] = q.shape;
-  const [Bk, Tk, nKv, hdk] = k.shape;
-  if (Bk !== Bn || hdk !== hd || Tk < T || nKv < 1 || nHead % nKv !== 0) {
-    throw new Error(`attention: k has shape ${fmtShape(k.shape)} but q has shape ${fmtShape(q.shape)}; k must be ` +
-      `(${Bn}, Tk >= ${T}, nKvHead dividing ${nHead}, ${hd})`);
-  }
-  const lens = opts.lens ?? null;
-  if (lens && lens.length < Bn) throw new Error(`attention: lens has ${lens.length} entries for batch ${Bn}`);
-  const scale = opts.scale ?? 1 / Math.sqrt(hd);
-  const rec = needsGrad(q, k, v);
-  if (rec && (lens || Tk !== T)) {
-    throw new Error(`attention: gradients need the training form (Tk == T, no lens); got q ${fmtShape(q.shape)}, ` +
-      `k ${fmtShape(k.shape)}${lens ? ' with lens' : ''}; run cached attention under noGrad`);
-  }
-  const qd = q.data, kd = k.data, vd = v.data;
-  const dt = dtypeOf(qd);
-  const B = be(qd);
-  const out = outBuffer(dt, q.size, rec);
-  const lse = rec ? outBuffer(dt, Bn * nHead * T, true) : null;
-  B.attentionForward(out, lse, qd, kd, vd, Bn, T, Tk, nHead, nKv, hd, scale, lens);
-  return makeResult(out, q.shape, rec, [q, k, v], (g) => {
-    const dq = gradOf(q) ?? tmp(dt, q.size), dk = gradOf(k) ?? tmp(dt, k.size), dv = gradOf(v) ?? tmp(dt, v.size);
-    B.attentionBackward(dq, dk, dv, g, out, lse!, qd, kd, vd, Bn, T, nHead, nKv, hd, scale);
-    if (!q.requiresGrad) giveBuffer(dq);
-    if (!k.requiresGrad) giveBuffer(dk);
-    if (!v.requiresGrad) giveBuffer(dv);
-  });
-}
-
-// ---- activations
-
-// silu(gate) * up (Shazeer 2020, GLU Variants Improve Transformer)
-export function swiglu(gate: Tensor, up: Tensor): Tensor {
-  sameShape('swiglu', 'gate', gate, 'up', up);
-  const rec = needsGrad(gate, up);
-  const gd = gate.data, ud = up.data, n = gate.size;
-  const dt = dtypeOf(gd);
-  const B = be(gd);
-  const out = outBuffer(dt, n, rec);
-  B.swigluForward(out, gd, ud, n);
-  return makeResult(out, gate.shape, rec, [gate, up], (g) => {
-    const dg = gradOf(gate) ?? tmp(dt, n), du = gradOf(up) ?? tmp(dt, n);
-    B.swigluBackward(dg, du, g, gd, ud, n);
-    if (!gate.requiresGrad) giveBuffer(dg);
-    if (!up.requiresGrad) giveBuffer(du);
-  });
-}
-
-export function gelu(x: Tensor): Tensor {
-  return unary('gelu', x, (B, o, xd, n) => B.geluForward(o, xd, n), (B, dx, g, xd, _o, n) => B.geluBackward(dx, g, xd, n));
-}
-
-// Softmax over the last dimension.
-export function softmax(x: Tensor): Tensor {
-  const C = lastDim('softmax', 'x', x);
-  const N = C > 0 ? x.size / C : 0;
-  return unary('softmax', x, (B, o, xd) => B.softmaxForward(o, xd, N, C), (B, dx, g, _x, o) => B.softmaxBackward(dx, g, o, N, C));
-}
-
-// ---- losses over logits (N, V), fused with log-softmax: probabilities are never stored
-
-function logitsArgs(op: string, logits: Tensor, targets: Int32Array): [number, number] {
-  rank(op, 'logits', logits, 2, '(N, V)');
-  const [N, V] = logits.shape;
-  if (targets.length !== N) throw new Error(`${op}: targets has ${targets.length} entries but logits has shape ${fmtShape(logits.shape)}`);
-  for (let i = 0; i < N; i++) {
-    if (targets[i] >= V) throw new Error(`${op}: target ${targets[i]} at row ${i} is outside the vocabulary of ${V}`);
-  }
-  return [N, V];
-}
-
-// dlogits (+)= CE backward with per-row weights dl: straight into a fresh gradient buffer, else via a temporary.
-function crossEntropyGrad(B: Backend, logits: Tensor, dl: FloatArray, ld: FloatArray, lse: FloatArray,
-  targets: Int32Array, N: number, V: number): void {
-  const dst = gradForOverwrite(logits);
-  if (!dst) return;
-  if (dst.fresh) {
-    B.crossEntropyBackward(dst.buf, dl, ld, lse, targets, N, V);
-  } else {
-    const t = tmp(dtypeOf(ld), N * V);
-    B.crossEntropyBackward(t, dl, ld, lse, targets, N, V);
-    B.axpy(dst.buf, 1, t, N * V);
-    giveBuffer(t);
-  }
-}
-
-// Scalar: sum_i w_i loss_i / sum_i w_i over rows with targets[i] >= 0 (w = 1 when weights are absent); 0 when no
-// row counts.
-export function crossEntropy(logits: Tensor, targets: Int32Array, weights?: Float32Array | null): Tensor {
-  const [N, V] = logitsArgs('crossEntropy', logits, targets);
-  if (weights && weights.length !== N) throw new Error(`crossEntropy: weights has ${weights.length} entries but logits has shape ${fmtShape(logits.shape)}`);
-  const rec = needsGrad(logits);
-  const ld = logits.data;
-  const dt = dtypeOf(ld);
-  const B = be(ld);
-  const losses = rec ? outBuffer(dt, N, true) : tmp(dt, N);
-  const lse = rec ? outBuffer(dt, N, true) : tmp(dt, N);
-  const wEff = rec ? outBuffer(dt, N, true) : tmp(dt, N);
-  B.crossEntropyForward(losses, lse, ld, targets, N, V);
-  let denom = 0;
-  for (let i = 0; i < N; i++) {
-    wEff[i] = targets[i] < 0 ? 0 : weights ? weights[i] : 1;
-    denom += wEff[i];
-  }
-  B.mul(losses, losses, wEff, N);
-  const out = outBuffer(dt, 1, rec);
-  out[0] = denom !== 0 ? B.sum(losses, N) / denom : 0;
-  if (!rec) {
-    giveBuffer(losses);
-    giveBuffer(lse);
-    giveBuffer(wEff);
-  }
-  return makeResult(out, [], rec, [logits], (g) => {
-    const dl = tmp(dt, N);
-    B.scaleShift(dl, wEff, denom !== 0 ? g[0] / denom : 0, 0, N);
-    crossEntropyGrad(B, logits, dl, ld, lse, targets, N, V);
-    giveBuffer(dl);
-  });
-}
-
-// (N): log p(targets[i] | row i), 0 where targets[i] < 0.
-export function tokenLogprobs(logits: Tensor, targets: Int32Array): Tensor {
-  const [N, V] = logitsArgs('tokenLogprobs', logits, targets);
-  const rec = needsGrad(logits);
-  const ld = logits.data;
-  const dt = dtypeOf(ld);
-  const B = be(ld);
-  const out = outBuffer(dt, N, rec);
-  const lse = rec ? outBuffer(dt, N, true) : tmp(dt, N);
-  B.crossEntropyForward(out, lse, ld, targets, N, V);
-  B.scaleShift(out, out, -1, 0, N);
-  if (!rec) giveBuffer(lse);
-  return makeResult(out, [N], rec, [logits], (g) => {
-    const dl = tmp(dt, N);
-    B.scaleShift(dl, g, -1, 0, N);
-    crossEntropyGrad(B, logits, dl, ld, lse, targets, N, V);
-    giveBuffer(dl);
   });
 }

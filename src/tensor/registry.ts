@@ -66,8 +66,8 @@ export function getBackend(): Backend {
   } else {
     current = tryNative();
     if (!current) {
-      process.stderr.write(`chatwright: native backend unavailable (${nativeError}); running on the slower JS backend. ` +
-        'HINT: run `npm run build:native`\n');
+      const hint = nativeError.includes('build:native') ? '' : ' HINT: run `npm run build:native`';
+      process.stderr.write(`chatwright: native backend unavailable (${nativeError}); running on the slower JS backend.${hint}\n`);
       current = jsBackend;
     }
   }

@@ -10,6 +10,9 @@
 // the pool (backward() returns the intermediate gradients as soon as they are consumed), so after one warm-up step a
 // training step takes every buffer from the pool and allocates no new typed array: poolStats().freshAllocations
 // stops growing. Tensors of a released graph are invalidated (their data becomes empty): using one throws.
+// One more saving: when a loss is the only reader of its logits (the output of a linear), backward writes the
+// logits' gradient over the logits themselves (gradInPlaceOfData), so no second (N, V) buffer exists; those logits
+// are invalidated at that moment, so read them before backward().
 // Under noGrad, op outputs are ordinary arrays owned by the caller (garbage-collected, never pooled).
 
 import type { FloatArray } from './backend.js';
@@ -141,10 +144,13 @@ export function poolStats(): PoolStats {
 
 // The recipe to push an output's gradient to its inputs. backward(g) accumulates into gradOf(input) for each input.
 // alias: the output is a view of that tensor, so the two share one gradient buffer and backward is a no-op.
+// outputFree: backward never reads the output's data (linear, matmul), so the output buffer may be reused for its
+// own gradient (see gradInPlaceOfData).
 export interface Node {
   inputs: Tensor[];
   backward: (g: FloatArray) => void;
   alias?: Tensor;
+  outputFree?: boolean;
 }
 
 function shapeSize(shape: readonly number[]): number {
@@ -261,8 +267,8 @@ function trackLive(t: Tensor): void {
 export function checkLive(op: string, arg: string, t: Tensor): void {
   if (t.data.length !== t.size) {
     if (t.data.length === 0) {
-      throw new Error(`${op}: ${arg} was released by releaseTape() (its buffer went back to the pool); copy what you ` +
-        'need before releasing');
+      throw new Error(`${op}: ${arg} was released by releaseTape() (its buffer went back to the pool), or backward() ` +
+        'reused it for its gradient (logits of a loss); read what you need before backward and releaseTape');
     }
     throw new Error(`${op}: ${arg} has ${t.data.length} elements of data for shape ${fmtShape(t.shape)}`);
   }
@@ -284,12 +290,12 @@ export function outBuffer(dtype: DType, n: number, recorded: boolean): FloatArra
 
 // Wraps an op's output; when recorded, attaches the node.
 export function makeResult(data: FloatArray, shape: number[], recorded: boolean, inputs: Tensor[],
-  backward: (g: FloatArray) => void): Tensor {
+  backward: (g: FloatArray) => void, outputFree = false): Tensor {
   const out = new Tensor(data, shape);
   if (recorded) {
     trackLive(out);
     out.requiresGrad = true;
-    out._ctx = { inputs, backward };
+    out._ctx = outputFree ? { inputs, backward, outputFree } : { inputs, backward };
   }
   return out;
 }
@@ -297,6 +303,8 @@ export function makeResult(data: FloatArray, shape: number[], recorded: boolean,
 // ---- backward pass
 
 let grads: Map<Tensor, FloatArray> | null = null;
+let consumers: Map<Tensor, number> | null = null; // per tensor (views resolved): the graph's nodes that read it
+let borrowed: Set<FloatArray> | null = null; // gradient buffers that are forward buffers: released by releaseTape
 
 function resolve(t: Tensor): Tensor {
   while (t._ctx?.alias) t = t._ctx.alias;
@@ -335,6 +343,25 @@ export function gradForOverwrite(t: Tensor): { buf: FloatArray; fresh: boolean }
   return { buf: b, fresh: true };
 }
 
+// The forward buffer of t itself as t's gradient buffer, when that is safe: t (or the tensor it views) is an
+// intermediate whose only reader in the graph is the caller's node, whose producer's backward never reads it
+// (outputFree), and nothing has been accumulated into its gradient yet. The buffer comes back unzeroed, for a
+// primitive that overwrites and may alias its input (crossEntropyBackward: "the logits are the largest buffer").
+// Every tensor over that buffer (t, its base, their views and detached copies) is invalidated (its data becomes
+// empty), so a later read throws instead of seeing gradients.
+export function gradInPlaceOfData(t: Tensor): FloatArray | null {
+  if (!t.requiresGrad || !grads || !consumers || !borrowed) return null;
+  const r = resolve(t);
+  if (!r._ctx || !r._ctx.outputFree || !r._pooled || grads.has(r) || consumers.get(r) !== 1) return null;
+  const buf = r.data;
+  if (buf.length !== r.size) return null;
+  grads.set(r, buf);
+  borrowed.add(buf);
+  const empty = buf instanceof Float64Array ? EMPTY_F64 : EMPTY_F32;
+  for (const lt of liveTensors) if (lt.data === buf) lt.data = empty; // r, t, and any view or detached copy
+  return buf;
+}
+
 // Every tensor that needs a gradient and that root depends on, inputs before outputs (iterative DFS).
 function topoOrder(root: Tensor): Tensor[] {
   const order: Tensor[] = [];
@@ -363,6 +390,15 @@ function runBackward(root: Tensor): void {
   if (grads) throw new Error('backward: already running (an op called backward from inside a backward)');
   const order = topoOrder(root);
   grads = new Map();
+  borrowed = new Set();
+  consumers = new Map();
+  for (const t of order) {
+    if (!t._ctx || t._ctx.alias) continue; // a view is not a reader: its readers are counted against its base
+    for (const c of t._ctx.inputs) {
+      const r = resolve(c);
+      consumers.set(r, (consumers.get(r) ?? 0) + 1);
+    }
+  }
   const prev = gradEnabled;
   gradEnabled = false;
   try {
@@ -374,11 +410,13 @@ function runBackward(root: Tensor): void {
       const g = grads.get(t);
       if (!g) continue; // no gradient reached it
       ctx.backward(g);
-      giveBuffer(g); // every consumer of t ran before t: its gradient is spent
+      if (!borrowed.has(g)) giveBuffer(g); // every consumer of t ran before t: its gradient is spent
       grads.delete(t);
     }
   } finally {
     grads = null;
+    consumers = null;
+    borrowed = null;
     gradEnabled = prev;
   }
 }

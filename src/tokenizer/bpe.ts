@@ -13,71 +13,81 @@ import { assert } from '../util/errors.js';
 const EMPTY = -1;
 const NO_MERGE = 0x7fffffff;
 
-/** Open-addressing hash table (a, b) -> (priority, result) over typed arrays: no boxing, no string keys. */
+/**
+ * Open-addressing hash table (a, b) -> (priority, result) in one Int32Array of [a, b, priority, result] records, so a
+ * lookup touches one cache line: no boxing, no string keys.
+ */
 export class PairTable {
-  private keyA: Int32Array;
-  private keyB: Int32Array;
-  private prio: Int32Array;
-  private res: Int32Array;
-  private mask: number;
+  private data: Int32Array;
+  private mask: number; // slots - 1
   size = 0;
 
   constructor(capacity = 1024) {
     let cap = 1024;
     while (cap < capacity * 2) cap *= 2;
-    this.keyA = new Int32Array(cap).fill(EMPTY);
-    this.keyB = new Int32Array(cap);
-    this.prio = new Int32Array(cap);
-    this.res = new Int32Array(cap);
+    this.data = new Int32Array(cap * 4).fill(EMPTY);
     this.mask = cap - 1;
   }
 
-  private slot(a: number, b: number): number {
+  /** The record offset of (a, b), or -1: read its priority and result with prioAt / resultAt. */
+  find(a: number, b: number): number {
     let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b ^ 0x7f4a7c15, 0x85ebca77);
     h ^= h >>> 15;
-    let i = h & this.mask;
-    const keyA = this.keyA, keyB = this.keyB;
-    while (keyA[i] !== EMPTY && (keyA[i] !== a || keyB[i] !== b)) i = (i + 1) & this.mask;
-    return i;
+    const d = this.data, mask = this.mask;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const o = i << 2;
+      const k = d[o];
+      if (k === a && d[o + 1] === b) return o;
+      if (k === EMPTY) return -1;
+    }
+  }
+  prioAt(o: number): number {
+    return this.data[o + 2];
+  }
+  resultAt(o: number): number {
+    return this.data[o + 3];
   }
 
   /** Keeps the first priority set for a pair (a later duplicate line in a merges file is ignored). */
   set(a: number, b: number, priority: number, result: number): void {
-    if ((this.size + 1) * 2 > this.keyA.length) this.grow();
-    const i = this.slot(a, b);
-    if (this.keyA[i] !== EMPTY) return;
-    this.keyA[i] = a;
-    this.keyB[i] = b;
-    this.prio[i] = priority;
-    this.res[i] = result;
+    if ((this.size + 1) * 2 > this.mask + 1) this.grow();
+    if (this.find(a, b) >= 0) return;
+    let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b ^ 0x7f4a7c15, 0x85ebca77);
+    h ^= h >>> 15;
+    const d = this.data, mask = this.mask;
+    let i = h & mask;
+    while (d[i << 2] !== EMPTY) i = (i + 1) & mask;
+    const o = i << 2;
+    d[o] = a;
+    d[o + 1] = b;
+    d[o + 2] = priority;
+    d[o + 3] = result;
     this.size++;
   }
 
   /** Priority of merging (a, b), or NO_MERGE. */
   priority(a: number, b: number): number {
-    const i = this.slot(a, b);
-    return this.keyA[i] === EMPTY ? NO_MERGE : this.prio[i];
+    const o = this.find(a, b);
+    return o < 0 ? NO_MERGE : this.data[o + 2];
   }
 
   result(a: number, b: number): number {
-    const i = this.slot(a, b);
-    return this.keyA[i] === EMPTY ? -1 : this.res[i];
+    const o = this.find(a, b);
+    return o < 0 ? -1 : this.data[o + 3];
   }
 
   /** Every entry as [a, b, priority, result], in table order. */
   entries(): [number, number, number, number][] {
     const out: [number, number, number, number][] = [];
-    for (let i = 0; i < this.keyA.length; i++) if (this.keyA[i] !== EMPTY) out.push([this.keyA[i], this.keyB[i], this.prio[i], this.res[i]]);
+    const d = this.data;
+    for (let o = 0; o < d.length; o += 4) if (d[o] !== EMPTY) out.push([d[o], d[o + 1], d[o + 2], d[o + 3]]);
     return out;
   }
 
   private grow(): void {
     const old = this.entries();
-    const cap = this.keyA.length * 2;
-    this.keyA = new Int32Array(cap).fill(EMPTY);
-    this.keyB = new Int32Array(cap);
-    this.prio = new Int32Array(cap);
-    this.res = new Int32Array(cap);
+    const cap = (this.mask + 1) * 2;
+    this.data = new Int32Array(cap * 4).fill(EMPTY);
     this.mask = cap - 1;
     this.size = 0;
     for (const [a, b, p, r] of old) this.set(a, b, p, r);
@@ -102,6 +112,7 @@ export class BytePairEncoder {
   private cache = new Map<string, number[]>();
   private w = new Int32Array(256); // scratch: ids of the piece being merged
   private pr = new Int32Array(256); // scratch: priority of (w[i], w[i+1])
+  private rs = new Int32Array(256); // scratch: the id (w[i], w[i+1]) merges into
 
   constructor(v: BPEVocab) {
     assert(v.byteToId.length === 256, `byteToId must have 256 entries, got ${v.byteToId.length}`);
@@ -120,6 +131,11 @@ export class BytePairEncoder {
         // not valid UTF-8 on its own: can never be a whole piece
       }
     }
+  }
+
+  /** Forget the cached pieces (benchmarks use it to time a cold encoder). */
+  clearCache(): void {
+    this.cache.clear();
   }
 
   /** Append the ids of one pre-split piece. */
@@ -147,6 +163,7 @@ export class BytePairEncoder {
     if (this.w.length < piece.length * 3) {
       this.w = new Int32Array(piece.length * 3);
       this.pr = new Int32Array(piece.length * 3);
+      this.rs = new Int32Array(piece.length * 3);
     }
     const w = this.w, b2i = this.byteToId;
     let n = 0;
@@ -183,8 +200,15 @@ export class BytePairEncoder {
 
   // Short pieces (almost all): scan for the lowest priority and shift the arrays, as tiktoken does.
   private mergeSmall(n: number): number[] {
-    const w = this.w, pr = this.pr, m = this.merges;
-    for (let i = 0; i + 1 < n; i++) pr[i] = m.priority(w[i], w[i + 1]);
+    const w = this.w, pr = this.pr, rs = this.rs, m = this.merges;
+    for (let i = 0; i + 1 < n; i++) {
+      const k = m.find(w[i], w[i + 1]);
+      if (k < 0) pr[i] = NO_MERGE;
+      else {
+        pr[i] = m.prioAt(k);
+        rs[i] = m.resultAt(k);
+      }
+    }
     while (n > 1) {
       let best = NO_MERGE, at = -1;
       for (let i = 0; i + 1 < n; i++) {
@@ -194,16 +218,33 @@ export class BytePairEncoder {
         }
       }
       if (at < 0) break;
-      w[at] = m.result(w[at], w[at + 1]);
+      w[at] = rs[at];
       for (let i = at + 1; i + 1 < n; i++) {
         w[i] = w[i + 1];
         pr[i] = pr[i + 1];
+        rs[i] = rs[i + 1];
       }
       n--;
-      if (at > 0) pr[at - 1] = m.priority(w[at - 1], w[at]);
-      if (at + 1 < n) pr[at] = m.priority(w[at], w[at + 1]);
+      if (at > 0) {
+        const k = m.find(w[at - 1], w[at]);
+        if (k < 0) pr[at - 1] = NO_MERGE;
+        else {
+          pr[at - 1] = m.prioAt(k);
+          rs[at - 1] = m.resultAt(k);
+        }
+      }
+      if (at + 1 < n) {
+        const k = m.find(w[at], w[at + 1]);
+        if (k < 0) pr[at] = NO_MERGE;
+        else {
+          pr[at] = m.prioAt(k);
+          rs[at] = m.resultAt(k);
+        }
+      }
     }
-    return Array.from(w.subarray(0, n));
+    const out = new Array<number>(n);
+    for (let i = 0; i < n; i++) out[i] = w[i];
+    return out;
   }
 
   // Long pieces (whitespace runs, long words): a doubly linked list of parts and a min-heap of candidate merges keyed

@@ -207,13 +207,30 @@ export function trainBpe(texts: Iterable<string>, opts: TrainOptions): TrainResu
   const merges: [number, number][] = [];
   const tokenBytes: Uint8Array[] = [];
   for (let b = 0; b < 256; b++) tokenBytes.push(Uint8Array.of(b));
-  const stamp = new Int32Array(nWords).fill(-1);
+  const stamp = new Int32Array(nWords).fill(-1); // word w was handled in merge stamp[w]
+  let seen = new Int32Array(count.length).fill(-1); // slot t was touched in merge seen[t]
+  let before = new Float64Array(count.length); // ... and had this count before it
   const touched: number[] = [];
-  const before = new Map<number, number>(); // slot -> its count before this merge, for the slots touched
-  const touch = (s: number) => {
-    if (!before.has(s)) {
-      before.set(s, count[s]);
-      touched.push(s);
+  let step = 0;
+  const add = (a: number, b: number, f: number, w: number) => {
+    const t = slot(a, b);
+    if (t >= seen.length) {
+      const s2 = new Int32Array(count.length).fill(-1);
+      s2.set(seen);
+      seen = s2;
+      const b2 = new Float64Array(count.length);
+      b2.set(before);
+      before = b2;
+    }
+    if (seen[t] !== step) {
+      seen[t] = step;
+      before[t] = count[t];
+      touched.push(t);
+    }
+    count[t] += f;
+    if (w >= 0) {
+      const list = where[t];
+      if (list.length === 0 || list[list.length - 1] !== w) list.push(w);
     }
   };
   while (merges.length < opts.nMerges && hc.length > 0) {
@@ -222,48 +239,52 @@ export function trainBpe(texts: Iterable<string>, opts: TrainOptions): TrainResu
     if (count[s] !== c || c <= 0) continue; // stale
     const A = slots.pairA[s], B = slots.pairB[s];
     const C = 256 + merges.length;
-    const step = merges.length;
+    step = merges.length;
     merges.push([A, B]);
     const ab = new Uint8Array(tokenBytes[A].length + tokenBytes[B].length);
     ab.set(tokenBytes[A]);
     ab.set(tokenBytes[B], tokenBytes[A].length);
     tokenBytes.push(ab);
 
+    // Only the pairs next to a merged occurrence change. Left to right, for an occurrence of (A, B) at i:
+    //   left:  (L, A) -> (L, C), where L is the symbol before; if that was itself just merged, the old pair was (B, A)
+    //          and the new one (C, C)
+    //   right: (B, R) -> (C, R), unless R starts the next occurrence (its left side handles the pair (B, A))
+    //   the pair itself: (A, B) goes away
     for (const w of where[s]) {
       if (stamp[w] === step) continue;
       stamp[w] = step;
-      const s0 = start[w], n = len[w], f = freq[w];
-      let has = false;
-      for (let i = s0; i < s0 + n - 1; i++) if (sym[i] === A && sym[i + 1] === B) { has = true; break; }
-      if (!has) continue; // a stale entry: the pair left this word in an earlier merge
-      // The pairs that change are those next to a merged occurrence: remove the old ones, add the new ones.
-      for (let i = s0; i < s0 + n - 1; i++) {
-        const t = slot(sym[i], sym[i + 1]);
-        touch(t);
-        count[t] -= f;
-      }
-      let o = s0;
-      for (let i = s0; i < s0 + n; i++) {
-        if (i + 1 < s0 + n && sym[i] === A && sym[i + 1] === B) {
+      const s0 = start[w], end = s0 + len[w], f = freq[w];
+      let o = s0, i = s0, prevMerged = false, any = false;
+      while (i < end) {
+        if (i + 1 < end && sym[i] === A && sym[i + 1] === B) {
+          any = true;
+          if (o > s0) {
+            const L = sym[o - 1];
+            add(prevMerged ? B : L, A, -f, -1);
+            add(L, C, f, w);
+          }
+          if (i + 2 < end) {
+            const R = sym[i + 2];
+            if (!(R === A && i + 3 < end && sym[i + 3] === B)) {
+              add(B, R, -f, -1);
+              add(C, R, f, w);
+            }
+          }
+          add(A, B, -f, -1);
           sym[o++] = C;
-          i++;
-        } else sym[o++] = sym[i];
-      }
-      len[w] = o - s0;
-      for (let i = s0; i < o - 1; i++) {
-        const t = slot(sym[i], sym[i + 1]);
-        touch(t);
-        count[t] += f;
-        if (sym[i] === C || sym[i + 1] === C) {
-          const list = where[t];
-          if (list.length === 0 || list[list.length - 1] !== w) list.push(w);
+          i += 2;
+          prevMerged = true;
+        } else {
+          sym[o++] = sym[i++];
+          prevMerged = false;
         }
       }
+      if (any) len[w] = o - s0; // a word without the pair (a stale index entry) is rewritten unchanged
     }
     where[s] = [];
-    for (const t of touched) if (count[t] !== before.get(t) && count[t] > 0) push(count[t], t);
+    for (const t of touched) if (count[t] !== before[t] && count[t] > 0) push(count[t], t);
     touched.length = 0;
-    before.clear();
     opts.onProgress?.(merges.length);
   }
   return { merges, tokenBytes };

@@ -6,7 +6,8 @@
 // (nanoGPT's estimate_mfu counts the full T x T square, 12 * nLayer * C * T; we count only what causal attention does.)
 // The peak is measured, not taken from a datasheet: a short GEMM of training shape on the backend in use.
 //
-// API: trainFlopsPerToken(shape), measureGemmPeak(backend, M, N, K), ProgressLine, formatDuration(seconds)
+// API: trainFlopsPerToken(shape), measureGemmPeak(backend, M, N, K), trainingGemmPeak(backend, tokens, C, I), ProgressLine,
+//      formatDuration(seconds)
 import type { Backend } from '../tensor/backend.js';
 
 export interface FlopShape { matmulParams: number; nLayer: number; nEmbd: number; seqLen: number }
@@ -33,6 +34,12 @@ export function measureGemmPeak(backend: Backend, M: number, N: number, K: numbe
     reps++;
   }
   return best;
+}
+
+// The peak used for MFU: the better of the two MLP GEMM shapes of a training step, (tokens x C) -> I and
+// (tokens x I) -> C, so a small inner dimension of one shape does not lower the bar.
+export function trainingGemmPeak(backend: Backend, tokens: number, nEmbd: number, intermediate: number, seconds = 0.5): number {
+  return Math.max(measureGemmPeak(backend, tokens, intermediate, nEmbd, seconds / 2), measureGemmPeak(backend, tokens, nEmbd, intermediate, seconds / 2));
 }
 
 export function formatDuration(seconds: number): string {

@@ -1,0 +1,82 @@
+// Exact parity with the reference encoder: the tiktoken npm package (OpenAI's Rust tiktoken compiled to WASM) against
+// our encoder loading the same ranks from the package's encoders/<name>.json, on over 1 MB of English and Chinese text
+// from the built-in corpora plus hand-written traps, and on random Unicode strings. This is also the proof that the
+// rewritten JavaScript patterns (pretokenize.ts) split exactly like the Rust originals.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import fc from 'fast-check';
+import { Tokenizer } from '../src/tokenizer/index.js';
+import { readPoems, poemText, readWordnet, wordText } from '../src/train/corpora.js';
+
+const require = createRequire(import.meta.url);
+const tiktoken = require('tiktoken') as typeof import('tiktoken');
+const encodersDir = join(dirname(require.resolve('tiktoken')), 'encoders');
+
+const traps = [
+  "it's I'LL he'D they'Re we'VE you'll 'ſ 'S 'sup can't won't y'all rock'n'roll ''s",
+  '1 12 123 1234 12345 123456 3.14159 1,000,000 2024-01-31 0x1F 1e-9 ١٢٣٤ ²³ Ⅻ ½',
+  '   leading spaces\n\n\n   \t\ttabs\r\n\r\nwindows  \n  trailing   ',
+  ' '.repeat(100) + '!' + '\n'.repeat(20) + 'x\u00a0\u00a0y\u3000\u3000z\u2003w\u0085v\ufeffu\u200bt',
+  'Hello!!! What??? ...and (parens) [brackets] {braces} "quotes" \'single\' --dashes-- «guillemets» “smart”',
+  'emoji 👍 👍🏽 👨‍👩‍👧‍👦 🇨🇳🇺🇸 ❤️ ✨🎉 😀😃😄 🙏 text after',
+  '中文English混合text，标点。「引号」『书名』！？…… 123个 ３４５ ＡＢＣ',
+  '한국어 텍스트와 日本語のテキスト, русский текст, العربية, हिन्दी, ไทย, ελληνικά',
+  'e\u0301\u0301 combining marks, ﬁ ﬂ ligatures, Ǆ titlecase, ß ẞ, İstanbul, ΣΑΣ',
+  'code: function f(x) { return x * 2; } // comment\n\tif (a && b || !c) {\n\t\treturn;\n\t}',
+  'URLs https://example.com/path?q=1&r=2#frag and emails a.b@c.de, paths C:\\Users\\x',
+];
+
+function corpus(): string {
+  const parts: string[] = [];
+  let bytes = 0;
+  const add = (s: string) => {
+    parts.push(s);
+    bytes += Buffer.byteLength(s);
+  };
+  for (const t of traps) add(t);
+  for (const e of readWordnet({ limit: 7000 })) add(wordText(e));
+  for (const p of readPoems({ limit: 1500 })) add(poemText(p)); // traditional
+  for (const p of readPoems({ limit: 3000, simplified: true }).slice(1500)) add(poemText(p)); // simplified
+  for (let i = 0; i < traps.length; i++) add(traps[i] + traps[(i + 3) % traps.length]);
+  const text = parts.join('\n\n');
+  assert.ok(bytes >= 1_000_000, `parity corpus is only ${bytes} bytes`);
+  return text;
+}
+
+const text = corpus();
+// also each document on its own, so document starts and ends are tested many times
+const docs = text.split('\n\n');
+
+for (const name of ['gpt2', 'cl100k_base'] as const) {
+  test(`exact parity with tiktoken ${name} on ${(Buffer.byteLength(text) / 1e6).toFixed(2)} MB`, () => {
+    const ours = Tokenizer.fromTiktoken(join(encodersDir, `${name}.json`));
+    const ref = tiktoken.get_encoding(name);
+    try {
+      const a = ours.encodeOrdinary(text);
+      const b = Array.from(ref.encode_ordinary(text));
+      if (a.length !== b.length || a.some((x, i) => x !== b[i])) {
+        let i = 0;
+        while (i < a.length && a[i] === b[i]) i++;
+        assert.fail(`first difference at token ${i}: ours ${a.slice(i, i + 5)} tiktoken ${b.slice(i, i + 5)} near ${JSON.stringify(ours.decode(a.slice(Math.max(0, i - 5), i + 5)))}`);
+      }
+      for (const d of docs.slice(0, 3000)) assert.deepEqual(ours.encodeOrdinary(d), Array.from(ref.encode_ordinary(d)), JSON.stringify(d.slice(0, 60)));
+      // special tokens: plain text by default, the token when allowed (as tiktoken's allowed_special)
+      const s = 'a <|endoftext|> b';
+      assert.deepEqual(ours.encode(s, { allowedSpecial: 'all' }), Array.from(ref.encode(s, 'all')));
+      assert.deepEqual(ours.encode(s), Array.from(ref.encode_ordinary(s)));
+      // decode of the reference ids
+      assert.equal(ours.decode(b), text);
+      fc.assert(
+        fc.property(fc.string({ unit: 'binary', maxLength: 80 }), fc.string({ unit: 'grapheme', maxLength: 40 }), (x, y) => {
+          const s = x + ' ' + y + x;
+          assert.deepEqual(ours.encodeOrdinary(s), Array.from(ref.encode_ordinary(s)));
+        }),
+        { numRuns: 500 },
+      );
+    } finally {
+      ref.free();
+    }
+  });
+}
