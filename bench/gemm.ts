@@ -6,11 +6,12 @@
 // beta 1); plus decode-shaped rows (M = 1, 4). Each figure is the median of --reps timed runs after a warm-up, with
 // 1 thread and with all threads.
 // OpenBLAS is a peer, never a dependency: when libopenblas.so.0 is installed, bench/openblas_shim.c is compiled into a
-// temporary folder and run as a child process (dlopen, no linking). OPENBLAS_L2_SIZE and OPENBLAS_CORETYPE are
-// unset for it; if OpenBLAS then picks a core without AVX-512 on a CPU that has it (0.3.21 does not know Emerald
-// Rapids and falls back to Prescott), the run is repeated with OPENBLAS_CORETYPE=SkylakeX, its fastest sgemm kernel
-// here, and the table says so. The machine may be shared: the load average is printed before and after.
-import { spawnSync } from 'node:child_process';
+// temporary folder and run as a child process (dlopen, no linking) that times one cblas_sgemm per request, so each
+// of our runs is followed by one of its runs under the same load. OPENBLAS_L2_SIZE and OPENBLAS_CORETYPE are unset
+// for it; if OpenBLAS then picks a core without AVX-512 on a CPU that has it (0.3.21 does not know Emerald Rapids,
+// CPUID model 207, and falls back to Prescott), it is restarted with OPENBLAS_CORETYPE=SkylakeX, its AVX-512 sgemm
+// kernel, and the table says so. The machine may be shared: the load average is printed before and after.
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,65 +56,76 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-// ---- OpenBLAS peer (child process)
+// ---- OpenBLAS peer: a child process that answers one timed cblas_sgemm per request, so its runs interleave with
+// ours and both see the same machine load
 
-let shimPath: string | null = null;
-let shimDir = '';
-let openblasNote = '';
-let openblasEnvCore: string | undefined; // undefined: leave OPENBLAS_CORETYPE unset
-
-function prepareShim(): void {
-  shimDir = mkdtempSync(join(tmpdir(), 'chatwright-bench-'));
-  const src = fileURLToPath(new URL('../../bench/openblas_shim.c', import.meta.url));
-  const exe = join(shimDir, 'openblas_shim');
-  const cc = process.env.CC ?? 'cc';
-  const r = spawnSync(cc, ['-O2', '-o', exe, src, '-ldl'], { encoding: 'utf8' });
-  if (r.status !== 0) {
-    openblasNote = `OpenBLAS not measured: compiling bench/openblas_shim.c with ${cc} failed`;
-    return;
+class Peer {
+  private child: ChildProcessWithoutNullStreams;
+  private lines: string[] = [];
+  private waiting: ((line: string) => void)[] = [];
+  constructor(exe: string, core: string | undefined) {
+    const env = { ...process.env };
+    for (const k of ['OPENBLAS_L2_SIZE', 'OPENBLAS_CORETYPE', 'OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS']) delete env[k];
+    if (core) env.OPENBLAS_CORETYPE = core;
+    this.child = spawn(exe, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let buf = '';
+    this.child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        const w = this.waiting.shift();
+        if (w) w(line);
+        else this.lines.push(line);
+      }
+    });
+    this.child.on('exit', () => {
+      for (const w of this.waiting.splice(0)) w('exited');
+    });
   }
-  shimPath = exe;
-}
-
-function runShim(s: Shape, threads: number, core: string | undefined): { core: string; seconds: number } | string {
-  const env = { ...process.env };
-  delete env.OPENBLAS_L2_SIZE;
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_NUM_THREADS;
-  delete env.OMP_NUM_THREADS;
-  if (core) env.OPENBLAS_CORETYPE = core;
-  const argv = [threads, REPS, s.M, s.N, s.K, s.transA ? 1 : 0, s.transB ? 1 : 0, s.beta].map(String);
-  const r = spawnSync(shimPath!, argv, { env, encoding: 'utf8', timeout: 300_000 });
-  if (r.status === 2) return r.stdout.trim();
-  if (r.status !== 0) return `openblas_shim exited with ${r.status}: ${r.stderr.trim()}`;
-  const lines = r.stdout.trim().split('\n');
-  const name = (lines.find((l) => l.startsWith('core ')) ?? 'core unknown').slice(5);
-  const times = lines.filter((l) => l.startsWith('seconds ')).map((l) => Number(l.slice(8)));
-  return { core: name, seconds: median(times) };
+  next(): Promise<string> {
+    const l = this.lines.shift();
+    if (l !== undefined) return Promise.resolve(l);
+    if (this.child.exitCode !== null) return Promise.resolve('exited');
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+  ask(cmd: string): Promise<string> {
+    this.child.stdin.write(cmd + '\n');
+    return this.next();
+  }
+  close(): void {
+    this.child.stdin.end();
+  }
 }
 
 const AVX512_CORES = /skylakex|cooperlake|sapphirerapids|cascadelake|icelake|zen4|zen5/i;
 
-function openblasSeconds(s: Shape, threads: number, ourLevel: number): number | null {
-  if (!shimPath) return null;
-  let r = runShim(s, threads, openblasEnvCore);
-  if (typeof r === 'string') {
-    openblasNote = `OpenBLAS not measured: ${r}`;
-    shimPath = null;
-    return null;
+// Starts the peer, or returns why it cannot run.
+async function startPeer(ourLevel: number): Promise<{ peer: Peer; note: string } | string> {
+  const dir = mkdtempSync(join(tmpdir(), 'chatwright-bench-'));
+  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+  const src = fileURLToPath(new URL('../../bench/openblas_shim.c', import.meta.url));
+  const exe = join(dir, 'openblas_shim');
+  const cc = process.env.CC ?? 'cc';
+  const r = spawnSync(cc, ['-O2', '-o', exe, src, '-ldl'], { encoding: 'utf8' });
+  if (r.status !== 0) return `compiling bench/openblas_shim.c with ${cc} failed`;
+  let peer = new Peer(exe, undefined);
+  let first = await peer.next();
+  if (!first.startsWith('core ')) return first.replace(/^unavailable /, '');
+  let note = `OpenBLAS core ${first.slice(5)} (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset)`;
+  if (ourLevel === 2 && !AVX512_CORES.test(first)) {
+    peer.close();
+    peer = new Peer(exe, 'SkylakeX');
+    const second = await peer.next();
+    note = `OpenBLAS picked core ${first.slice(5)} on its own (no AVX-512 kernels); measured with ` +
+      `OPENBLAS_CORETYPE=SkylakeX instead (${second})`;
   }
-  if (openblasEnvCore === undefined && ourLevel === 2 && !AVX512_CORES.test(r.core)) {
-    openblasEnvCore = 'SkylakeX';
-    openblasNote = `OpenBLAS picked core ${r.core} on its own (no AVX-512); measured with OPENBLAS_CORETYPE=SkylakeX instead`;
-    r = runShim(s, threads, openblasEnvCore);
-    if (typeof r === 'string') return null;
-  }
-  if (!openblasNote) openblasNote = `OpenBLAS core ${r.core} (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset)`;
-  return r.seconds;
+  return { peer, note };
 }
 
 // ---- main
 
+const cleanup: (() => void)[] = [];
 const be = loadNativeBackend();
 if (!be) {
   console.error(`native backend unavailable: ${nativeLoadError()}`);
@@ -121,37 +133,43 @@ if (!be) {
 }
 const allThreads = nativeControls.numThreads();
 const level = nativeControls.cpuLevel();
-prepareShim();
+const started = await startPeer(level);
+const peer = typeof started === 'string' ? null : started.peer;
+const peerNote = typeof started === 'string' ? `OpenBLAS not measured: ${started}` : started.note;
 const load0 = loadavg()[0];
-console.log(`native gemm, cpu level ${nativeControls.cpuLevelName()}, ${allThreads} thread(s) available, median of ${REPS} runs; ` +
-  `load average ${load0.toFixed(2)} at start`);
+console.log(`native gemm, cpu level ${nativeControls.cpuLevelName()}, ${allThreads} thread(s) available, median of ${REPS} ` +
+  `interleaved runs (ours, then OpenBLAS); load average ${load0.toFixed(2)} at start`);
 
 const threadCounts = allThreads > 1 ? [1, allThreads] : [1];
-const rows: string[][] = [['shape', 'M', 'N', 'K', 'tA', 'tB', 'beta', 'thr', 'ours GF/s', 'OpenBLAS GF/s', 'ratio']];
+const rows: string[][] = [['shape', 'M', 'N', 'K', 'tA', 'tB', 'beta', 'thr', 'ours GF/s', 'OpenBLAS GF/s', 'ratio', 'best/best']];
 for (const s of shapes()) {
   const A = randArray(s.M * s.K), B = randArray(s.K * s.N), C = new Float32Array(s.M * s.N);
   const flops = 2 * s.M * s.N * s.K;
-  const small = flops < 1e8;
+  const inner = flops < 1e8 ? Math.max(1, Math.round(1e8 / flops)) : 1; // repeat small products to time them
+  if (peer) await peer.ask(`shape ${s.M} ${s.N} ${s.K} ${s.transA ? 1 : 0} ${s.transB ? 1 : 0} ${s.beta}`);
   for (const threads of threadCounts) {
     nativeControls.setNumThreads(threads);
-    const inner = small ? Math.max(1, Math.round(2e8 / flops)) : 1; // repeat tiny products to time them
-    const times: number[] = [];
+    const ours: number[] = [], theirs: number[] = [];
     for (let r = -1; r < REPS; r++) {
       const t0 = performance.now();
       for (let i = 0; i < inner; i++) be.gemm(C, A, B, s.M, s.N, s.K, s.transA, s.transB, 1, s.beta);
       const t = (performance.now() - t0) / 1000 / inner;
-      if (r >= 0) times.push(t);
+      const answer = peer ? await peer.ask(`run ${threads} ${inner}`) : '';
+      if (r < 0) continue; // warm-up
+      ours.push(flops / t / 1e9);
+      if (answer.startsWith('seconds ')) theirs.push(flops / Number(answer.slice(8)) / 1e9);
     }
-    const ours = flops / median(times) / 1e9;
-    const ob = small ? null : openblasSeconds(s, threads, level);
-    const peer = ob ? flops / ob / 1e9 : null;
+    const o = median(ours), p = theirs.length ? median(theirs) : 0;
+    const ratio = p ? (o / p).toFixed(2) : '-';
+    const best = p ? (Math.max(...ours) / Math.max(...theirs)).toFixed(2) : '-';
     rows.push([s.label, String(s.M), String(s.N), String(s.K), s.transA ? 'T' : 'N', s.transB ? 'T' : 'N', String(s.beta),
-      String(threads), ours.toFixed(1), peer ? peer.toFixed(1) : '-', peer ? (ours / peer).toFixed(2) : '-']);
+      String(threads), o.toFixed(1), p ? p.toFixed(1) : '-', ratio, best]);
     console.log(rows[rows.length - 1].join('  '));
   }
 }
 nativeControls.setNumThreads(allThreads);
-if (shimDir) rmSync(shimDir, { recursive: true, force: true });
+peer?.close();
+for (const f of cleanup) f();
 
 // ---- the table
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
@@ -161,5 +179,6 @@ for (const [i, r] of rows.entries()) {
   if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 }
 console.log('');
-console.log(openblasNote || 'OpenBLAS not measured: libopenblas.so.0 is not installed (apt-get install libopenblas0-pthread)');
+console.log('ratio: our median over OpenBLAS median; best/best: our fastest run over its fastest (less sensitive to load)');
+console.log(peerNote);
 console.log(`load average ${loadavg()[0].toFixed(2)} at end (the machine may be shared: rerun key shapes when quiet)`);

@@ -1,7 +1,9 @@
 // A benchmark peer, never a dependency: times cblas_sgemm of the system OpenBLAS (libopenblas.so.0, loaded with
-// dlopen, so nothing links against it) and prints one line per run. Compiled and run by bench/gemm.ts when present.
-// Usage: openblas_shim THREADS REPS M N K TRANSA TRANSB BETA
-// Output: "core NAME" then "seconds S" per run (after one warm-up run); exit 2 when OpenBLAS is absent.
+// dlopen, so nothing links against it). Compiled and driven by bench/gemm.ts when OpenBLAS is installed.
+// Protocol, one command per line on stdin, one answer per line on stdout:
+//   shape M N K TRANSA TRANSB BETA  -> "ok" (allocates and fills A, B, C)
+//   run THREADS [REPEAT]            -> "seconds S": mean time of REPEAT (default 1) cblas_sgemm on the current shape
+// At start it prints "core NAME" (openblas_get_corename), or "unavailable REASON" and exits 2.
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdio.h>
@@ -19,43 +21,46 @@ static double now(void) {
   return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-int main(int argc, char** argv) {
-  if (argc < 9) {
-    fprintf(stderr, "usage: openblas_shim THREADS REPS M N K TRANSA TRANSB BETA\n");
-    return 1;
-  }
+int main(void) {
   void* h = dlopen("libopenblas.so.0", RTLD_NOW);
   if (!h) h = dlopen("libopenblas.so", RTLD_NOW);
-  if (!h) {
-    printf("unavailable %s\n", dlerror());
+  sgemm_fn sgemm = h ? (sgemm_fn)dlsym(h, "cblas_sgemm") : NULL;
+  if (!sgemm) {
+    printf("unavailable %s\n", h ? "no cblas_sgemm in libopenblas" : "libopenblas.so.0 is not installed");
     return 2;
   }
-  sgemm_fn sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
   void (*set_threads)(int) = (void (*)(int))dlsym(h, "openblas_set_num_threads");
   char* (*corename)(void) = (char* (*)(void))dlsym(h, "openblas_get_corename");
-  if (!sgemm) {
-    printf("unavailable no cblas_sgemm\n");
-    return 2;
-  }
-  int threads = atoi(argv[1]), reps = atoi(argv[2]), M = atoi(argv[3]), N = atoi(argv[4]), K = atoi(argv[5]);
-  int ta = atoi(argv[6]), tb = atoi(argv[7]);
-  float beta = (float)atof(argv[8]);
-  if (set_threads) set_threads(threads);
   printf("core %s\n", corename ? corename() : "unknown");
-  float* A = malloc(sizeof(float) * (size_t)M * K);
-  float* B = malloc(sizeof(float) * (size_t)K * N);
-  float* C = calloc((size_t)M * N, sizeof(float));
-  unsigned s = 1;
-  for (size_t i = 0; i < (size_t)M * K; i++) A[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
-  for (size_t i = 0; i < (size_t)K * N; i++) B[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
-  for (int r = -1; r < reps; r++) {
-    double t0 = now();
-    sgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, beta, C, N);
-    double t = now() - t0;
-    if (r >= 0) printf("seconds %.9f\n", t);
+  fflush(stdout);
+  float *A = NULL, *B = NULL, *C = NULL;
+  int M = 0, N = 0, K = 0, ta = 0, tb = 0;
+  float beta = 0;
+  char line[256];
+  while (fgets(line, sizeof line, stdin)) {
+    int threads, repeat = 1;
+    if (sscanf(line, "shape %d %d %d %d %d %f", &M, &N, &K, &ta, &tb, &beta) == 6) {
+      free(A);
+      free(B);
+      free(C);
+      A = malloc(sizeof(float) * (size_t)M * K);
+      B = malloc(sizeof(float) * (size_t)K * N);
+      C = calloc((size_t)M * N, sizeof(float));
+      unsigned s = 1;
+      for (size_t i = 0; i < (size_t)M * K; i++) A[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+      for (size_t i = 0; i < (size_t)K * N; i++) B[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+      printf("ok\n");
+    } else if (sscanf(line, "run %d %d", &threads, &repeat) >= 1 && A) {
+      if (set_threads) set_threads(threads);
+      if (repeat < 1) repeat = 1;
+      double t0 = now();
+      for (int r = 0; r < repeat; r++)
+        sgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+      printf("seconds %.9f\n", (now() - t0) / repeat);
+    } else {
+      printf("error bad command: %s", line);
+    }
+    fflush(stdout);
   }
-  free(A);
-  free(B);
-  free(C);
   return 0;
 }

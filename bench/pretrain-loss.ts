@@ -5,7 +5,8 @@
 //   node dist/bench/pretrain-loss.js --minutes 2 --poems 10000 --vocab 1024 --out /tmp/cw-loss
 //
 // Steps: train a tokenizer on the first --tok-poems poems, prepare shards from --poems poems (simplified characters),
-// time a few steps to size the run so its cosine schedule ends at the time limit, train, print both figures.
+// time a few steps to size the run (1.3 x the steps that seem to fit, so a busy machine's slow probe does not end the run
+// early; the time limit stops it cleanly with a checkpoint), train, print both figures.
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -36,12 +37,12 @@ const train = loadSplit(join(root, 'data'), 'train', m), val = loadSplit(join(ro
 const hTrain = unigramEntropy(train, m.vocabSize), hVal = unigramEntropy(val, m.vocabSize);
 console.log(`data: ${train.length} train / ${val.length} val tokens (${lap()}s); unigram entropy ${hTrain.toFixed(3)} nats (train), ${hVal.toFixed(3)} (val)`);
 
-// size the run: 8 timed steps, then as many steps as fit in the time limit
-const probe = await pretrain({ preset: 'tiny', data: join(root, 'data'), out: join(root, 'probe'), steps: 8, evalEvery: 0, saveEvery: 0, resume: false, logEvery: 1000 }, () => {});
+// size the run: 16 timed steps, then about as many steps as fit in the time limit
+const probe = await pretrain({ preset: 'tiny', data: join(root, 'data'), out: join(root, 'probe'), steps: 16, evalEvery: 0, saveEvery: 0, resume: false, logEvery: 1000 }, () => {});
 const rec = readMetrics(join(root, 'probe', 'metrics.jsonl')).filter((x) => typeof x.loss === 'number');
 const stepSec = (rec[rec.length - 1].time as number - (rec[1].time as number)) / (rec.length - 2); // skip the first step
 lap();
-const steps = Math.max(50, Math.floor((minutes * 60) / stepSec * 0.95));
+const steps = Math.max(50, Math.ceil(((minutes * 60) / stepSec) * 1.3));
 console.log(`probe: ~${stepSec.toFixed(2)} s/step (first loss ${probe.trainLoss.toFixed(3)}); training ${steps} steps with a ${minutes}-minute limit`);
 
 const r = await pretrain({

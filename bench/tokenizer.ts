@@ -101,7 +101,7 @@ if (!opts['skip-train']) {
     else {
       const w0 = performance.now();
       const r = spawnSync('/usr/bin/time', ['-f', '%U %S', 'spm_train', `--input=${file}`, `--model_prefix=${join(dir, 'spm')}`, `--vocab_size=${opts.vocab}`,
-        '--model_type=bpe', '--character_coverage=1.0', '--minloglevel=2'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+        '--model_type=bpe', '--minloglevel=2'], { encoding: 'utf8', maxBuffer: 1 << 28 });
       const wall = (performance.now() - w0) / 1000;
       const cpu = (r.stderr.trim().split('\n').pop() ?? '').split(' ').map(Number);
       const cpuS = cpu.length === 2 && cpu.every(Number.isFinite) ? cpu[0] + cpu[1] : NaN;

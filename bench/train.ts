@@ -44,6 +44,7 @@ function child(preset: string): void {
     (cfg.tiedEmbeddings ? cfg.vocabSize * cfg.nEmbd : 0);
   const flopsPerToken = trainFlopsPerToken({ matmulParams, nLayer: cfg.nLayer, nEmbd: cfg.nEmbd, seqLen: T });
 
+  const opTimes = process.argv.includes('--ops') ? timeBackendCalls(be) : null;
   const total: number[] = [], fwd: number[] = [], bwd: number[] = [], upd: number[] = [];
   let loss = 0;
   for (let s = 0; s < warmup + steps; s++) {
@@ -59,6 +60,14 @@ function child(preset: string): void {
     opt.step(1e-4);
     const t3 = performance.now();
     if (s >= warmup) { total.push(t3 - t0); fwd.push(t1 - t0); bwd.push(t2 - t1); upd.push(t3 - t2); }
+    if (s === warmup - 1) opTimes?.clear();
+  }
+  if (opTimes) {
+    const sum = total.reduce((a, b) => a + b, 0);
+    console.error(`  time per Backend primitive over ${steps} steps (${sum.toFixed(0)} ms of steps):`);
+    for (const [name, ms] of [...opTimes].sort((a, b) => b[1] - a[1]).slice(0, 14)) {
+      console.error(`    ${name.padEnd(22)} ${ms.toFixed(0).padStart(7)} ms  ${((100 * ms) / sum).toFixed(1).padStart(5)}%`);
+    }
   }
   const dt = median(total) / 1000;
   const tokPerSec = (B * T) / dt;
@@ -70,6 +79,24 @@ function child(preset: string): void {
     tokPerSec: Math.round(tokPerSec), modelGflops: +((flopsPerToken * tokPerSec) / 1e9).toFixed(1), peakGflops: +peak.toFixed(1),
     mfu: +mfu.toFixed(3), peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), loss: +loss.toFixed(3),
   }));
+}
+
+// Wraps every Backend method with a timer (--ops): where a step's time goes, primitive by primitive. GEMMs are keyed by
+// shape and transposes.
+function timeBackendCalls(be: any): Map<string, number> {
+  const times = new Map<string, number>();
+  for (const name of Object.keys(be)) {
+    const f = be[name];
+    if (typeof f !== 'function') continue;
+    be[name] = (...args: any[]) => {
+      const t = performance.now();
+      const r = f.apply(be, args);
+      const key = name === 'gemm' ? `gemm ${args[3]}x${args[4]}x${args[5]}${args[6] ? ' tA' : ''}${args[7] ? ' tB' : ''}` : name;
+      times.set(key, (times.get(key) ?? 0) + performance.now() - t);
+      return r;
+    };
+  }
+  return times;
 }
 
 // GFLOP/s of every GEMM a training step runs (forward y = x W^T, backward dx = g W, dW = g^T x), each next to a fresh

@@ -4,6 +4,7 @@
 // Reference: Intel SDM vol. 1, 14.3 "Detection of Intel AVX instructions" and 15.2 (AVX-512).
 #include "common.h"
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,7 @@ static void init_levels(void) {
   if (env && *env) {
     int want = strcmp(env, "scalar") == 0 ? CW_SCALAR : strcmp(env, "avx2") == 0 ? CW_AVX2
              : strcmp(env, "avx512") == 0 ? CW_AVX512 : -1;
+    if (want < 0) fprintf(stderr, "chatwright: CHATWRIGHT_CPU=%s is not scalar, avx2 or avx512; ignored\n", env);
     if (want >= 0 && want < level) level = want;
   }
   g_hw = hw;

@@ -1,15 +1,18 @@
 // GEMM: C = alpha * op(A) @ op(B) + beta * C, batched with element strides (see src/tensor/backend.ts).
 //
-// Boundary: this file holds the driver (blocking loops, threading, the decode-shaped path, batching), the scalar
+// Boundary: this file holds the driver (blocking loops, threading, the decode-shaped paths, batching), the scalar
 // reference kernels, and the Node-API glue `gemm`. The SIMD microkernels and packers are in gemm_avx512.c and
 // gemm_avx2.c (chosen at run time by cw_cpu_level()); gemm.h describes the packed layouts.
 //
+// Paths: M <= 4 (decode) streams op(B) once with the few rows of op(A) in L1, no packing; N <= 4 (a scalar head)
+// does the same on the transposed product; everything else runs the blocked GotoBLAS/BLIS algorithm.
 // Threading: a product is split into as many parts as there are threads, along M (in whole MR panels) when M >= N,
 // else along N (in whole NR panels); each part runs the serial blocked algorithm with its own packed buffers (B or A
 // is packed twice, a few percent of the flops for our shapes, in exchange for no barrier). Products under
 // SERIAL_FLOPS run on the calling thread; batches of small products are split over the batch instead.
 // beta: 0 overwrites (the first K block stores instead of adding, so NaN in C is never read), 1 accumulates, any
-// other value scales C first.
+// other value scales C first. alpha 0 reads neither A nor B (BLAS semantics).
+// Tuning builds (-DCW_GEMM_TUNE) read CW_GEMM_TUNE=mc,kc,nc,aResident to override the blocking at run time.
 #include "common.h"
 #include "gemm.h"
 #include <math.h>
@@ -17,7 +20,7 @@
 #include <string.h>
 
 #define SERIAL_FLOPS (3.0e6)   // below this a product runs on one thread (dispatch costs a few microseconds)
-#define SMALL_M 4              // M <= SMALL_M: decode-shaped, B is streamed once
+#define SMALL_M 4              // M <= SMALL_M: decode-shaped, B is streamed once (N <= SMALL_M: the same, transposed)
 
 // ---- scalar reference kernels (4 x 8 tile)
 
@@ -201,20 +204,40 @@ static void small_m_part(const gemm_problem* g, int64_t j0, int64_t j1) {
   g->k->small_m(g->C, g->ldc, a, g->B, g->M, g->K, j0, j1, g->beta != 0.0f);
 }
 
+// Few columns (N <= SMALL_M, e.g. a scalar head): C^T = op(B)^T op(A)^T is decode-shaped, so run the small-M
+// kernel on the transposed problem for rows [j0, j1) of C into tmp (N, M), then add its transpose into C.
+static void small_n_part(const gemm_problem* g, float* tmp, int64_t j0, int64_t j1) {
+  float* a = thread_buffer((size_t)g->N * g->K + 16);  // op(B)^T, dense (N, K), alpha folded in
+  if (!a) abort();
+  for (int64_t i = 0; i < g->N; i++)
+    for (int64_t p = 0; p < g->K; p++)
+      a[i * g->K + p] = g->alpha * (g->B.trans ? g->B.x[i * g->B.ld + p] : g->B.x[p * g->B.ld + i]);
+  cw_operand At = {g->A.x, g->A.ld, !g->A.trans};  // op(A)^T as the streamed operand
+  g->k->small_m(tmp, g->M, a, At, g->N, g->K, j0, j1, 0);
+  for (int64_t j = j0; j < j1; j++)
+    for (int64_t i = 0; i < g->N; i++) {
+      float* c = g->C + j * g->ldc + i;
+      *c = g->beta != 0.0f ? *c + tmp[i * g->M + j] : tmp[i * g->M + j];
+    }
+}
+
 typedef struct {
   const gemm_problem* g;
   int splitM;       // split along M (else N)
-  int64_t units;    // MR or NR panels (small-M path: 64-column groups)
+  int64_t units;    // MR or NR panels (small-M path: 64-column groups; small-N path: 64-row groups)
   int64_t unit;
-  int small;
+  int small;        // 1: decode-shaped (M <= SMALL_M), 2: few columns (N <= SMALL_M)
+  float* tmp;       // small-N path: (N, M)
 } part_ctx;
 
 static void part_range(void* vctx, int64_t b, int64_t e) {
   const part_ctx* p = vctx;
   const gemm_problem* g = p->g;
   int64_t lo = b * p->unit, hi = e * p->unit;
-  if (p->small) {
+  if (p->small == 1) {
     small_m_part(g, lo, hi < g->N ? hi : g->N);
+  } else if (p->small == 2) {
+    small_n_part(g, p->tmp, lo, hi < g->M ? hi : g->M);
   } else if (p->splitM) {
     gemm_part(g, lo, hi < g->M ? hi : g->M, 0, g->N);
   } else {
@@ -240,11 +263,17 @@ static void gemm_one(const gemm_problem* g, int allowThreads) {
   }
   double flops = 2.0 * g->M * g->N * g->K;
   int threads = allowThreads && flops >= SERIAL_FLOPS ? cw_num_threads() : 1;
-  part_ctx ctx = {&h, 0, 0, 0, 0};
+  part_ctx ctx = {&h, 0, 0, 0, 0, NULL};
   if (g->M <= SMALL_M) {
     ctx.small = 1;
     ctx.unit = 64;
     ctx.units = (g->N + 63) / 64;
+  } else if (g->N <= SMALL_M) {
+    ctx.small = 2;
+    ctx.unit = 64;
+    ctx.units = (g->M + 63) / 64;
+    ctx.tmp = malloc(sizeof(float) * (size_t)g->N * g->M);
+    if (!ctx.tmp) abort();
   } else if (g->M >= g->N) {
     ctx.splitM = 1;
     ctx.unit = h.k->mr;
@@ -255,6 +284,7 @@ static void gemm_one(const gemm_problem* g, int allowThreads) {
   }
   if (threads <= 1) part_range(&ctx, 0, ctx.units);
   else cw_parallel_for(ctx.units, (ctx.units + threads - 1) / threads, part_range, &ctx);
+  free(ctx.tmp);
 }
 
 typedef struct {

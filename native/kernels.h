@@ -11,15 +11,15 @@
 #define CW_PICK(name) \
   (cw_cpu_level() >= CW_AVX512 ? name##_avx512 : cw_cpu_level() >= CW_AVX2 ? name##_avx2 : name##_scalar)
 
-// ---- attention (kernels_attention.c)
+// ---- attention (kernels_attention.c); each returns 0, or -1 when its scratch memory could not be allocated
 // out: (B, Tq, nHead, hd); lse: (B, nHead, Tq) or NULL; q: (B, Tq, nHead, hd); k, v: (B, Tk, nKvHead, hd);
 // lens: (B) or NULL (then every batch has Tk valid keys)
 int attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, int B, int Tq, int Tk,
                       int nHead, int nKvHead, int hd, float scale, const int32_t* lens);
 // dq: (B, T, nHead, hd); dk, dv: (B, T, nKvHead, hd); dout, out like dq; lse: (B, nHead, T)
 int attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
-                        const float* q, const float* k, const float* v, int B, int T, int nHead, int nKvHead, int hd,
-                        float scale);
+                       const float* q, const float* k, const float* v, int B, int T, int nHead, int nKvHead, int hd,
+                       float scale);
 
 // ---- normalisation and rotary embedding (kernels_norm.c); rows of C
 void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t N, int64_t C, float eps);

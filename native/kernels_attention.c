@@ -5,8 +5,11 @@
 // KV-cache form (forward only): Tk >= Tq key slots, lens[b] of them valid, query i of batch b at position
 // lens[b] - Tq + i.
 // Boundary: float arrays and sizes in and out; bodies in kernels_attention_impl.h, compiled at each SIMD level.
-// Blocking: ATT_BQ queries x ATT_BK keys per tile; inside a tile, every product is a register-blocked micro-kernel
-// (att_tile) over K^T / V packed per (batch, kv head) into contiguous, zero-padded buffers.
+// Blocking: ATT_BQ queries x ATT_BK keys per step; every product inside is the register-blocked micro-kernel att_tile.
+// The forward forms the scores transposed (keys x queries) so the softmax statistics are vertical vector ops; the
+// backward forms them queries x keys against K^T and V^T packed per (batch, kv head).
+// Parallel: forward over (batch, head, query block); backward over (batch, kv head), each task owning the key and
+// value gradients of its group, so no two threads add into the same element (results independent of thread count).
 #include <stdlib.h>
 #include <string.h>
 #include "kernels.h"

@@ -4,21 +4,21 @@
 // transposed), B and C are row-major with row strides ldb, ldc; M is a multiple of CW_MR, N of VW.
 // Register blocking as in a GEMM micro-kernel (Goto & van de Geijn 2008): a CW_MR x (nv VW) block of C stays in
 // registers while k runs; each step loads nv vectors of B and broadcasts CW_MR scalars of A.
-CW_T CW_INLINE void CW_FN(att_tile)(const int mr, const int nv, float* C, int64_t ldc, const float* A, int64_t rsa,
-                                    int64_t csa, const float* B, int64_t ldb, int64_t K, int acc) {
+CW_T CW_INLINE void CW_FN(att_tile)(const int nv, float* C, int64_t ldc, const float* A, int64_t rsa, int64_t csa,
+                                    const float* B, int64_t ldb, int64_t K, int acc) {
   vf c[CW_MR][CW_NV];
-  for (int r = 0; r < mr; r++)
+  for (int r = 0; r < CW_MR; r++)
     for (int v = 0; v < nv; v++) c[r][v] = acc ? vload(C + r * ldc + v * VW) : vzero();
   for (int64_t k = 0; k < K; k++) {
     const float* b = B + k * ldb;
     vf bv[CW_NV];
     for (int v = 0; v < nv; v++) bv[v] = vload(b + v * VW);
-    for (int r = 0; r < mr; r++) {
+    for (int r = 0; r < CW_MR; r++) {
       const vf a = vset1(A[r * rsa + k * csa]);
       for (int v = 0; v < nv; v++) c[r][v] = vfma(a, bv[v], c[r][v]);
     }
   }
-  for (int r = 0; r < mr; r++)
+  for (int r = 0; r < CW_MR; r++)
     for (int v = 0; v < nv; v++) vstore(C + r * ldc + v * VW, c[r][v]);
 }
 
@@ -29,12 +29,12 @@ CW_T static void CW_FN(att_gemm)(float* C, int64_t ldc, const float* A, int64_t 
       float* Ct = C + i * ldc + j;
       const float *At = A + i * rsa, *Bt = B + j;
       const int64_t nv = (N - j) / VW;
-      if (nv >= CW_NV) CW_FN(att_tile)(CW_MR, CW_NV, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
+      if (nv >= CW_NV) CW_FN(att_tile)(CW_NV, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
 #if CW_NV == 4
-      else if (nv == 3) CW_FN(att_tile)(CW_MR, 3, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
-      else if (nv == 2) CW_FN(att_tile)(CW_MR, 2, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
+      else if (nv == 3) CW_FN(att_tile)(3, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
+      else if (nv == 2) CW_FN(att_tile)(2, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
 #endif
-      else CW_FN(att_tile)(CW_MR, 1, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
+      else CW_FN(att_tile)(1, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
     }
   }
 }
@@ -109,19 +109,24 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
   att_ctx* c = ctx;
   const int64_t hd = c->hd, hdp = c->hdp, ldk = c->ldk, Tk = c->Tk, Tq = c->Tq;
   const int64_t group = c->nHead / c->nKvHead;
-  float* buf = att_alloc(2 * ldk * hdp + ATT_BQ * hdp + hd * ATT_BQ + ATT_BK * ATT_BQ + 3 * ATT_BQ);
+  // With whole-vector rows (hd a multiple of 16) the products read K and V where they lie; otherwise from copies
+  // packed per (batch, kv head) with rows padded to hdp.
+  const int inPlace = hd == hdp;
+  const int64_t npack = inPlace ? 0 : ldk * hdp;
+  float* buf = att_alloc(2 * npack + ATT_BK * hdp + ATT_BQ * hdp + hd * ATT_BQ + ATT_BK * ATT_BQ + 3 * ATT_BQ);
   if (!buf) {
     c->failed = 1;
     return;
   }
-  float *Kp = buf, *Vp = Kp + ldk * hdp, *O = Vp + ldk * hdp, *QT = O + ATT_BQ * hdp, *ST = QT + hd * ATT_BQ;
-  float *mrow = ST + ATT_BK * ATT_BQ, *lrow = mrow + ATT_BQ, *arow = lrow + ATT_BQ;
+  float *Kp = buf, *Vp = Kp + npack, *Kblk = Vp + npack, *O = Kblk + ATT_BK * hdp, *QT = O + ATT_BQ * hdp;
+  float *ST = QT + hd * ATT_BQ, *mrow = ST + ATT_BK * ATT_BQ, *lrow = mrow + ATT_BQ, *arow = lrow + ATT_BQ;
+  const int64_t rs = c->nKvHead * hd;  // between consecutive keys in k, v
   int64_t packed = -1;  // b * nKvHead + g of the keys and values in Kp, Vp
   for (int64_t task = begin; task < end; task++) {
     const int64_t qb = task % c->nqb, h = task / c->nqb % c->nHead, b = task / c->nqb / c->nHead, g = h / group;
     const int64_t len = c->lens ? c->lens[b] : Tk;
     const int64_t nk = len < Tk ? (len > 0 ? len : 0) : Tk;  // keys any query of this batch may see
-    if (b * c->nKvHead + g != packed) {
+    if (!inPlace && b * c->nKvHead + g != packed) {
       const int64_t nkp = (nk + ATT_BK - 1) / ATT_BK * ATT_BK;
       CW_FN(att_pack)(NULL, Kp, c->k, b, g, nk, nkp, c);
       CW_FN(att_pack)(NULL, Vp, c->v, b, g, nk, nkp, c);
@@ -145,10 +150,21 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
     const int64_t maxlast = pos0 + qn - 1 < nk - 1 ? pos0 + qn - 1 : nk - 1;
     for (int64_t j0 = 0; j0 <= maxlast; j0 += ATT_BK) {
       const int64_t jn = maxlast + 1 - j0 < ATT_BK ? maxlast + 1 - j0 : ATT_BK, Mk = (jn + 15) / 16 * 16;
-      CW_FN(att_gemm)(ST, ATT_BQ, Kp + j0 * hdp, hdp, 1, QT, ATT_BQ, Mk, Nq, hd, 0);  // S^T: (Mk, Nq)
+      const float* kb = inPlace ? c->k + ((b * Tk + j0) * c->nKvHead + g) * hd : Kp + j0 * hdp;
+      int64_t krs = inPlace ? rs : hdp;
+      if (inPlace && j0 + Mk > Tk) {  // the block's padded rows would run past the slots: copy what exists
+        for (int64_t j = 0; j < Mk; j++) {
+          if (j0 + j < nk) memcpy(Kblk + j * hdp, kb + j * rs, sizeof(float) * hd);
+          else memset(Kblk + j * hdp, 0, sizeof(float) * hd);
+        }
+        kb = Kblk, krs = hdp;
+      }
+      CW_FN(att_gemm)(ST, ATT_BQ, kb, krs, 1, QT, ATT_BQ, Mk, Nq, hd, 0);  // S^T: (Mk, Nq)
       // causal mask: key j0 + j is visible to query r iff j0 + j <= pos0 + r; padded keys (j >= jn) to none
       const vf ninf = vset1(-INFINITY);
-      for (int64_t j = j0 - pos0 > 0 ? 0 : pos0 - j0; j < Mk; j++) {
+      int64_t jmask = pos0 - j0 > 0 ? pos0 - j0 : 0;  // keys before it are visible to every query of the block
+      if (jmask > jn) jmask = jn;
+      for (int64_t j = jmask; j < Mk; j++) {
         int64_t hide = j >= jn ? Nq : j0 + j - pos0;  // queries [0, hide) do not see key j0 + j
         if (hide > Nq) hide = Nq;
         for (int64_t r = 0; r < hide; r += VW) vst(ST + j * ATT_BQ + r, ninf, hide - r);
@@ -175,7 +191,8 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
         const vf av = vset1(arow[r]);
         for (int64_t d = 0; d < hdp; d += VW) vstore(O + r * hdp + d, vmul(vload(O + r * hdp + d), av));
       }
-      CW_FN(att_gemm)(O, hdp, ST, 1, ATT_BQ, Vp + j0 * hdp, hdp, Mq, hdp, jn, 1);  // O += P V: (Mq, hdp)
+      const float* vb = inPlace ? c->v + ((b * Tk + j0) * c->nKvHead + g) * hd : Vp + j0 * hdp;
+      CW_FN(att_gemm)(O, hdp, ST, 1, ATT_BQ, vb, inPlace ? rs : hdp, Mq, hdp, jn, 1);  // O += P V: (Mq, hdp)
     }
     for (int64_t r = 0; r < qn; r++) {
       const vf inv = vset1(lrow[r] > 0 ? 1.0f / lrow[r] : 0.0f);  // no key seen: out = 0
@@ -260,9 +277,10 @@ CW_T static void CW_FN(attention_backward_range)(void* ctx, int64_t begin, int64
           CW_FN(att_gemm)(dQ, hdp, dS, ATT_BK, 1, Kp + j0 * hdp, hdp, Mq, hdp, jn, 1);   // dQ += dS K
           CW_FN(att_gemm)(dKl + j0 * hdp, hdp, dS, 1, ATT_BK, Qs, hdp, jnp, hdp, qn, 1);  // dK += dS^T (scale Q)
         }
+        const vf sv = vset1(c->scale);
         for (int64_t r = 0; r < qn; r++) {
           float* dst = c->dq + ((b * T + i0 + r) * c->nHead + h) * hd;
-          for (int64_t d = 0; d < hd; d++) dst[d] += c->scale * dQ[r * hdp + d];
+          for (int64_t d = 0; d < hd; d += VW) vst(dst + d, vfma(sv, vload(dQ + r * hdp + d), vld(dst + d, hd - d)), hd - d);
         }
       }
     }
@@ -273,7 +291,10 @@ CW_T static void CW_FN(attention_backward_range)(void* ctx, int64_t begin, int64
           __builtin_prefetch(c->dk + o + 8 * c->nKvHead * hd + e, 1, 3);
           __builtin_prefetch(c->dv + o + 8 * c->nKvHead * hd + e, 1, 3);
         }
-      for (int64_t d = 0; d < hd; d++) c->dk[o + d] += dKl[j * hdp + d], c->dv[o + d] += dVl[j * hdp + d];
+      for (int64_t d = 0; d < hd; d += VW) {
+        vst(c->dk + o + d, vadd(vld(c->dk + o + d, hd - d), vload(dKl + j * hdp + d)), hd - d);
+        vst(c->dv + o + d, vadd(vld(c->dv + o + d, hd - d), vload(dVl + j * hdp + d)), hd - d);
+      }
     }
   }
   free(buf);

@@ -6,7 +6,7 @@
 // when a worker is slow to wake on a busy machine the caller runs its chunk instead of waiting for it; fn sees only
 // the range, never which thread runs it.
 // Dispatch is low-latency because the small model calls it thousands of times per step: workers spin briefly on a
-// generation counter, then sleep on a futex (Linux; elsewhere they yield). Nested calls, and calls while another
+// generation counter (100 us), then sleep on a futex (Linux; elsewhere they yield). Nested calls, and calls while another
 // thread is dispatching, run the same chunks serially on the calling thread.
 // Thread count: CHATWRIGHT_THREADS, else the cores this process may run on (sched_getaffinity), else sysconf.
 #define _GNU_SOURCE
@@ -14,7 +14,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -22,7 +24,7 @@
 #endif
 
 #define CW_MAX_THREADS 256  // also bounds the chunk count, which the claim word holds in 16 bits
-#define SPIN_ITERS 4000  // ~ tens of microseconds of `pause` before a worker sleeps
+#define SPIN_NS 100000  // a waiting thread spins this long (100 us) before it sleeps
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -48,6 +50,25 @@ static void wake_all(_Atomic uint32_t* word) {
 #endif
 }
 
+static int64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+// Spin-then-sleep bookkeeping: call spin_more() in a wait loop; it returns 0 once SPIN_NS have passed (checking the
+// clock every 64 calls, since `pause` lasts from a few to ~140 cycles depending on the CPU).
+typedef struct { int n; int64_t until; } spinner;
+static inline int spin_more(spinner* s) {
+  if ((++s->n & 63) == 0) {
+    int64_t t = now_ns();
+    if (s->until == 0) s->until = t + SPIN_NS;
+    else if (t > s->until) return 0;
+  }
+  cpu_relax();
+  return 1;
+}
+
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;  // held while dispatching or resizing
 static int g_threads = 0;        // wanted thread count including the caller; 0 = not yet read from the environment
 static int g_started = 0;        // workers running (g_threads - 1 once started)
@@ -69,8 +90,10 @@ static __thread int t_in_pool;       // set on workers, and on the caller during
 static int default_threads(void) {
   const char* env = getenv("CHATWRIGHT_THREADS");
   if (env && *env) {
-    long v = strtol(env, NULL, 10);
-    if (v >= 1) return v > CW_MAX_THREADS ? CW_MAX_THREADS : (int)v;
+    char* end;
+    long v = strtol(env, &end, 10);
+    if (v >= 1 && *end == '\0') return v > CW_MAX_THREADS ? CW_MAX_THREADS : (int)v;
+    fprintf(stderr, "chatwright: CHATWRIGHT_THREADS=%s is not a positive integer; ignored\n", env);
   }
 #if defined(__linux__)
   cpu_set_t set;
@@ -112,15 +135,13 @@ static void* worker_main(void* arg) {
   uint32_t seen = 0;
   for (;;) {
     uint32_t g;
-    int spins = 0;
+    spinner sp = {0, 0};
     while ((g = atomic_load_explicit(&g_gen, memory_order_acquire)) == seen) {
-      if (++spins < SPIN_ITERS) {
-        cpu_relax();
-      } else {
+      if (!spin_more(&sp)) {
         atomic_fetch_add(&g_sleepers, 1);
         wait_while_equal(&g_gen, seen);
         atomic_fetch_sub(&g_sleepers, 1);
-        spins = 0;
+        sp = (spinner){0, 0};
       }
     }
     seen = g;
@@ -191,17 +212,14 @@ void cw_parallel_for(int64_t n, int64_t grain, cw_range_fn fn, void* ctx) {
   run_chunks(gen);
   t_in_pool = 0;
 
-  int spins = 0;
+  spinner sp = {0, 0};
   while (atomic_load_explicit(&g_chunks_done, memory_order_acquire) != chunks) {
-    if (++spins < SPIN_ITERS) {
-      cpu_relax();
-      continue;
-    }
+    if (spin_more(&sp)) continue;
     uint32_t d = atomic_load(&g_done);
     atomic_store(&g_caller_sleeping, 1);
     if (atomic_load(&g_chunks_done) != chunks) wait_while_equal(&g_done, d);
     atomic_store(&g_caller_sleeping, 0);
-    spins = 0;
+    sp = (spinner){0, 0};
   }
   pthread_mutex_unlock(&g_lock);
 }

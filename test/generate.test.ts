@@ -80,6 +80,26 @@ test('a batch of prompts of different lengths decodes as each would alone (logit
   }
 });
 
+test('a prompt repeated in a batch is prefilled once; each row still samples on its own (K rollouts of one prompt)', () => {
+  const model = GPT.create(cfg('llama'), 9);
+  const calls: number[] = [];
+  const orig = model.forwardCached.bind(model);
+  model.forwardCached = (ids, B, Tq, cache, opts) => {
+    calls.push(Tq);
+    return orig(ids, B, Tq, cache, opts);
+  };
+  const p = prompt(8, 1), q = prompt(5, 2);
+  const prompts = [p, p, q, p];
+  const opts = prompts.map((_, b) => ({ maxNewTokens: 7, temperature: 1, seed: 100 + b }));
+  const run = new Engine(model).start(prompts, opts);
+  assert.deepEqual(calls, [8, 5], 'two prefills: p once, q once');
+  const rows = run.runToEnd();
+  model.forwardCached = orig;
+  for (let b = 0; b < prompts.length; b++)
+    assert.deepEqual(rows[b].ids, new Engine(model).generate([prompts[b]], opts[b])[0].ids, `row ${b}`);
+  assert.notDeepEqual(rows[0].ids, rows[1].ids); // different seeds, different samples
+});
+
 test('a stop token ends its row only (not emitted, finishReason stop); the others go on', () => {
   const model = GPT.create(cfg('llama'), 3);
   const prompts = [prompt(4, 5), prompt(6, 6)];

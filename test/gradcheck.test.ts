@@ -113,6 +113,32 @@ test('gradcheck: elementwise', () => {
   gradcheck('softmax', [rand([4, 6], -2, 2)], softmax);
 });
 
+// add, sub, the scalar ops and rope hand their output gradient to an intermediate input instead of copying it
+// (adoptGrad); these cases route the inputs through an op first, so that path runs, including an input read twice and
+// an input whose gradient other readers add to afterwards (the residual stream of a block).
+test('gradcheck: gradient hand-off to intermediate inputs', () => {
+  const sh = [3, 5];
+  const m = (x: Tensor) => mulScalar(x, 1.7);
+  gradcheck('add of intermediates', [rand(sh), rand(sh)], (x, y) => add(m(x), exp(y)));
+  gradcheck('sub of intermediates', [rand(sh), rand(sh)], (x, y) => sub(m(x), m(y)));
+  gradcheck('add of an intermediate with itself', [rand(sh)], (x) => { const a = m(x); return add(a, a); });
+  gradcheck('sub of an intermediate from itself, plus it', [rand(sh)], (x) => { const a = exp(x); return add(sub(a, a), a); });
+  gradcheck('scalar chain', [rand(sh)], (x) => neg(addScalar(mulScalar(exp(x), -0.6), 0.3)));
+  gradcheck('residual: x + f(x), x read again after', [rand([4, 6]), rand([6, 6])], (x, w) => {
+    const h = m(x);
+    const r = add(h, linear(rmsnorm(h, Tensor.from(new Array(6).fill(1), [6]), 1e-5), w));
+    return mul(add(r, linear(r, w)), h);
+  });
+  const { cos, sin } = ropeTables(12, 6, 100);
+  gradcheck('rope of an intermediate', [rand([2, 4, 3, 6])], (x) => rope(m(x), cos, sin, Int32Array.of(1, 5)));
+  gradcheck('rope of an intermediate that has another reader', [rand([2, 4, 3, 6])], (x) => {
+    const a = exp(x);
+    return mul(rope(a, cos, sin, null), a);
+  });
+  gradcheck('rope of a view of a linear output', [rand([8, 6]), rand([6, 6])],
+    (x, w) => rope(linear(x, w).view([2, 4, 1, 6]), cos, sin, null));
+});
+
 test('gradcheck: reductions, lookups, views', () => {
   gradcheck('sum', [rand([3, 4])], sum);
   gradcheck('mean', [rand([3, 4])], mean);

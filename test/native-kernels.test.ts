@@ -5,7 +5,8 @@
 // The addon is called directly (not through backend-native.ts, which falls back to JS for missing methods), with the
 // same lambda as the JS backend: that also checks the exported names and argument orders.
 // Tolerance: |native - ref| <= atol + rtol |ref| per element, stated per op below (float32 kernels vs a float64
-// reference; the polynomial exp/log are ~1e-7 relative). Skips, saying why, when the addon is not built.
+// reference rounded to float32; the polynomial exp/log are ~1e-7 relative). Results with 2 threads must equal those
+// with 1 thread bit for bit. Skips, saying why, when the addon is not built.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -89,6 +90,7 @@ function check(c: Case): number {
   let worst = 0;
   try {
     for (const level of levels) {
+      let oneThread: ArrayLike<number>[] | null = null;  // outputs with 1 thread at this level
       for (const t of threadCounts) {
         addon.setCpuLevel(level);
         addon.setNumThreads(t);
@@ -99,6 +101,14 @@ function check(c: Case): number {
           o, got[o] as Float32Array, ref[o] as unknown as Float64Array,
         ]);
         if (typeof refResult === 'number') pairs.push(['result', [result as number], [refResult]]);
+        // the split over threads never changes the result: each output element is summed by one thread in a fixed
+        // order (kernels_reduce.c, kernels_norm.c, kernels_attention.c say how)
+        if (oneThread === null) oneThread = pairs.map(([, g]) => Array.from(g));
+        else pairs.forEach(([name, g], k) => {
+          for (let i = 0; i < g.length; i++) {
+            if (!Object.is(g[i], oneThread![k][i])) assert.fail(`${where}: ${name}[${i}] = ${g[i]} differs from 1 thread: ${oneThread![k][i]}`);
+          }
+        });
         for (const [name, g, r] of pairs) {
           assert.equal(g.length, r.length);
           for (let i = 0; i < r.length; i++) {
@@ -129,7 +139,7 @@ function run(cases: Case[]): void {
   }
 }
 
-const SIZES = [1, 7, 33, 65, 127, 1000];
+const SIZES = [1, 7, 33, 65, 127, 1000, 50001];  // the last is split over threads
 
 // ---- attention
 function attentionCase(B: number, Tq: number, Tk: number, nHead: number, nKv: number, hd: number,
@@ -176,6 +186,7 @@ test('native attention forward matches the JS backend (causal, GQA, odd head siz
     attentionCase(3, 5, 70, 4, 2, 64, Int32Array.from([70, 12, 40])),   // KV cache: prefill a chunk at varied lengths
     attentionCase(3, 1, 129, 6, 2, 32, Int32Array.from([129, 1, 65])),   // decode step
     attentionCase(2, 4, 9, 2, 1, 16, Int32Array.from([2, 9])),           // len < Tq: the first queries see no key
+    attentionCase(2, 3, 10, 2, 1, 16, Int32Array.from([14, 0])),         // len > Tk clamps to Tk; len 0: no key at all
   ]);
 });
 
@@ -192,7 +203,7 @@ test('native attention backward matches the JS backend and accumulates', { skip:
 // ---- norms, rope
 test('native rmsnorm / layernorm forward and backward match the JS backend', { skip: skipReason }, () => {
   const cases: Case[] = [];
-  for (const [N, C] of [[1, 1], [7, 33], [33, 65], [5, 127], [3, 1000]]) {
+  for (const [N, C] of [[1, 1], [7, 33], [33, 65], [5, 127], [3, 1000], [300, 127]]) {
     const x = randn(N * C, 2, 0.3), w = randn(C), b = randn(C), dout = randn(N * C);
     cases.push({
       name: `rmsnormForward N=${N} C=${C}`, inputs: { out: randn(N * C), rstd: randn(N), x, w },
@@ -227,7 +238,7 @@ test('native rmsnorm / layernorm forward and backward match the JS backend', { s
 
 test('native rope forward (also in place) and backward match the JS backend', { skip: skipReason }, () => {
   const cases: Case[] = [];
-  for (const [B, T, nHead, hd, maxT] of [[2, 7, 3, 64, 20], [1, 33, 2, 14, 40], [2, 5, 1, 2, 8], [1, 3, 2, 66, 3]]) {
+  for (const [B, T, nHead, hd, maxT] of [[2, 7, 3, 64, 20], [1, 33, 2, 14, 40], [2, 5, 1, 2, 8], [1, 3, 2, 66, 3], [2, 40, 4, 64, 50]]) {
     const half = hd / 2;
     const cos = new Float32Array(maxT * half), sin = new Float32Array(maxT * half);
     for (let p = 0; p < maxT; p++) for (let i = 0; i < half; i++) {
@@ -260,7 +271,7 @@ test('native rope forward (also in place) and backward match the JS backend', { 
 // ---- softmax, cross-entropy
 test('native softmax and cross-entropy match the JS backend (ignored targets, dlogits over logits)', { skip: skipReason }, () => {
   const cases: Case[] = [];
-  for (const [N, C] of [[1, 1], [7, 33], [5, 65], [3, 127], [2, 5000]]) {
+  for (const [N, C] of [[1, 1], [7, 33], [5, 65], [3, 127], [2, 5000], [200, 65]]) {
     const x = randn(N * C, 8);
     const out = new Float32Array(N * C);
     jsBackend.softmaxForward(out, x, N, C);
@@ -301,7 +312,7 @@ test('native softmax and cross-entropy match the JS backend (ignored targets, dl
 // ---- embedding, adamw, bias, reductions
 test('native embedding, adamw, addBias, sumRows, sum, sumSquares match the JS backend', { skip: skipReason }, () => {
   const cases: Case[] = [];
-  for (const [N, C, V] of [[1, 1, 1], [7, 33, 5], [65, 127, 9], [33, 65, 1000]]) {
+  for (const [N, C, V] of [[1, 1, 1], [7, 33, 5], [65, 127, 9], [33, 65, 1000], [300, 130, 50]]) {
     const ids = randInts(N, 0, V);
     cases.push({
       name: `embeddingForward N=${N} C=${C}`, inputs: { out: randn(N * C), ids, wte: randn(V * C) }, outputs: ['out'],

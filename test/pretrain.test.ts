@@ -34,7 +34,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 
 const lossesOf = (out: string) => readMetrics(join(out, 'metrics.jsonl')).filter((r) => typeof r.loss === 'number').map((r) => [r.step, r.loss as number]);
 const base = (out: string): Partial<PretrainOptions> & { data: string; out: string } => ({
-  data, out, model: SMALL, seqLen: 32, lr: 3e-3, warmup: 5, evalEvery: 0, saveEvery: 0, peakGflops: 100, logEvery: 1000, resume: false,
+  data, out, model: SMALL, sampleEvery: 0, seqLen: 32, lr: 3e-3, warmup: 5, evalEvery: 0, saveEvery: 0, peakGflops: 100, logEvery: 1000, resume: false,
 });
 
 test('gradient accumulation: 1 x 8 equals 8 x 1 (losses and parameters)', async () => {
@@ -74,7 +74,9 @@ function cli(args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
 }
 const runArgs = (out: string, steps: number) => ['pretrain', '--data', data, '--out', out, ...SMALL_ARGS, '--steps', String(steps),
-  '--batch-size', '4', '--seq-len', '32', '--warmup', '5', '--eval-every', '10', '--save-every', '5', '--peak-gflops', '100', '--log-every', '1'];
+  '--batch-size', '4', '--seq-len', '32', '--warmup', '5', '--eval-every', '10', '--save-every', '5', '--peak-gflops', '100', '--log-every', '1',
+  '--sample-every', '5', '--sample-tokens', '8'];
+const samples = (stdout: string) => new Map(stdout.split('\n').filter((l) => / sample: /.test(l)).map((l) => [l, true]));
 
 test('resume after kill -9 reproduces the uninterrupted losses exactly', async () => {
   const full = join(root, 'full'), killed = join(root, 'killed');
@@ -98,6 +100,10 @@ test('resume after kill -9 reproduces the uninterrupted losses exactly', async (
   const r2 = cli(runArgs(killed, 60));
   assert.equal(r2.status, 0, r2.stderr);
   assert.match(r2.stdout, new RegExp(`resuming .* at step ${st.step}`));
+  // the sampler's RNG resumes too: every sample the resumed run prints, the uninterrupted run printed
+  const sa = samples(r.stdout), sb = samples(r2.stdout);
+  assert.ok(sb.size >= 8, r2.stdout);
+  for (const line of sb.keys()) assert.ok(sa.has(line), `sample not in the uninterrupted run: ${line}`);
   const a = lossesOf(full), b = lossesOf(killed);
   assert.equal(a.length, 60);
   assert.deepEqual(b, a); // exactly the same numbers, one record per step

@@ -316,8 +316,9 @@ test('save/load tokenizer.json: same ids, and the Hugging Face schema', () => {
     assert.equal(cfg.chat_template, CHAT_TEMPLATE_JINJA);
     assert.deepEqual([cfg.bos_token, cfg.eos_token, cfg.pad_token], ['<|bos|>', '<|eos|>', '<|pad|>']);
     assert.equal(cfg.added_tokens_decoder[String(trained.eot)].content, '<|eot|>');
-    // merges in the older "a b" string form load to the same tokenizer
-    j.model.merges = j.model.merges.map(([a, b]: [string, string]) => `${a} ${b}`);
+    // merges in the newer [a, b] pair form (tokenizers >= 0.20) load to the same tokenizer
+    assert.equal(typeof j.model.merges[0], 'string');
+    j.model.merges = j.model.merges.map((m: string) => m.split(' '));
     writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(j));
     const old = Tokenizer.load(dir);
     for (const s of tricky) assert.deepEqual(old.encode(s), trained.encode(s));
@@ -430,7 +431,7 @@ test('pattern rewriting: inline case-insensitive groups, \\s, possessive quantif
   assert.ok(!/\?\+|\+\+/.test(js), js);
   assert.ok(js.startsWith("'(?:[sSſdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|"), js);
   const re = toJsRegex(nano);
-  assert.deepEqual("Hello world's 12345!!!\n\n  x".match(re), ['Hello', ' world', "'s", ' ', '12', '34', '5', '!!!\n', '\n', ' ', ' x']);
+  assert.deepEqual("Hello world's 12345!!!\n\n  x".match(re), ['Hello', ' world', "'s", ' ', '12', '34', '5', '!!!\n\n', ' ', ' x']);
   // U+0085 is Unicode White_Space (Rust's \s) but not JS's \s: punctuation stops before it, as in Rust
   assert.deepEqual('!!\u0085\u0085'.match(toJsRegex(CL100K_PATTERN)), ['!!', '\u0085\u0085']);
 });

@@ -73,7 +73,7 @@ export async function run(argv: string[]): Promise<number> {
   const reserve = Math.min(maxNewTokens, Math.floor(maxT / 4));
   const system: Message[] = a.system ? [{ role: 'system', content: a.system }] : [];
   let messages: Message[] = [...system];
-  let turn = 0; // each reply draws with seed + turn, so a conversation replays exactly from its seed
+  let turn = 0; // each reply draws with seed + turn (turn counts from the start or the last /seed), so a session replays
   const session: Session = new Engine(model).session();
   const stopTokens = chatStopTokens(tokenizer);
   const notice = (s: string) => process.stderr.write(`${color ? '\x1b[2m' : ''}[${s}]${color ? '\x1b[0m' : ''}\n`);
@@ -119,7 +119,7 @@ export async function run(argv: string[]): Promise<number> {
         case '/top_p': case '/top-p': setNumber('topP', arg); break;
         case '/top_k': case '/top-k': setNumber('topK', arg); break;
         case '/min_p': case '/min-p': setNumber('minP', arg); break;
-        case '/seed': setNumber('seed', arg); break;
+        case '/seed': setNumber('seed', arg); turn = 0; break;
         case '/explain': explain = arg === '' ? !explain : arg === 'on'; notice(`explain ${explain ? 'on' : 'off'}`); break;
         case '/system': notice(system.length ? `system prompt: ${system[0].content}` : 'no system prompt (start with --system TEXT)'); break;
         case '/help': process.stderr.write(HELP + '\n'); break;

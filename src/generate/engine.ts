@@ -3,8 +3,9 @@
 // (nanochat `engine.py`). Stop strings, streaming and decoding to text live a layer up (stream.ts).
 //
 // - Prefill: each row's prompt goes through GPT.forwardCached alone (rows: [b], lastOnly), so rows of different lengths
-//   need no padding. Decode: every unfinished row advances together, one token per forward (rows: the active ones), so a
-//   finished row costs nothing and its cache stays as it was.
+//   need no padding; a prompt that repeats in the batch is prefilled once and its cache rows copied. Decode: every
+//   unfinished row advances together, one token per forward (rows: the active ones), so a finished row costs nothing
+//   and its cache stays as it was.
 // - A step samples from the pending logits; the sampled token is fed to the model at the START of the next step. So a
 //   caller that ends a row after seeing its token (a stop string matched) never pays for one more forward.
 // - Stops: a stop token (end of turn / end of text; it ends the row and is not part of the output), maxNewTokens, and the
@@ -72,6 +73,7 @@ export class DecodeRun {
     this.pending = [];
     this.lastLogits = new Array(this.B).fill(null);
     this.feed = new Array(this.B).fill(null);
+    const seen = new Map<string, number>(); // prompt -> the row that prefilled it
     for (let b = 0; b < this.B; b++) {
       const p = prompts[b], o = opts[b];
       validateEngineOptions(o);
@@ -83,11 +85,20 @@ export class DecodeRun {
         throw new UserError(`prompt token id ${id} is outside the vocabulary [0, ${this.V})`);
       this.samplers.push(new Sampler(o, p, this.V));
       this.rows.push({ ids: [], steps: [], finishReason: null, stopToken: null, promptTokens: p.length });
-      // prefill: one forward over the uncached part of the prompt
+      // prefill: one forward over the uncached part of the prompt; a prompt repeated in the batch (K samples of one
+      // prompt, as in RL rollouts) is computed once and its cache rows copied
       const k = Math.min(cached[b] ?? 0, p.length - 1);
+      const key = k === 0 ? p.join(',') : '';
+      const same = key ? seen.get(key) : undefined;
+      if (same !== undefined) {
+        copyCacheRow(cache, same, b, p.length);
+        this.pending.push(this.pending[same]!.slice());
+        continue;
+      }
       cache.lens[b] = k;
       const logits = model.forwardCached(Int32Array.from(p.slice(k)), 1, p.length - k, cache, { lastOnly: true, rows: [b] });
       this.pending.push(logits.slice(0, this.V)); // (V), copied: forwardCached returns a scratch view
+      if (key) seen.set(key, b);
     }
   }
 
@@ -148,6 +159,15 @@ export class DecodeRun {
     while (!this.done) this.step();
     return this.rows;
   }
+}
+
+// Copy the first n positions of cache row `from` to row `to` (KVCache layout per layer: (batch, maxT, kvDim)).
+function copyCacheRow(cache: KVCache, from: number, to: number, n: number): void {
+  for (const buf of [...cache.k, ...cache.v]) {
+    const kvDim = buf.length / (cache.batch * cache.maxT);
+    buf.copyWithin(to * cache.maxT * kvDim, from * cache.maxT * kvDim, (from * cache.maxT + n) * kvDim);
+  }
+  cache.lens[to] = n;
 }
 
 export class Engine {

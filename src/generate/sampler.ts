@@ -329,10 +329,7 @@ export class Sampler {
   // token's, n = and the top n alternatives (<= 20); explain: how many candidates of the final distribution to return.
   sample(logits: Float32Array, logprobs?: number, explain = 0): SampleResult {
     const x = processLogits(logits, this.opts, this.context, this.counts);
-    let id: number;
-    let final: Float64Array | null = null;
-    if (this.opts.temperature === 0) id = argmax(x);
-    else id = drawFromLogits(x, this.rng.next());
+    const id = this.opts.temperature === 0 ? argmax(x) : drawFromLogits(x, this.rng.next());
     const res: SampleResult = { id };
     if (logprobs !== undefined && logprobs > 0) {
       const lp = logSoftmax(logits);
@@ -341,7 +338,7 @@ export class Sampler {
     } else if (logprobs !== undefined || explain > 0) res.logprob = logits[id] - logSumExp(logits);
     if (explain > 0) {
       // greedy: show the penalised distribution at temperature 1, of which the argmax was taken
-      final = softmax(x);
+      const final = softmax(x);
       res.candidates = topN(final, explain).map((c) => ({ id: c.id, prob: c.logprob }));
       res.prob = final[id];
     }

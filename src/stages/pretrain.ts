@@ -76,7 +76,7 @@ export const PRESET_TRAINING: Record<PretrainOptions['preset'], Partial<Pretrain
 const DEFAULTS: Omit<PretrainOptions, 'data' | 'out'> = {
   preset: 'tiny', tokenizer: null, steps: 1000, batchSize: 16, seqLen: 128, context: null, model: {}, gradAccum: 1, lr: 3e-3,
   minLr: 3e-4, warmup: 50, decay: 'cosine', weightDecay: 0.1, decayAll: false, beta1: 0.9, beta2: 0.95, clip: 1.0,
-  evalEvery: 100, evalBatches: 20, sampleEvery: 0, sampleTokens: 64, saveEvery: 250, seed: 1337, resume: true,
+  evalEvery: 100, evalBatches: 20, sampleEvery: 200, sampleTokens: 64, saveEvery: 250, seed: 1337, resume: true,
   backend: null, timeLimit: 0, peakGflops: 0, logEvery: 10,
 };
 
@@ -277,7 +277,7 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
         }
       }
       if (o.sampleEvery > 0 && step > 0 && step % o.sampleEvery === 0) {
-        for (const s of sample(2)) progress.log(`  sample: ${JSON.stringify(s)}`);
+        for (const s of sample(2)) progress.log(`step ${step} sample: ${JSON.stringify(s)}`);
       }
 
       // ---- one optimizer step: gradient accumulation over gradAccum micro-batches

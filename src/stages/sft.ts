@@ -30,6 +30,7 @@ import {
   builtinDemos, demosToJsonl, fnv1a, isBuiltinDemos, makeBatch, packConversations, readDemos, rowsForStep,
   type Conversation, type EvalPrompt, type PackedRows, type PackReport, type SFTBatch,
 } from '../train/demos.js';
+import { generate } from '../generate/index.js';
 import { HELDOUT_FILE, PROMPTS_FILE, promptsToJsonl, formatTable, runEval, type EvalReport } from './eval.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
@@ -235,9 +236,8 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
     return weight > 0 ? sum / weight : null;
   };
 
-  const sampleAnswer = async (): Promise<string | null> => {
+  const sampleAnswer = (): string | null => {
     if (demos.prompts.length === 0) return null;
-    const { generate } = await import('../generate/index.js');
     const p = demos.prompts[0];
     const ids = tokenizer.renderForCompletion(p.messages);
     const room = cfg.maxSeqLen - ids.length;
@@ -292,7 +292,7 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
         }
       }
       if (o.sampleEvery > 0 && step > 0 && step % o.sampleEvery === 0) {
-        const s = await sampleAnswer();
+        const s = sampleAnswer();
         if (s) note(`  sample: ${s}`);
       }
 

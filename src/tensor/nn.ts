@@ -7,7 +7,8 @@
 import type { Backend, FloatArray } from './backend.js';
 import { be, lastDim, live, rank, sameShape, tmp, unary } from './ops.js';
 import {
-  Tensor, dtypeOf, fmtShape, giveBuffer, gradForOverwrite, gradInPlaceOfData, gradOf, makeResult, needsGrad, outBuffer,
+  Tensor, adoptGrad, canAdoptGrad, dtypeOf, fmtShape, giveBuffer, gradForOverwrite, gradInPlaceOfData, gradOf,
+  makeResult, needsGrad, outBuffer,
 } from './tensor.js';
 
 // ---- normalisation over the last dimension
@@ -81,9 +82,28 @@ export function rope(x: Tensor, cos: FloatArray, sin: FloatArray, pos0: Int32Arr
   const out = outBuffer(dtypeOf(xd), x.size, rec);
   B.ropeForward(out, xd, cos, sin, Bn, T, nHead, hd, pos0);
   return makeResult(out, x.shape, rec, [x], (g) => {
+    // The backward is the rotation by the negative angle, i.e. the forward with sin negated: when x's gradient is
+    // still empty, g is rotated in place and handed to x (no zero-fill, no second buffer).
+    if (canAdoptGrad(x, g)) {
+      B.ropeForward(g, g, cos, negated(sin), Bn, T, nHead, hd, pos0);
+      adoptGrad(x, g);
+      return;
+    }
     const dx = gradOf(x);
     if (dx) B.ropeBackward(dx, g, cos, sin, Bn, T, nHead, hd, pos0);
   });
+}
+
+// -sin tables, computed once per table (the model's tables live as long as the model).
+const negSin = new WeakMap<FloatArray, FloatArray>();
+function negated(sin: FloatArray): FloatArray {
+  let t = negSin.get(sin);
+  if (!t) {
+    t = sin instanceof Float64Array ? new Float64Array(sin.length) : new Float32Array(sin.length);
+    for (let i = 0; i < sin.length; i++) t[i] = -sin[i];
+    negSin.set(sin, t);
+  }
+  return t;
 }
 
 // Hugging Face Llama tables: angle(pos, i) = pos * theta^(-2i / headDim).  -> cos, sin (maxT, headDim/2)

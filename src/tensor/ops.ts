@@ -9,8 +9,8 @@ import type { Backend, FloatArray } from './backend.js';
 import { jsBackend } from './backend-js.js';
 import { getBackend } from './registry.js';
 import {
-  Tensor, checkLive, dtypeOf, fmtShape, giveBuffer, gradForOverwrite, gradOf, makeResult, needsGrad,
-  outBuffer, takeBuffer, type DType,
+  Tensor, adoptGrad, canAdoptGrad, checkLive, dtypeOf, fmtShape, giveBuffer, gradForOverwrite, gradOf, makeResult,
+  needsGrad, outBuffer, takeBuffer, type DType,
 } from './tensor.js';
 
 // float64 data (gradient checks) always runs on the JS backend; the native one takes Float32Array only.
@@ -149,17 +149,29 @@ function accMul(B: Backend, da: FloatArray, g: FloatArray, x: FloatArray, n: num
   giveBuffer(t);
 }
 
+// grad(t) += alpha * g, where g is the running node's own gradient buffer, spent after this call: scaled in place and
+// handed to t when t's gradient is still empty (adoptGrad), so no copy is made. Only for g read last.
+function accumulateLast(B: Backend, t: Tensor, alpha: number, g: FloatArray, n: number): void {
+  if (canAdoptGrad(t, g)) {
+    if (alpha !== 1) B.scaleShift(g, g, alpha, 0, n);
+    adoptGrad(t, g);
+  } else {
+    accumulate(B, t, alpha, g, n);
+  }
+}
+
+// The residual adds of every block: b's gradient is a copy of g, a's is g itself.
 export function add(a: Tensor, b: Tensor): Tensor {
   return binary('add', a, b, (B, g, _ad, _bd, _o, n) => {
-    accumulate(B, a, 1, g, n);
     accumulate(B, b, 1, g, n);
+    accumulateLast(B, a, 1, g, n);
   });
 }
 
 export function sub(a: Tensor, b: Tensor): Tensor {
   return binary('sub', a, b, (B, g, _ad, _bd, _o, n) => {
-    accumulate(B, a, 1, g, n);
     accumulate(B, b, -1, g, n);
+    accumulateLast(B, a, 1, g, n);
   });
 }
 
@@ -229,16 +241,27 @@ export function unary(op: string, a: Tensor, forward: (B: Backend, out: FloatArr
   });
 }
 
+// y = a * s + t: grad(a) += s * g, with g handed on when possible (accumulateLast).
+function affine(op: string, a: Tensor, s: number, t: number): Tensor {
+  live(op, 'a', a);
+  const rec = needsGrad(a);
+  const ad = a.data, n = a.size;
+  const B = be(ad);
+  const out = outBuffer(dtypeOf(ad), n, rec);
+  B.scaleShift(out, ad, s, t, n);
+  return makeResult(out, a.shape, rec, [a], (g) => accumulateLast(B, a, s, g, n));
+}
+
 export function addScalar(a: Tensor, s: number): Tensor {
-  return unary('addScalar', a, (B, o, x, n) => B.scaleShift(o, x, 1, s, n), (B, da, g, _x, _o, n) => B.axpy(da, 1, g, n));
+  return affine('addScalar', a, 1, s);
 }
 
 export function mulScalar(a: Tensor, s: number): Tensor {
-  return unary('mulScalar', a, (B, o, x, n) => B.scaleShift(o, x, s, 0, n), (B, da, g, _x, _o, n) => B.axpy(da, s, g, n));
+  return affine('mulScalar', a, s, 0);
 }
 
 export function neg(a: Tensor): Tensor {
-  return unary('neg', a, (B, o, x, n) => B.scaleShift(o, x, -1, 0, n), (B, da, g, _x, _o, n) => B.axpy(da, -1, g, n));
+  return affine('neg', a, -1, 0);
 }
 
 export function exp(a: Tensor): Tensor {

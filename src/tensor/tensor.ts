@@ -305,6 +305,7 @@ export function makeResult(data: FloatArray, shape: number[], recorded: boolean,
 let grads: Map<Tensor, FloatArray> | null = null;
 let consumers: Map<Tensor, number> | null = null; // per tensor (views resolved): the graph's nodes that read it
 let borrowed: Set<FloatArray> | null = null; // gradient buffers that are forward buffers: released by releaseTape
+let adopted: Set<FloatArray> | null = null; // gradient buffers handed by the node being run to one of its inputs
 
 function resolve(t: Tensor): Tensor {
   while (t._ctx?.alias) t = t._ctx.alias;
@@ -362,6 +363,27 @@ export function gradInPlaceOfData(t: Tensor): FloatArray | null {
   return buf;
 }
 
+// Whether adoptGrad(t, g) would succeed: t is an intermediate (a leaf's gradient is its own .grad buffer) that needs a
+// gradient, nothing has been accumulated into it yet, and g, the gradient the running node received, is a pooled
+// gradient buffer of t's size (not a borrowed forward buffer, not already handed on).
+export function canAdoptGrad(t: Tensor, g: FloatArray): boolean {
+  if (!t.requiresGrad || !grads || !adopted || !borrowed) return false;
+  const r = resolve(t);
+  return !!r._ctx && !grads.has(r) && !borrowed.has(g) && !adopted.has(g) && g.length === r.size;
+}
+
+// Hands g, the gradient buffer the running node received, to input t as t's gradient instead of copying it there:
+// a node's gradient is spent once its backward returns, so an op whose input gradient is its output gradient, as
+// is or transformed in place (add, sub, scalar ops, rope), moves the buffer and saves a copy or a zero-fill and an
+// accumulate. Call it after the closure's last read of g as the output gradient. Returns false (nothing done) when
+// canAdoptGrad is false; the caller then accumulates as usual.
+export function adoptGrad(t: Tensor, g: FloatArray): boolean {
+  if (!canAdoptGrad(t, g)) return false;
+  grads!.set(resolve(t), g);
+  adopted!.add(g);
+  return true;
+}
+
 // Every tensor that needs a gradient and that root depends on, inputs before outputs (iterative DFS).
 function topoOrder(root: Tensor): Tensor[] {
   const order: Tensor[] = [];
@@ -391,6 +413,7 @@ function runBackward(root: Tensor): void {
   const order = topoOrder(root);
   grads = new Map();
   borrowed = new Set();
+  adopted = new Set();
   consumers = new Map();
   for (const t of order) {
     if (!t._ctx || t._ctx.alias) continue; // a view is not a reader: its readers are counted against its base
@@ -410,13 +433,16 @@ function runBackward(root: Tensor): void {
       const g = grads.get(t);
       if (!g) continue; // no gradient reached it
       ctx.backward(g);
-      if (!borrowed.has(g)) giveBuffer(g); // every consumer of t ran before t: its gradient is spent
+      // every consumer of t ran before t: its gradient is spent, unless an input adopted it (adoptGrad)
+      if (adopted.has(g)) adopted.delete(g);
+      else if (!borrowed.has(g)) giveBuffer(g);
       grads.delete(t);
     }
   } finally {
     grads = null;
     consumers = null;
     borrowed = null;
+    adopted = null;
     gradEnabled = prev;
   }
 }

@@ -101,6 +101,7 @@ export interface BPEVocab {
   wholePieceFirst: boolean;
 }
 
+const HOT_SIZE = 1 << 14; // entries of the pair-lookup cache (256 KB: stays in the CPU's L2, unlike the full table)
 const CACHE_LIMIT = 1 << 18; // pieces; the cache is cleared when it grows past this
 
 export class BytePairEncoder {
@@ -108,11 +109,14 @@ export class BytePairEncoder {
   readonly byteToId: Int32Array;
   readonly merges: PairTable;
   readonly wholePieceFirst: boolean;
-  private tokenOfString = new Map<string, number>(); // tokens whose bytes are valid UTF-8, by their text
+  private tokenOfString = new Map<string, number>(); // text -> id of the tokens that merging alone does not reach
   private cache = new Map<string, number[]>();
   private w = new Int32Array(256); // scratch: ids of the piece being merged
   private pr = new Int32Array(256); // scratch: priority of (w[i], w[i+1])
   private rs = new Int32Array(256); // scratch: the id (w[i], w[i+1]) merges into
+  private raw = new Uint8Array(256); // scratch: the piece's UTF-8 bytes
+  private hot = new Int32Array(HOT_SIZE * 4).fill(EMPTY); // direct-mapped cache of recent lookups [a, b, priority, result]
+  private bytePair: Int32Array; // (65536 * 2) [priority, result] of each pair of raw bytes: the first merges, without hashing
 
   constructor(v: BPEVocab) {
     assert(v.byteToId.length === 256, `byteToId must have 256 entries, got ${v.byteToId.length}`);
@@ -120,15 +124,29 @@ export class BytePairEncoder {
     this.byteToId = v.byteToId;
     this.merges = v.merges;
     this.wholePieceFirst = v.wholePieceFirst;
-    const dec = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }); // keep a leading U+FEFF: it is part of the token
-    for (let id = 0; id < v.tokenBytes.length; id++) {
-      const b = v.tokenBytes[id];
-      if (b.length < 2) continue;
-      try {
-        const s = dec.decode(b);
-        if (!this.tokenOfString.has(s)) this.tokenOfString.set(s, id);
-      } catch {
-        // not valid UTF-8 on its own: can never be a whole piece
+    this.bytePair = new Int32Array(65536 * 2);
+    for (let x = 0; x < 256; x++) {
+      for (let y = 0; y < 256; y++) {
+        const o = v.merges.find(v.byteToId[x], v.byteToId[y]);
+        this.bytePair[(x << 9) | (y << 1)] = o < 0 ? NO_MERGE : v.merges.prioAt(o);
+        this.bytePair[(x << 9) | (y << 1) | 1] = o < 0 ? -1 : v.merges.resultAt(o);
+      }
+    }
+    if (this.wholePieceFirst) {
+      // Whole-piece lookups are only needed for tokens that merging their own bytes does not produce (merging finds
+      // all the others by itself): keep just those, a small table, instead of looking up every piece in the vocabulary.
+      const dec = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }); // keep a leading U+FEFF: it is part of the token
+      for (let id = 0; id < v.tokenBytes.length; id++) {
+        const b = v.tokenBytes[id];
+        if (b.length < 2) continue;
+        let s: string;
+        try {
+          s = dec.decode(b);
+        } catch {
+          continue; // not valid UTF-8 on its own: can never be a whole piece
+        }
+        const merged = this.mergeBytes(b);
+        if ((merged.length !== 1 || merged[0] !== id) && !this.tokenOfString.has(s)) this.tokenOfString.set(s, id);
       }
     }
   }
@@ -143,39 +161,63 @@ export class BytePairEncoder {
     let ids = this.cache.get(piece);
     if (ids === undefined) {
       ids = this.encodePieceUncached(piece);
-      if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-      this.cache.set(piece, ids);
+      const mode = 0;
+      if (mode === 0) {
+        if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+        this.cache.set(piece, ids);
+      } else if (mode === 1) {
+        if (this.cache.size < CACHE_LIMIT) this.cache.set(piece, ids);
+      } else if (mode === 2) {
+        if (this.cache.size < 65536) this.cache.set(piece, ids);
+      }
     }
     for (let i = 0; i < ids.length; i++) out.push(ids[i]);
   }
 
   encodePieceUncached(piece: string): number[] {
-    if (this.wholePieceFirst) {
+    const n = this.loadBytes(piece);
+    const w = this.w, raw = this.raw, b2i = this.byteToId;
+    for (let i = 0; i < n; i++) w[i] = b2i[raw[i]];
+    const ids = n <= 96 ? this.mergeSmall(n) : this.mergeLarge(n);
+    if (ids.length > 1 && this.tokenOfString.size > 0) {
       const id = this.tokenOfString.get(piece);
       if (id !== undefined) return [id];
     }
-    const n = this.loadBytes(piece);
-    return n <= 96 ? this.mergeSmall(n) : this.mergeLarge(n);
+    return ids;
   }
 
-  /** UTF-8 encode piece into this.w as byte ids; returns the byte count. Lone surrogates become U+FFFD (as TextEncoder). */
+  // Merge raw bytes (no whole-piece rule).
+  private mergeBytes(b: Uint8Array): number[] {
+    if (this.w.length < b.length) {
+      this.w = new Int32Array(b.length);
+      this.pr = new Int32Array(b.length);
+      this.rs = new Int32Array(b.length);
+      this.raw = new Uint8Array(b.length);
+    }
+    this.raw.set(b);
+    for (let i = 0; i < b.length; i++) this.w[i] = this.byteToId[b[i]];
+    return b.length <= 96 ? this.mergeSmall(b.length) : this.mergeLarge(b.length);
+  }
+
+  /** UTF-8 encode piece into this.raw; returns the byte count. Lone surrogates become U+FFFD (as TextEncoder). */
   private loadBytes(piece: string): number {
     if (this.w.length < piece.length * 3) {
       this.w = new Int32Array(piece.length * 3);
       this.pr = new Int32Array(piece.length * 3);
       this.rs = new Int32Array(piece.length * 3);
+      this.raw = new Uint8Array(piece.length * 3);
     }
-    const w = this.w, b2i = this.byteToId;
+    const w = this.raw;
     let n = 0;
     for (let i = 0; i < piece.length; i++) {
       let c = piece.charCodeAt(i);
       if (c < 0x80) {
-        w[n++] = b2i[c];
+        w[n++] = c;
         continue;
       }
       if (c < 0x800) {
-        w[n++] = b2i[0xc0 | (c >> 6)];
-        w[n++] = b2i[0x80 | (c & 63)];
+        w[n++] = 0xc0 | (c >> 6);
+        w[n++] = 0x80 | (c & 63);
         continue;
       }
       if (c >= 0xd800 && c < 0xe000) {
@@ -183,31 +225,45 @@ export class BytePairEncoder {
         if (c < 0xdc00 && d >= 0xdc00 && d < 0xe000) {
           const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
           i++;
-          w[n++] = b2i[0xf0 | (cp >> 18)];
-          w[n++] = b2i[0x80 | ((cp >> 12) & 63)];
-          w[n++] = b2i[0x80 | ((cp >> 6) & 63)];
-          w[n++] = b2i[0x80 | (cp & 63)];
+          w[n++] = 0xf0 | (cp >> 18);
+          w[n++] = 0x80 | ((cp >> 12) & 63);
+          w[n++] = 0x80 | ((cp >> 6) & 63);
+          w[n++] = 0x80 | (cp & 63);
           continue;
         }
         c = 0xfffd;
       }
-      w[n++] = b2i[0xe0 | (c >> 12)];
-      w[n++] = b2i[0x80 | ((c >> 6) & 63)];
-      w[n++] = b2i[0x80 | (c & 63)];
+      w[n++] = 0xe0 | (c >> 12);
+      w[n++] = 0x80 | ((c >> 6) & 63);
+      w[n++] = 0x80 | (c & 63);
     }
     return n;
   }
 
+  // The record [a, b, priority, result] of a pair in the hot cache, filled from the full table on a miss (misses,
+  // pairs that do not merge, are cached too).
+  private hotFind(a: number, b: number): number {
+    let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b ^ 0x7f4a7c15, 0x85ebca77);
+    h ^= h >>> 15;
+    const o = (h & (HOT_SIZE - 1)) << 2;
+    const hot = this.hot;
+    if (hot[o] !== a || hot[o + 1] !== b) {
+      const k = this.merges.find(a, b);
+      hot[o] = a;
+      hot[o + 1] = b;
+      hot[o + 2] = k < 0 ? NO_MERGE : this.merges.prioAt(k);
+      hot[o + 3] = k < 0 ? -1 : this.merges.resultAt(k);
+    }
+    return o;
+  }
+
   // Short pieces (almost all): scan for the lowest priority and shift the arrays, as tiktoken does.
   private mergeSmall(n: number): number[] {
-    const w = this.w, pr = this.pr, rs = this.rs, m = this.merges;
+    const w = this.w, pr = this.pr, rs = this.rs, raw = this.raw, bp = this.bytePair, hot = this.hot;
     for (let i = 0; i + 1 < n; i++) {
-      const k = m.find(w[i], w[i + 1]);
-      if (k < 0) pr[i] = NO_MERGE;
-      else {
-        pr[i] = m.prioAt(k);
-        rs[i] = m.resultAt(k);
-      }
+      const o = (raw[i] << 9) | (raw[i + 1] << 1);
+      pr[i] = bp[o];
+      rs[i] = bp[o | 1];
     }
     while (n > 1) {
       let best = NO_MERGE, at = -1;
@@ -226,20 +282,14 @@ export class BytePairEncoder {
       }
       n--;
       if (at > 0) {
-        const k = m.find(w[at - 1], w[at]);
-        if (k < 0) pr[at - 1] = NO_MERGE;
-        else {
-          pr[at - 1] = m.prioAt(k);
-          rs[at - 1] = m.resultAt(k);
-        }
+        const o = this.hotFind(w[at - 1], w[at]);
+        pr[at - 1] = hot[o + 2];
+        rs[at - 1] = hot[o + 3];
       }
       if (at + 1 < n) {
-        const k = m.find(w[at], w[at + 1]);
-        if (k < 0) pr[at] = NO_MERGE;
-        else {
-          pr[at] = m.prioAt(k);
-          rs[at] = m.resultAt(k);
-        }
+        const o = this.hotFind(w[at], w[at + 1]);
+        pr[at] = hot[o + 2];
+        rs[at] = hot[o + 3];
       }
     }
     const out = new Array<number>(n);

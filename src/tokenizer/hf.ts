@@ -4,8 +4,9 @@
 //
 // Byte-level BPE stores each token's bytes as printable characters: GPT-2's bytes_to_unicode
 // (github.com/openai/gpt-2, src/encoder.py) maps the 188 printable bytes to themselves and the other 68 to U+0100...
-// Merges come in two published forms: "a b" strings (tokenizers < 0.20, GPT-2 merges.txt) and ["a", "b"] pairs
-// (tokenizers >= 0.20, which allows spaces inside tokens). We read both and write pairs.
+// Merges come in two published forms: "a b" strings (all tokenizers versions, GPT-2 merges.txt) and ["a", "b"] pairs
+// (tokenizers >= 0.20, which allows spaces inside tokens). We read both and write strings: a byte-level token never
+// holds a space (the space byte is "Ġ"), and every version of tokenizers reads them.
 import { join } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
@@ -164,12 +165,12 @@ export function readGpt2Files(vocabPath: string, mergesPath: string): TokenizerP
 // ---------------------------------------------------------------------------------------------------------------------
 // writing
 
-/** Merges in priority order as [a, b] token strings; ties (several splits of one token) by left id, then right id. */
-function mergeList(parts: TokenizerParts): [string, string][] {
+/** Merges in priority order as "a b"; ties (several splits of one token) by left id, then right id. */
+function mergeList(parts: TokenizerParts): string[] {
   const entries = parts.vocab.merges.entries();
   entries.sort((x, y) => x[2] - y[2] || x[0] - y[0] || x[1] - y[1]);
   const tb = parts.vocab.tokenBytes;
-  return entries.map(([a, b]) => [bytesToToken(tb[a]), bytesToToken(tb[b])]);
+  return entries.map(([a, b]) => `${bytesToToken(tb[a])} ${bytesToToken(tb[b])}`);
 }
 
 export function tokenizerJson(parts: TokenizerParts): object {
@@ -225,7 +226,6 @@ export function tokenizerConfigJson(parts: TokenizerParts, names: { bos?: string
     add_bos_token: false,
     add_eos_token: false,
     clean_up_tokenization_spaces: false,
-    model_max_length: 1000000000000000019884624838656,
     added_tokens_decoder: decoderEntries,
     chat_template: CHAT_TEMPLATE_JINJA,
   };
