@@ -1,10 +1,12 @@
 // GEMM throughput of the native backend, and the ratio to OpenBLAS's cblas_sgemm measured in the same run.
 //
-// Run: npm run build && node dist/bench/gemm.js [--reps 7] [--quick]
+// Run: npm run build && node dist/bench/gemm.js [--reps 7] [--quick] [--only TEXT] [--cpu-time]
 // Shapes: 512^3, 1024^3, 2048^3, and the transformer products (M, K, N) = (4096, 384, 1152), (4096, 1152, 384),
 // (4096, 384, 1536) in the three forms training uses: forward x @ W^T (transB), dX = dY @ W, dW += dY^T @ X (transA,
 // beta 1); plus decode-shaped rows (M = 1, 4). Each figure is the median of --reps timed runs after a warm-up, with
-// 1 thread and with all threads.
+// 1 thread and with all threads. --only keeps the shapes whose label contains TEXT (e.g. --only fwd).
+// --cpu-time: on a shared machine, the 1-thread rows report flops per CPU-second of the process (ours and OpenBLAS
+// alike), which time slices taken by other processes do not dilute; multi-thread rows stay wall-clock.
 // OpenBLAS is a peer, never a dependency: when libopenblas.so.0 is installed, bench/openblas_shim.c is compiled into a
 // temporary folder and run as a child process (dlopen, no linking) that times one cblas_sgemm per request, so each
 // of our runs is followed by one of its runs under the same load. OPENBLAS_L2_SIZE and OPENBLAS_CORETYPE are unset
@@ -22,12 +24,17 @@ const args = process.argv.slice(2);
 const repsArg = args.indexOf('--reps');
 const REPS = repsArg >= 0 ? Math.max(1, Number(args[repsArg + 1]) | 0) : 7;
 const QUICK = args.includes('--quick');
+const onlyArg = args.indexOf('--only');
+const ONLY = onlyArg >= 0 ? args[onlyArg + 1] ?? '' : '';
+const CPU_TIME = args.includes('--cpu-time');
 
 interface Shape { label: string; M: number; N: number; K: number; transA: boolean; transB: boolean; beta: number }
 
 function shapes(): Shape[] {
   const out: Shape[] = [];
-  for (const n of QUICK ? [512, 1024] : [512, 1024, 2048]) out.push({ label: `${n}^3`, M: n, N: n, K: n, transA: false, transB: false, beta: 0 });
+  for (const n of QUICK ? [512, 1024] : [512, 1024, 2048]) {
+    out.push({ label: `${n}^3`, M: n, N: n, K: n, transA: false, transB: false, beta: 0 });
+  }
   // (M, K, N) of a linear layer y = x @ W^T with x (M, K), W (N, K)
   for (const [M, K, N] of [[4096, 384, 1152], [4096, 1152, 384], [4096, 384, 1536]]) {
     const tag = `${M}x${K}x${N}`;
@@ -38,7 +45,7 @@ function shapes(): Shape[] {
   out.push({ label: 'decode 1x384x1152 x@W^T', M: 1, N: 1152, K: 384, transA: false, transB: true, beta: 0 });
   out.push({ label: 'decode 4x1536x384 x@W^T', M: 4, N: 384, K: 1536, transA: false, transB: true, beta: 0 });
   out.push({ label: 'decode 1x384x32768 lmHead', M: 1, N: 32768, K: 384, transA: false, transB: true, beta: 0 });
-  return out;
+  return out.filter((s) => s.label.includes(ONLY));
 }
 
 function randArray(n: number): Float32Array {
@@ -141,7 +148,9 @@ console.log(`native gemm, cpu level ${nativeControls.cpuLevelName()}, ${allThrea
   `interleaved runs (ours, then OpenBLAS); load average ${load0.toFixed(2)} at start`);
 
 const threadCounts = allThreads > 1 ? [1, allThreads] : [1];
-const rows: string[][] = [['shape', 'M', 'N', 'K', 'tA', 'tB', 'beta', 'thr', 'ours GF/s', 'OpenBLAS GF/s', 'ratio', 'best/best']];
+const rows: string[][] = [
+  ['shape', 'M', 'N', 'K', 'tA', 'tB', 'beta', 'thr', 'ours GF/s', 'OpenBLAS GF/s', 'ratio', 'best/best'],
+];
 for (const s of shapes()) {
   const A = randArray(s.M * s.K), B = randArray(s.K * s.N), C = new Float32Array(s.M * s.N);
   const flops = 2 * s.M * s.N * s.K;
@@ -150,20 +159,23 @@ for (const s of shapes()) {
   for (const threads of threadCounts) {
     nativeControls.setNumThreads(threads);
     const ours: number[] = [], theirs: number[] = [];
+    const cpu = CPU_TIME && threads === 1;
     for (let r = -1; r < REPS; r++) {
-      const t0 = performance.now();
+      const t0 = performance.now(), c0 = process.cpuUsage();
       for (let i = 0; i < inner; i++) be.gemm(C, A, B, s.M, s.N, s.K, s.transA, s.transB, 1, s.beta);
-      const t = (performance.now() - t0) / 1000 / inner;
+      const c1 = process.cpuUsage(c0);
+      const t = cpu ? (c1.user + c1.system) / 1e6 / inner : (performance.now() - t0) / 1000 / inner;
       const answer = peer ? await peer.ask(`run ${threads} ${inner}`) : '';
       if (r < 0) continue; // warm-up
       ours.push(flops / t / 1e9);
-      if (answer.startsWith('seconds ')) theirs.push(flops / Number(answer.slice(8)) / 1e9);
+      const m = /^seconds (\S+) cpu (\S+)/.exec(answer);
+      if (m) theirs.push(flops / Number(cpu ? m[2] : m[1]) / 1e9);
     }
     const o = median(ours), p = theirs.length ? median(theirs) : 0;
     const ratio = p ? (o / p).toFixed(2) : '-';
     const best = p ? (Math.max(...ours) / Math.max(...theirs)).toFixed(2) : '-';
     rows.push([s.label, String(s.M), String(s.N), String(s.K), s.transA ? 'T' : 'N', s.transB ? 'T' : 'N', String(s.beta),
-      String(threads), o.toFixed(1), p ? p.toFixed(1) : '-', ratio, best]);
+      String(threads) + (cpu ? ' cpu' : ''), o.toFixed(1), p ? p.toFixed(1) : '-', ratio, best]);
     console.log(rows[rows.length - 1].join('  '));
   }
 }
@@ -180,5 +192,6 @@ for (const [i, r] of rows.entries()) {
 }
 console.log('');
 console.log('ratio: our median over OpenBLAS median; best/best: our fastest run over its fastest (less sensitive to load)');
+if (CPU_TIME) console.log("'1 cpu' rows: flops per CPU-second of each process (--cpu-time), the rest wall-clock");
 console.log(peerNote);
 console.log(`load average ${loadavg()[0].toFixed(2)} at end (the machine may be shared: rerun key shapes when quiet)`);

@@ -2,7 +2,8 @@
 // dlopen, so nothing links against it). Compiled and driven by bench/gemm.ts when OpenBLAS is installed.
 // Protocol, one command per line on stdin, one answer per line on stdout:
 //   shape M N K TRANSA TRANSB BETA  -> "ok" (allocates and fills A, B, C)
-//   run THREADS [REPEAT]            -> "seconds S": mean time of REPEAT (default 1) cblas_sgemm on the current shape
+//   run THREADS [REPEAT]            -> "seconds S cpu C": mean wall-clock and process CPU time of REPEAT (default 1)
+//                                      cblas_sgemm calls on the current shape
 // At start it prints "core NAME" (openblas_get_corename), or "unavailable REASON" and exits 2.
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -15,9 +16,9 @@ typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float a
                          const float* b, int ldb, float beta, float* c, int ldc);
 enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
 
-static double now(void) {
+static double now(clockid_t clock) {
   struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
+  clock_gettime(clock, &t);
   return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
@@ -53,10 +54,11 @@ int main(void) {
     } else if (sscanf(line, "run %d %d", &threads, &repeat) >= 1 && A) {
       if (set_threads) set_threads(threads);
       if (repeat < 1) repeat = 1;
-      double t0 = now();
+      double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
       for (int r = 0; r < repeat; r++)
         sgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, beta, C, N);
-      printf("seconds %.9f\n", (now() - t0) / repeat);
+      double t = now(CLOCK_MONOTONIC) - t0, c = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
+      printf("seconds %.9f cpu %.9f\n", t / repeat, c / repeat);
     } else {
       printf("error bad command: %s", line);
     }

@@ -6,8 +6,8 @@
 // __attribute__((target(...))) and is chosen at run time (native/cpu.c), so one binary runs on every x86-64 CPU.
 // On Linux the napi_* symbols stay undefined in the .node file and are resolved from the node binary at load.
 //
-// Incremental: an object is rebuilt when its .c or a local header it includes (transitively) is newer; the addon is relinked when an object is
-// newer or the list of sources changed. If there is no compiler or a compile fails, it prints ONE warning and exits 0:
+// Incremental: an object is rebuilt when its .c or a local header it includes (transitively) is newer; the addon
+// is relinked when an object is newer or the list of sources changed. If there is no compiler or a compile fails, it prints ONE warning and exits 0:
 // chatwright then runs on the JS backend.
 //
 // Usage: node native/build.mjs [--force] [--verbose]

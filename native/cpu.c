@@ -3,6 +3,7 @@
 // CHATWRIGHT_CPU=scalar|avx2|avx512, changeable at run time by cw_set_cpu_level (never above what the CPU supports).
 // Reference: Intel SDM vol. 1, 14.3 "Detection of Intel AVX instructions" and 15.2 (AVX-512).
 #include "common.h"
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +40,9 @@ static int detect_hardware(void) { return CW_SCALAR; }
 static int g_hw = -1;       // what the CPU and OS support
 static _Atomic int g_level = -1;  // what the kernels use now
 
-static void init_levels(void) {
-  if (g_hw >= 0) return;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void init_once(void) {
   int hw = detect_hardware();
   int level = hw;
   const char* env = getenv("CHATWRIGHT_CPU");
@@ -53,6 +55,8 @@ static void init_levels(void) {
   g_hw = hw;
   atomic_store(&g_level, level);
 }
+
+static void init_levels(void) { pthread_once(&g_once, init_once); }
 
 int cw_cpu_level(void) {
   int l = atomic_load_explicit(&g_level, memory_order_relaxed);

@@ -150,9 +150,34 @@ static int64_t balanced_block(int64_t total, int64_t maxBlock, int64_t multiple)
   return (b + multiple - 1) / multiple * multiple;
 }
 
-static void gemm_part(const gemm_problem* g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+// One packed A block (mc x kc) times one packed B block (kc x nc) into C at (ic, jc): the micro-panel loops.
+static void macro_kernel(const gemm_problem* g, const float* bufA, const float* bufB, float* tile, int64_t ic,
+                         int64_t mc, int64_t jc, int64_t nc, int64_t kc, int accumulate) {
   const cw_gemm_kernel* k = g->k;
   const int MR = k->mr, NR = k->nr, a_res = k->a_resident;
+  for (int64_t o = 0; o < (a_res ? mc : nc); o += (a_res ? MR : NR)) {
+    for (int64_t q = 0; q < (a_res ? nc : mc); q += (a_res ? NR : MR)) {
+      int64_t ir = a_res ? o : q, jr = a_res ? q : o;
+      const float* ap = bufA + ir * kc;
+      const float* bp = bufB + jr * kc;
+      int rows = (int)(mc - ir < MR ? mc - ir : MR);
+      int cols = (int)(nc - jr < NR ? nc - jr : NR);
+      float* c = g->C + (ic + ir) * g->ldc + jc + jr;
+      if (rows == MR && cols == NR) {
+        k->ukr(kc, ap, bp, c, g->ldc, accumulate);
+      } else {
+        k->ukr(kc, ap, bp, tile, NR, 0);
+        for (int r = 0; r < rows; r++)
+          for (int j = 0; j < cols; j++)
+            c[r * g->ldc + j] = accumulate ? c[r * g->ldc + j] + tile[r * NR + j] : tile[r * NR + j];
+      }
+    }
+  }
+}
+
+static void gemm_part(const gemm_problem* g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const cw_gemm_kernel* k = g->k;
+  const int MR = k->mr, NR = k->nr;
   int64_t M = m1 - m0, N = n1 - n0;
   if (M <= 0 || N <= 0) return;
   int64_t KC = balanced_block(g->K, k->kc, 4);
@@ -162,6 +187,25 @@ static void gemm_part(const gemm_problem* g, int64_t m0, int64_t m1, int64_t n0,
   if (!bufB) abort();
   float* bufA = bufB + (((size_t)KC * NC + 15) & ~(size_t)15);
   float* tile = bufA + (((size_t)KC * MC + 15) & ~(size_t)15);
+  if (k->a_resident) {
+    // A is packed once per K block for up to MC (thousands of) rows and read one micro-panel at a time, so it may
+    // sit in L3; B blocks (kc x nc, in L2) are packed once per (K block, A block).
+    for (int64_t pc = 0; pc < g->K; pc += KC) {
+      int64_t kc = g->K - pc < KC ? g->K - pc : KC;
+      int accumulate = pc > 0 || g->beta != 0.0f;
+      for (int64_t ic = m0; ic < m1; ic += MC) {
+        int64_t mc = m1 - ic < MC ? m1 - ic : MC;
+        k->pack_a(bufA, g->A, ic, mc, pc, kc, g->alpha, MR);
+        for (int64_t jc = n0; jc < n1; jc += NC) {
+          int64_t nc = n1 - jc < NC ? n1 - jc : NC;
+          k->pack_b(bufB, g->B, pc, kc, jc, nc, NR);
+          macro_kernel(g, bufA, bufB, tile, ic, mc, jc, nc, kc, accumulate);
+        }
+      }
+    }
+    return;
+  }
+  // BLIS order: the B block is packed once per (N block, K block), A blocks (mc x kc, in L2) inside it.
   for (int64_t jc = n0; jc < n1; jc += NC) {
     int64_t nc = n1 - jc < NC ? n1 - jc : NC;
     for (int64_t pc = 0; pc < g->K; pc += KC) {
@@ -171,24 +215,7 @@ static void gemm_part(const gemm_problem* g, int64_t m0, int64_t m1, int64_t n0,
       for (int64_t ic = m0; ic < m1; ic += MC) {
         int64_t mc = m1 - ic < MC ? m1 - ic : MC;
         k->pack_a(bufA, g->A, ic, mc, pc, kc, g->alpha, MR);
-        for (int64_t o = 0; o < (a_res ? mc : nc); o += (a_res ? MR : NR)) {
-          for (int64_t q = 0; q < (a_res ? nc : mc); q += (a_res ? NR : MR)) {
-            int64_t ir = a_res ? o : q, jr = a_res ? q : o;
-            const float* ap = bufA + ir * kc;
-            const float* bp = bufB + jr * kc;
-            int rows = (int)(mc - ir < MR ? mc - ir : MR);
-            int cols = (int)(nc - jr < NR ? nc - jr : NR);
-            float* c = g->C + (ic + ir) * g->ldc + jc + jr;
-            if (rows == MR && cols == NR) {
-              k->ukr(kc, ap, bp, c, g->ldc, accumulate);
-            } else {
-              k->ukr(kc, ap, bp, tile, NR, 0);
-              for (int r = 0; r < rows; r++)
-                for (int j = 0; j < cols; j++)
-                  c[r * g->ldc + j] = accumulate ? c[r * g->ldc + j] + tile[r * NR + j] : tile[r * NR + j];
-            }
-          }
-        }
+        macro_kernel(g, bufA, bufB, tile, ic, mc, jc, nc, kc, accumulate);
       }
     }
   }
@@ -340,7 +367,9 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
   napi_value argv[14];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 10) {
-    napi_throw_type_error(env, NULL, "gemm: expected (C, A, B, M, N, K, transA, transB, alpha, beta, batch?, strideA?, strideB?, strideC?)");
+    napi_throw_type_error(env, NULL,
+                          "gemm: expected (C, A, B, M, N, K, transA, transB, alpha, beta, batch?, strideA?, "
+                          "strideB?, strideC?)");
     return NULL;
   }
   float *C, *A, *B;

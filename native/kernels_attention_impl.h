@@ -39,9 +39,86 @@ CW_T static void CW_FN(att_gemm)(float* C, int64_t ldc, const float* A, int64_t 
   }
 }
 
+// Transposes a (rows, cols) block with row stride lds into dst (cols, rpad) with row stride ldd, times mul:
+// dst[c ldd + r] = src[r lds + c] mul for r < rows, 0 for r in [rows, rpad). In 16 x 16 (AVX-512) or 8 x 8 (AVX2)
+// register blocks: unpack, shuffle, then 128-bit lane shuffles (the usual in-register transpose).
+CW_T static void CW_FN(att_transpose)(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows,
+                                      int64_t rpad, int64_t cols, float mul) {
+#if CW_SIMD == 2
+  const __m512 m = _mm512_set1_ps(mul);
+  for (int64_t r0 = 0; r0 < rpad; r0 += 16) {
+    const int64_t nr = rows - r0 < 0 ? 0 : rows - r0 < 16 ? rows - r0 : 16;
+    const int64_t nw = rpad - r0 < 16 ? rpad - r0 : 16;
+    const __mmask16 wmask = (__mmask16)((1u << nw) - 1);
+    for (int64_t i = r0 + 16; i < r0 + 32 && i < rows; i++)  // the next rows: strided, so not prefetched by hardware
+      for (int64_t o = 0; o < cols; o += 16) __builtin_prefetch(src + i * lds + o, 0, 3);
+    for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+      const int64_t nc = cols - c0 < 16 ? cols - c0 : 16;
+      const __mmask16 cmask = (__mmask16)((1u << nc) - 1);
+      __m512 r[16], t[16];
+      for (int i = 0; i < 16; i++)
+        r[i] = i < nr ? _mm512_mul_ps(_mm512_maskz_loadu_ps(cmask, src + (r0 + i) * lds + c0), m) : _mm512_setzero_ps();
+      for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+      }
+      for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+      }
+      for (int i = 0; i < 16; i += 8)
+        for (int k = 0; k < 4; k++) {
+          t[i + k] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0x88);
+          t[i + k + 4] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0xdd);
+        }
+      for (int k = 0; k < 8; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
+      }
+      for (int j = 0; j < nc; j++) _mm512_mask_storeu_ps(dst + (c0 + j) * ldd + r0, wmask, r[j]);
+    }
+  }
+#elif CW_SIMD == 1
+  const __m256 m = _mm256_set1_ps(mul);
+  for (int64_t r0 = 0; r0 < rpad; r0 += 8) {
+    const int64_t nr = rows - r0 < 0 ? 0 : rows - r0 < 8 ? rows - r0 : 8;
+    const int64_t nw = rpad - r0 < 8 ? rpad - r0 : 8;
+    for (int64_t i = r0 + 8; i < r0 + 16 && i < rows; i++)
+      for (int64_t o = 0; o < cols; o += 16) __builtin_prefetch(src + i * lds + o, 0, 3);
+    for (int64_t c0 = 0; c0 < cols; c0 += 8) {
+      const int64_t nc = cols - c0 < 8 ? cols - c0 : 8;
+      __m256 r[8], t[8];
+      for (int i = 0; i < 8; i++) r[i] = i < nr ? _mm256_mul_ps(vld_avx2(src + (r0 + i) * lds + c0, nc), m) : _mm256_setzero_ps();
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+      }
+      for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+      }
+      for (int k = 0; k < 4; k++) {
+        t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
+        t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
+      }
+      for (int j = 0; j < nc; j++) vst_avx2(dst + (c0 + j) * ldd + r0, t[j], nw);
+    }
+  }
+#else
+  for (int64_t c = 0; c < cols; c++) {
+    for (int64_t r = 0; r < rows; r++) dst[c * ldd + r] = src[r * lds + c] * mul;
+    for (int64_t r = rows; r < rpad; r++) dst[c * ldd + r] = 0;
+  }
+#endif
+}
+
 // Packs keys [0, nk) of kv head g of batch b, zero-padded to nkp keys: kt (hd, ldk) = K^T and/or kp (nkp, hdp) = K
 // with rows padded to hdp. The transposed copy lets the score tile vectorise over keys.
-static void CW_FN(att_pack)(float* kt, float* kp, const float* k, int64_t b, int64_t g, int64_t nk, int64_t nkp,
+CW_T static void CW_FN(att_pack)(float* kt, float* kp, const float* k, int64_t b, int64_t g, int64_t nk, int64_t nkp,
                             const att_ctx* c) {
   const int64_t hd = c->hd, hdp = c->hdp, ldk = c->ldk;
   const int64_t rs = c->nKvHead * hd;  // between consecutive keys
@@ -49,21 +126,7 @@ static void CW_FN(att_pack)(float* kt, float* kp, const float* k, int64_t b, int
   const char* base = (const char*)(k + (b * c->Tk * c->nKvHead + g) * hd);
   for (int64_t j = 0; j < ATT_PF && j < nk; j++)
     for (int64_t o = 0; o < hd * (int64_t)sizeof(float); o += 64) __builtin_prefetch(base + j * rs * 4 + o, 0, 3);
-  if (kt) {
-    // in blocks of 16 keys, dims outside: each d writes 16 consecutive floats (a store per key per d, scattered
-    // over hd rows, costs several times more)
-    for (int64_t j0 = 0; j0 < nkp; j0 += 16) {
-      const float* src = k + ((b * c->Tk + j0) * c->nKvHead + g) * hd;
-      const int64_t jn = nk - j0 < 16 ? (nk > j0 ? nk - j0 : 0) : 16;
-      for (int64_t j = j0 + ATT_PF; j < j0 + ATT_PF + 16 && j < nk; j++)
-        for (int64_t o = 0; o < hd * (int64_t)sizeof(float); o += 64) __builtin_prefetch(base + j * rs * 4 + o, 0, 3);
-      for (int64_t d = 0; d < hd; d++) {
-        float* dst = kt + d * ldk + j0;
-        for (int64_t jj = 0; jj < jn; jj++) dst[jj] = src[jj * rs + d];
-        for (int64_t jj = jn; jj < 16; jj++) dst[jj] = 0;
-      }
-    }
-  }
+  if (kt) CW_FN(att_transpose)(kt, ldk, (const float*)base, rs, nk, nkp, hd, 1.0f);
   for (int64_t j = 0; kp && j < nkp; j++) {
     const float* src = k + ((b * c->Tk + j) * c->nKvHead + g) * hd;
     if (!kt && j + ATT_PF < nk)
@@ -138,11 +201,7 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
     // QT (hd, ATT_BQ) = (scale q)^T, zero in columns [qn, Nq)
     const float* qrow = c->q + ((b * Tq + i0) * c->nHead + h) * hd;
     const int64_t qrs = c->nHead * hd;  // between consecutive queries
-    for (int64_t d = 0; d < hd; d++) {
-      float* dst = QT + d * ATT_BQ;
-      for (int64_t r = 0; r < qn; r++) dst[r] = qrow[r * qrs + d] * c->scale;
-      for (int64_t r = qn; r < Nq; r++) dst[r] = 0;
-    }
+    CW_FN(att_transpose)(QT, ATT_BQ, qrow, qrs, qn, Nq, hd, c->scale);
     if (qb + 1 < c->nqb) CW_FN(att_prefetch_rows)(c->q, b, h, i0 + ATT_BQ, ATT_BQ, 0, c);
     CW_FN(att_prefetch_rows)(c->out, b, h, i0, qn, 1, c);
     memset(O, 0, sizeof(float) * Mq * hdp);

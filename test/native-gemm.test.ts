@@ -88,11 +88,12 @@ function check(c: Case, label: string): string {
   return '';
 }
 
-// (M, N, K): decode shapes, K = 1, tails of every tile size, several K blocks (K > 384), several M blocks (M > 336),
-// several N blocks (N > 1024), and products large enough to be split over threads (2 M N K >= 3e6).
+// (M, N, K): decode shapes, K = 1, tails of every tile size, several K blocks (K > 384), several M blocks (M > 4032),
+// several N blocks (N > 768), and products large enough to be split over threads (2 M N K >= 3e6).
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 257, 33], [2, 129, 65], [3, 65, 127], [4, 1000, 7], [4, 300, 257], [1, 33, 600],
-  [7, 33, 65], [33, 7, 1], [65, 129, 1], [300, 3, 70], [129, 1, 257], [5, 4200, 3], [400, 40, 20], [37, 41, 800], [9, 1100, 5],
+  [7, 33, 65], [33, 7, 1], [65, 129, 1], [300, 3, 70], [129, 1, 257], [5, 4200, 3], [400, 40, 20], [37, 41, 800],
+  [9, 1100, 5], [4100, 9, 5],
   [127, 129, 257], [129, 127, 33], [257, 65, 129], [300, 70, 50], [50, 300, 70],
 ];
 
@@ -116,7 +117,9 @@ function buildCases(): Case[] {
 
 const LEVEL_NAMES = ['scalar', 'avx2', 'avx512'];
 
-test('native gemm matches a float64 triple loop at every dispatch level, with 1 and 2 threads', { skip: skipReason || false }, async (t) => {
+const skip = { skip: skipReason || false };
+
+test('native gemm matches a float64 triple loop at every dispatch level, with 1 and 2 threads', skip, async (t) => {
   const cases = buildCases();
   const initialLevel = nativeControls.cpuLevel();
   const initialThreads = nativeControls.numThreads();
@@ -143,7 +146,7 @@ test('native gemm matches a float64 triple loop at every dispatch level, with 1 
   }
 });
 
-test('native gemm: subarray views, determinism across runs, and argument errors', { skip: skipReason || false }, () => {
+test('native gemm: subarray views, determinism across runs, and argument errors', skip, () => {
   // A view into a larger buffer: the addon must honour the byte offset.
   const M = 37, N = 45, K = 29;
   const c = makeCase(M, N, K, false, true, 1, 0);
@@ -168,7 +171,7 @@ test('native gemm: subarray views, determinism across runs, and argument errors'
     (e: Error) => e instanceof RangeError && /gemm/.test(e.message) && /\bA\b/.test(e.message));
 });
 
-test('CHATWRIGHT_CPU=scalar and CHATWRIGHT_THREADS=1 in a child process give level 0 and 1 thread', { skip: skipReason || false }, () => {
+test('CHATWRIGHT_CPU=scalar and CHATWRIGHT_THREADS=1 in a child process give level 0 and 1 thread', skip, () => {
   const modPath = fileURLToPath(new URL('../src/tensor/backend-native.js', import.meta.url));
   const script = `import(${JSON.stringify(modPath)}).then((m) => { m.loadNativeBackend(); ` +
     'console.log(JSON.stringify([m.nativeControls.cpuLevel(), m.nativeControls.numThreads()])); })';

@@ -83,7 +83,8 @@ const METHODS = [
 ] as const satisfies readonly Exclude<keyof Backend, 'name'>[];
 type Method = (typeof METHODS)[number];
 // A compile-time check that METHODS names every method: this line fails to compile if one is missing.
-const _complete: Record<Exclude<keyof Backend, 'name'>, true> = Object.fromEntries(METHODS.map((m) => [m, true])) as Record<Method, true>;
+const _complete: Record<Exclude<keyof Backend, 'name'>, true> =
+  Object.fromEntries(METHODS.map((m) => [m, true])) as Record<Method, true>;
 void _complete;
 
 type AnyFn = (...args: unknown[]) => unknown;
@@ -133,7 +134,9 @@ export function nativeMethodNames(): string[] {
 
 function need(): Addon {
   const a = loadAddon();
-  if (!a) throw new UserError(`the native backend is unavailable: ${loadError}`, 'run `npm run build:native` (needs a C compiler)');
+  if (!a) {
+    throw new UserError(`the native backend is unavailable: ${loadError}`, 'run `npm run build:native` (needs a C compiler)');
+  }
   return a;
 }
 

@@ -102,6 +102,7 @@ export interface BPEVocab {
 }
 
 const HOT_SIZE = 1 << 14; // entries of the pair-lookup cache (256 KB: stays in the CPU's L2, unlike the full table)
+const ARENA_SIZE = 1 << 21; // ids
 const CACHE_LIMIT = 1 << 18; // pieces; the cache is cleared when it grows past this
 
 export class BytePairEncoder {
@@ -110,7 +111,9 @@ export class BytePairEncoder {
   readonly merges: PairTable;
   readonly wholePieceFirst: boolean;
   private tokenOfString = new Map<string, number>(); // text -> id of the tokens that merging alone does not reach
-  private cache = new Map<string, number[]>();
+  private cache = new Map<string, number>(); // piece -> offset * 256 + count of its ids in the arena
+  private arena = new Int32Array(ARENA_SIZE); // the cached ids, back to back (no array per piece for the GC to trace)
+  private arenaUsed = 0;
   private w = new Int32Array(256); // scratch: ids of the piece being merged
   private pr = new Int32Array(256); // scratch: priority of (w[i], w[i+1])
   private rs = new Int32Array(256); // scratch: the id (w[i], w[i+1]) merges into
@@ -154,36 +157,47 @@ export class BytePairEncoder {
   /** Forget the cached pieces (benchmarks use it to time a cold encoder). */
   clearCache(): void {
     this.cache.clear();
+    this.arenaUsed = 0;
   }
 
   /** Append the ids of one pre-split piece. */
   encodePiece(piece: string, out: number[]): void {
-    let ids = this.cache.get(piece);
-    if (ids === undefined) {
-      ids = this.encodePieceUncached(piece);
-      const mode = 0;
-      if (mode === 0) {
-        if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-        this.cache.set(piece, ids);
-      } else if (mode === 1) {
-        if (this.cache.size < CACHE_LIMIT) this.cache.set(piece, ids);
-      } else if (mode === 2) {
-        if (this.cache.size < 65536) this.cache.set(piece, ids);
-      }
+    const hit = this.cache.get(piece);
+    if (hit !== undefined) {
+      const a = this.arena;
+      for (let i = hit >>> 8, end = i + (hit & 255); i < end; i++) out.push(a[i]);
+      return;
     }
-    for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+    const k = this.encodeIntoW(piece);
+    const w = this.w;
+    for (let i = 0; i < k; i++) out.push(w[i]);
+    if (k < 256) {
+      if (this.cache.size >= CACHE_LIMIT || this.arenaUsed + k > this.arena.length) this.clearCache();
+      const a = this.arena, o = this.arenaUsed;
+      for (let i = 0; i < k; i++) a[o + i] = w[i];
+      this.cache.set(piece, o * 256 + k);
+      this.arenaUsed += k;
+    }
   }
 
   encodePieceUncached(piece: string): number[] {
+    return Array.from(this.w.subarray(0, this.encodeIntoW(piece)));
+  }
+
+  // Encode piece into this.w[0 .. k); returns k.
+  private encodeIntoW(piece: string): number {
     const n = this.loadBytes(piece);
     const w = this.w, raw = this.raw, b2i = this.byteToId;
     for (let i = 0; i < n; i++) w[i] = b2i[raw[i]];
-    const ids = n <= 96 ? this.mergeSmall(n) : this.mergeLarge(n);
-    if (ids.length > 1 && this.tokenOfString.size > 0) {
+    const k = n <= 96 ? this.mergeSmall(n) : this.mergeLarge(n);
+    if (k > 1 && this.tokenOfString.size > 0) {
       const id = this.tokenOfString.get(piece);
-      if (id !== undefined) return [id];
+      if (id !== undefined) {
+        w[0] = id;
+        return 1;
+      }
     }
-    return ids;
+    return k;
   }
 
   // Merge raw bytes (no whole-piece rule).
@@ -196,7 +210,8 @@ export class BytePairEncoder {
     }
     this.raw.set(b);
     for (let i = 0; i < b.length; i++) this.w[i] = this.byteToId[b[i]];
-    return b.length <= 96 ? this.mergeSmall(b.length) : this.mergeLarge(b.length);
+    const k = b.length <= 96 ? this.mergeSmall(b.length) : this.mergeLarge(b.length);
+    return Array.from(this.w.subarray(0, k));
   }
 
   /** UTF-8 encode piece into this.raw; returns the byte count. Lone surrogates become U+FFFD (as TextEncoder). */
@@ -258,7 +273,7 @@ export class BytePairEncoder {
   }
 
   // Short pieces (almost all): scan for the lowest priority and shift the arrays, as tiktoken does.
-  private mergeSmall(n: number): number[] {
+  private mergeSmall(n: number): number {
     const w = this.w, pr = this.pr, rs = this.rs, raw = this.raw, bp = this.bytePair, hot = this.hot;
     for (let i = 0; i + 1 < n; i++) {
       const o = (raw[i] << 9) | (raw[i + 1] << 1);
@@ -292,15 +307,13 @@ export class BytePairEncoder {
         rs[at] = hot[o + 3];
       }
     }
-    const out = new Array<number>(n);
-    for (let i = 0; i < n; i++) out[i] = w[i];
-    return out;
+    return n;
   }
 
   // Long pieces (whitespace runs, long words): a doubly linked list of parts and a min-heap of candidate merges keyed
   // by priority * 2^24 + position, so the leftmost of equal priorities comes first. Stale heap entries are skipped on
   // pop. O(n log n) instead of O(n^2); the same result as mergeSmall.
-  private mergeLarge(n: number): number[] {
+  private mergeLarge(n: number): number {
     assert(n < 1 << 24, `piece too long for BPE: ${n} bytes`);
     const w = this.w.slice(0, n);
     const m = this.merges;
@@ -361,9 +374,9 @@ export class BytePairEncoder {
       if (prev[i] >= 0) consider(prev[i]);
       consider(i);
     }
-    const out: number[] = [];
-    for (let i = 0; i >= 0; i = next[i]) out.push(w[i]);
-    return out;
+    let k = 0;
+    for (let i = 0; i >= 0; i = next[i]) this.w[k++] = w[i];
+    return k;
   }
 
   /** The bytes of a sequence of ids (ids without bytes, i.e. special tokens, are the caller's business). */
@@ -391,20 +404,22 @@ export class BytePairEncoder {
  * transformers' TikTokenConverter, convert_slow_tokenizer.py), so merging by this table is exactly tiktoken's rule.
  */
 export function mergesFromRanks(tokenBytes: Uint8Array[], priorityOf: (id: number) => number = (id) => id): PairTable {
+  const latin1 = (b: Uint8Array) => String.fromCharCode.apply(null, b as unknown as number[]); // one char per byte
+  const keys: string[] = new Array(tokenBytes.length);
   const byKey = new Map<string, number>();
   for (let id = 0; id < tokenBytes.length; id++) {
     const b = tokenBytes[id];
-    if (b.length > 0) byKey.set(Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1'), id);
+    keys[id] = latin1(b);
+    if (b.length > 0) byKey.set(keys[id], id);
   }
   const table = new PairTable(tokenBytes.length * 3);
   for (let id = 0; id < tokenBytes.length; id++) {
-    const b = tokenBytes[id];
-    if (b.length < 2) continue;
-    const s = Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
+    const s = keys[id];
     for (let k = 1; k < s.length; k++) {
       const a = byKey.get(s.slice(0, k));
+      if (a === undefined) continue;
       const c = byKey.get(s.slice(k));
-      if (a !== undefined && c !== undefined) table.set(a, c, priorityOf(id), id);
+      if (c !== undefined) table.set(a, c, priorityOf(id), id);
     }
   }
   return table;
