@@ -24,7 +24,22 @@ function arg(name: string, def: string): string {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
 }
 
-interface Acc { ms: number; calls: number; flops: number }
+interface Acc { ms: number; cpu: number; calls: number; flops: number }
+
+// CPU time of this process (all threads) in ms: on a shared machine it leaves out the time the process waited for a
+// core, so its ratios stay meaningful under load (pool threads that spin while waiting count, though).
+const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+
+// GEMM peak per CPU second, at the MLP shape (tokens x C) -> I, as src/train/progress.ts measures it by wall time.
+function cpuGemmPeak(be: Backend, M: number, N: number, K: number, seconds: number): number {
+  const A = new Float32Array(M * K).map((_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+  const B = new Float32Array(N * K).map((_, i) => ((i * 104729) % 1000) / 1000 - 0.5), C = new Float32Array(M * N);
+  be.gemm(C, A, B, M, N, K, false, true, 1, 0);
+  let reps = 0;
+  const t0 = performance.now(), c0 = cpuMs();
+  while (performance.now() - t0 < seconds * 1000 || reps < 3) { be.gemm(C, A, B, M, N, K, false, true, 1, 0); reps++; }
+  return (2 * M * N * K * reps) / ((cpuMs() - c0) / 1000) / 1e9;
+}
 
 // Wraps every Backend method with a timer; `group` names the bucket a call lands in.
 function instrument(be: Backend, group: (name: string, args: unknown[]) => string): Map<string, Acc> {
@@ -34,13 +49,14 @@ function instrument(be: Backend, group: (name: string, args: unknown[]) => strin
     const f = b[name];
     if (typeof f !== 'function') continue;
     b[name] = (...args: unknown[]) => {
-      const t = performance.now();
+      const c = cpuMs(), t = performance.now();
       const r = f.apply(be, args);
-      const dt = performance.now() - t;
+      const dt = performance.now() - t, dc = cpuMs() - c;
       const key = group(name, args);
       let a = acc.get(key);
-      if (!a) acc.set(key, (a = { ms: 0, calls: 0, flops: 0 }));
+      if (!a) acc.set(key, (a = { ms: 0, cpu: 0, calls: 0, flops: 0 }));
       a.ms += dt;
+      a.cpu += dc;
       a.calls++;
       if (name === 'gemm') a.flops += 2 * (args[3] as number) * (args[4] as number) * (args[5] as number) * ((args[10] as number) || 1);
       return r;
@@ -62,6 +78,7 @@ function main(): void {
   const ids = new Int32Array(N), targets = new Int32Array(N);
   for (let i = 0; i < N; i++) { ids[i] = rng.int(V); targets[i] = rng.int(V); }
   const peak = trainingGemmPeak(be, N, C, I, 1.0);
+  const cpuPeak = Math.max(cpuGemmPeak(be, N, I, C, 0.5), cpuGemmPeak(be, N, C, I, 0.5));
   const matmulParams = model.layout.filter((p) => p.kind === 'matrix').reduce((a, p) => a + p.size, 0) +
     (cfg.tiedEmbeddings ? V * C : 0);
   const flopsPerToken = trainFlopsPerToken({ matmulParams, nLayer: cfg.nLayer, nEmbd: C, seqLen: T });
@@ -79,11 +96,12 @@ function main(): void {
     return name;
   };
   const acc = instrument(be, group);
-  let outside = 0, total = 0, loss = 0;
+  let outside = 0, total = 0, loss = 0, cpuTotal = 0, cpuOutside = 0;
   for (let s = 0; s < steps + 1; s++) {
-    if (s === 1) { acc.clear(); outside = 0; total = 0; }
+    if (s === 1) { acc.clear(); outside = 0; total = 0; cpuTotal = 0; cpuOutside = 0; }
     const sumBefore = [...acc.values()].reduce((x, y) => x + y.ms, 0);
-    const t0 = performance.now();
+    const cpuBefore = [...acc.values()].reduce((x, y) => x + y.cpu, 0);
+    const c0 = cpuMs(), t0 = performance.now();
     model.zeroGrad();
     const l = model.forward(ids, B, T, { targets }).loss!;
     loss = l.item();
@@ -91,28 +109,40 @@ function main(): void {
     releaseTape();
     clipGradNorm(model.gradFlat, 1.0, be);
     opt.step(1e-4);
-    const dt = performance.now() - t0;
+    const dt = performance.now() - t0, dc = cpuMs() - c0;
     const inBackend = [...acc.values()].reduce((x, y) => x + y.ms, 0) - sumBefore;
+    const cpuInBackend = [...acc.values()].reduce((x, y) => x + y.cpu, 0) - cpuBefore;
     total += dt;
     outside += dt - inBackend;
+    cpuTotal += dc;
+    cpuOutside += dc - cpuInBackend;
   }
   const rows = [...acc.entries()].sort((x, y) => y[1].ms - x[1].ms);
   const gemmFlops = rows.reduce((x, [, a]) => x + a.flops, 0) / steps;
   console.log(`${preset}: B=${B} T=${T} V=${V}, ${steps} steps, ${(total / steps).toFixed(1)} ms/step, loss ${loss.toFixed(3)}, ` +
     `GEMM peak ${peak.toFixed(1)} GFLOP/s, load average ${loadavg()[0].toFixed(1)}`);
-  console.log('  bucket                      ms/step   share   calls/step   GFLOP/s');
+  console.log('  bucket                      ms/step   share  cpu ms/step  cpu share  calls/step  GFLOP/s  GFLOP/cpu-s');
+  const line = (k: string, ms: number, cpu: number, calls: string, gf: string, gfc: string) => console.log(
+    `  ${k.padEnd(26)} ${(ms / steps).toFixed(1).padStart(8)} ${((100 * ms) / total).toFixed(1).padStart(6)}% ` +
+    `${(cpu / steps).toFixed(1).padStart(11)} ${((100 * cpu) / cpuTotal).toFixed(1).padStart(9)}% ${calls.padStart(10)} ` +
+    `${gf.padStart(8)} ${gfc.padStart(12)}`);
   for (const [k, a] of rows) {
     const gf = a.flops > 0 ? ((a.flops / (a.ms / 1000)) / 1e9).toFixed(1) : '';
-    console.log(`  ${k.padEnd(26)} ${(a.ms / steps).toFixed(1).padStart(8)} ${((100 * a.ms) / total).toFixed(1).padStart(6)}% ` +
-      `${String(a.calls / steps).padStart(8)}     ${gf.padStart(7)}`);
+    const gfc = a.flops > 0 && a.cpu > 0 ? ((a.flops / (a.cpu / 1000)) / 1e9).toFixed(1) : '';
+    line(k, a.ms, a.cpu, String(a.calls / steps), gf, gfc);
   }
-  console.log(`  ${'(outside the backend)'.padEnd(26)} ${(outside / steps).toFixed(1).padStart(8)} ${((100 * outside) / total).toFixed(1).padStart(6)}%`);
+  line('(outside the backend)', outside, cpuOutside, '', '', '');
   const gemmMs = rows.filter(([k]) => k.startsWith('gemm')).reduce((x, [, a]) => x + a.ms, 0) / steps;
   const stepMs = total / steps;
   const tokPerSec = N / (stepMs / 1000);
   console.log(`  GEMM ${gemmMs.toFixed(1)} ms/step (${((100 * gemmMs) / stepMs).toFixed(1)}%), at peak it would be ` +
     `${((gemmFlops / (peak * 1e9)) * 1000).toFixed(1)} ms; non-GEMM ${(stepMs - gemmMs).toFixed(1)} ms/step`);
   console.log(`  tokens/s ${tokPerSec.toFixed(0)}, MFU ${((100 * flopsPerToken * tokPerSec) / (peak * 1e9)).toFixed(1)}%`);
+  // Per CPU second: model FLOPs of a step over its CPU time, against GEMM FLOPs per CPU second. Equal to the MFU on
+  // an idle machine whose pool threads never wait; under load it estimates what the idle machine would show.
+  const cpuStep = cpuTotal / steps;
+  console.log(`  CPU ${cpuStep.toFixed(1)} ms/step, GEMM peak ${cpuPeak.toFixed(1)} GFLOP/cpu-s: ` +
+    `MFU by CPU time ${((100 * flopsPerToken * N) / (cpuStep / 1000) / (cpuPeak * 1e9)).toFixed(1)}%`);
 }
 
 main();

@@ -187,25 +187,7 @@ static void gemm_part(const gemm_problem* g, int64_t m0, int64_t m1, int64_t n0,
   if (!bufB) abort();
   float* bufA = bufB + (((size_t)KC * NC + 15) & ~(size_t)15);
   float* tile = bufA + (((size_t)KC * MC + 15) & ~(size_t)15);
-  if (k->a_resident) {
-    // A is packed once per K block for up to MC (thousands of) rows and read one micro-panel at a time, so it may
-    // sit in L3; B blocks (kc x nc, in L2) are packed once per (K block, A block).
-    for (int64_t pc = 0; pc < g->K; pc += KC) {
-      int64_t kc = g->K - pc < KC ? g->K - pc : KC;
-      int accumulate = pc > 0 || g->beta != 0.0f;
-      for (int64_t ic = m0; ic < m1; ic += MC) {
-        int64_t mc = m1 - ic < MC ? m1 - ic : MC;
-        k->pack_a(bufA, g->A, ic, mc, pc, kc, g->alpha, MR);
-        for (int64_t jc = n0; jc < n1; jc += NC) {
-          int64_t nc = n1 - jc < NC ? n1 - jc : NC;
-          k->pack_b(bufB, g->B, pc, kc, jc, nc, NR);
-          macro_kernel(g, bufA, bufB, tile, ic, mc, jc, nc, kc, accumulate);
-        }
-      }
-    }
-    return;
-  }
-  // BLIS order: the B block is packed once per (N block, K block), A blocks (mc x kc, in L2) inside it.
+  // GotoBLAS/BLIS order: the B block is packed once per (N block, K block), A blocks (mc x kc, in L2) inside it.
   for (int64_t jc = n0; jc < n1; jc += NC) {
     int64_t nc = n1 - jc < NC ? n1 - jc : NC;
     for (int64_t pc = 0; pc < g->K; pc += KC) {

@@ -29,9 +29,9 @@ typedef struct {
   const char* name;
   int mr, nr;
   int64_t mc, kc, nc;  // cache blocking (upper bounds; the driver balances the blocks)
-  // Loop order: 0 = BLIS (N block > K block > pack B > M block > pack A; the B micro-panel (kc x nr) stays in L1
-  // while A micro-panels stream from the A block in L2); 1 = K block > M block > pack A > N block > pack B (the A
-  // micro-panel (mr x kc) stays in L1 while B micro-panels stream from the B block (kc x nc) in L2; mc may be large).
+  // Micro-panel loop order inside an (A block, B block) pair: 0 = BLIS (the B micro-panel (kc x nr) stays in L1
+  // while A micro-panels stream from the A block in L2); 1 = the A micro-panel (mr x kc) stays while B micro-panels
+  // stream from the B block (kc x nc) in L2.
   int a_resident;
   cw_ukr_fn ukr;
   cw_pack_a_fn pack_a;

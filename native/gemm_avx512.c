@@ -284,10 +284,9 @@ T512 static void small_m_avx512(float* c, int64_t ldc, const float* a, cw_operan
 
 // Blocking, tuned on a 2-core Emerald Rapids (L1d 48 KiB, L2 2 MiB per core) against OpenBLAS: KC 384 (one K block
 // for the 384-wide layers); the A micro-panel (14 x 384, 21 KiB) is kept while B micro-panels stream from a
-// 384 x 768 B block (1.2 MiB, in L2); A is packed once per K block for up to 4032 rows (L3), so the larger operand
-// of the transformer shapes is packed once. KC 192..448, NC 512..1152, MC 336..4032 and the BLIS loop order
-// measured within noise of this choice on the (loaded) machine.
+// 384 x 768 B block (1.2 MiB) in L2 next to a 336 x 384 A block (0.5 MiB). KC 192..448, NC 512..1152, the BLIS
+// micro-panel order, and packing A once for up to 4032 rows all measured within noise of this choice, or below it.
 const cw_gemm_kernel cw_gemm_kernel_avx512 = {
-    "avx512", MR, NR, 14 * 288, 384, 768, 1, ukr_14x32, pack_a_avx512, pack_b_avx512, small_m_avx512,
+    "avx512", MR, NR, 14 * 24, 384, 768, 1, ukr_14x32, pack_a_avx512, pack_b_avx512, small_m_avx512,
 };
 #endif

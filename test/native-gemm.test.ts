@@ -88,7 +88,7 @@ function check(c: Case, label: string): string {
   return '';
 }
 
-// (M, N, K): decode shapes, K = 1, tails of every tile size, several K blocks (K > 384), several M blocks (M > 4032),
+// (M, N, K): decode shapes, K = 1, tails of every tile size, several K blocks (K > 384), several M blocks (M > 336),
 // several N blocks (N > 768), and products large enough to be split over threads (2 M N K >= 3e6).
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 257, 33], [2, 129, 65], [3, 65, 127], [4, 1000, 7], [4, 300, 257], [1, 33, 600],

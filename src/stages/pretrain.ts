@@ -261,7 +261,7 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
   const onSignal = () => { stopSignal = true; };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const progress = new ProgressLine(process.stdout, o.logEvery);
+  const progress = new ProgressLine(process.stdout, o.logEvery, print);
   const t0 = performance.now();
   let lastLoss = NaN, lastVal: number | null = null, stepTimeEma = 0;
   let stopped: PretrainResult['stopped'] = 'steps';
@@ -316,7 +316,8 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
         `${(tokPerSec / 1000).toFixed(1)}k tok/s | MFU ${(100 * mfu).toFixed(1)}% | ${(dt * 1000).toFixed(0)} ms | ` +
         `ETA ${formatDuration((o.steps - step) * stepTimeEma)}`, step === o.steps);
 
-      // ---- checkpoint, time limit, signals
+      // ---- checkpoint, time limit, signals (yield to the event loop once a step so SIGINT/SIGTERM handlers can run)
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const outOfTime = o.timeLimit > 0 && (performance.now() - t0) / 60000 >= o.timeLimit;
       if (outOfTime) stopped = 'time';
       if (stopSignal) stopped = 'signal';

@@ -12,7 +12,9 @@
 // stops growing. Tensors of a released graph are invalidated (their data becomes empty): using one throws.
 // One more saving: when a loss is the only reader of its logits (the output of a linear), backward writes the
 // logits' gradient over the logits themselves (gradInPlaceOfData), so no second (N, V) buffer exists; those logits
-// are invalidated at that moment, so read them before backward().
+// are invalidated at that moment, so read them before backward(). And an op whose input gradient is its output
+// gradient, as is or transformed in place (the residual adds, scalar ops, rope), hands that buffer on to the input
+// (adoptGrad) instead of copying it into a fresh, zeroed one.
 // Under noGrad, op outputs are ordinary arrays owned by the caller (garbage-collected, never pooled).
 
 import type { FloatArray } from './backend.js';

@@ -50,14 +50,17 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-// One status line rewritten in place with \r on a terminal; plain lines (every `every`-th update) otherwise.
+// One status line rewritten in place with \r on a terminal; plain lines (every `every`-th update) otherwise. Plain lines
+// and log() lines go through `print` when given (a caller that indents or captures output), else to the stream.
 export class ProgressLine {
   private readonly tty: boolean;
   private count = 0;
   private width = 0;
+  private readonly println: (text: string) => void;
 
-  constructor(private readonly stream: NodeJS.WriteStream = process.stdout, private readonly every = 1) {
+  constructor(private readonly stream: NodeJS.WriteStream = process.stdout, private readonly every = 1, print?: (text: string) => void) {
     this.tty = !!stream.isTTY;
+    this.println = print ?? ((text) => stream.write(text + '\n'));
   }
 
   update(text: string, force = false): void {
@@ -67,7 +70,7 @@ export class ProgressLine {
       this.stream.write('\r' + text + ' '.repeat(pad));
       this.width = text.length;
     } else if (force || this.count % this.every === 0) {
-      this.stream.write(text + '\n');
+      this.println(text);
     }
   }
 
@@ -77,7 +80,7 @@ export class ProgressLine {
       this.stream.write('\r' + ' '.repeat(this.width) + '\r');
       this.width = 0;
     }
-    this.stream.write(text + '\n');
+    this.println(text);
   }
 
   done(): void {
