@@ -2,7 +2,11 @@
 // timed and grouped by what it does (the GEMMs by layer role, attention, the loss, norms, elementwise, optimizer), next
 // to the time spent outside the backend (the JS side: tape, closures, checks) and the time the step would take if
 // every GEMM ran at the GEMM peak measured in the same run. Shares of the step, not absolute times, are the point: on
-// a busy machine they stay comparable between runs when the absolute figures do not.
+// a busy machine they stay comparable between runs when the absolute figures do not. Each bucket is also timed in CPU
+// time of the process, and the step's MFU is estimated by CPU time as well (model FLOPs per CPU second over GEMM FLOPs
+// per CPU second): that leaves out the time spent waiting for a core, though on a loaded machine cache and memory
+// contention still move it by tens of percent between runs. CHATWRIGHT_THREADS=1 gives the cleanest CPU-time split.
+// bench/train.ts is the reference for tokens/s and MFU on an idle machine.
 //
 //   npx tsc -p . && node dist/bench/train-profile.js --preset small --steps 3
 //   node dist/bench/train-profile.js --preset tiny --steps 5 --vocab 8192

@@ -162,6 +162,18 @@ test('long pieces (linked-list merge) encode exactly like short ones (scan merge
   }
 });
 
+test('the piece cache, also when it fills and is cleared, gives the ids of the uncached encoder', () => {
+  const text = corpus.slice(0, 80).join('\n');
+  const fresh = Tokenizer.load((() => { const d = tmp(); trained.save(d); return d; })());
+  fresh.bpe.cacheLimit = 50;
+  const expected = trained.encodeOrdinary(text);
+  assert.deepEqual(fresh.encodeOrdinary(text), expected);
+  assert.deepEqual(fresh.encodeOrdinary(text), expected); // again, from a cache that was cleared many times
+  const uncached: number[] = [];
+  for (const p of text.match(toJsRegex(CL100K_PATTERN)) ?? []) uncached.push(...trained.bpe.encodePieceUncached(p));
+  assert.deepEqual(expected, uncached);
+});
+
 // ---- special tokens ----------------------------------------------------------------------------------------------
 
 test('special tokens are plain text unless allowed', () => {

@@ -19,6 +19,7 @@ export async function run(argv: string[]): Promise<number> {
   const a = parseArgs('demo', argv, spec);
   if (a._.length) throw new UserError(`demo: unexpected argument "${a._[0]}"`, 'run `chatwright demo --help`');
   const r = await demo({ out: a.out, quick: a.quick, chat: a.chat });
+  if (r.stopped) return 130;
   const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   if (a.chat && tty) {
     console.log(`\nopening the chat with ${join(r.out, 'sft')} (Ctrl-D to leave)\n`);

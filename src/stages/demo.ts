@@ -88,7 +88,7 @@ export interface DemoOptions {
   print?: (line: string) => void;
 }
 
-export interface DemoResult { out: string; timings: Record<string, number>; report: EvalReport | null }
+export interface DemoResult { out: string; timings: Record<string, number>; report: EvalReport | null; stopped: boolean }
 
 interface DemoState { plan: 'quick' | 'full'; done: Record<string, { seconds: number }>; steps: Record<string, number> }
 
@@ -106,8 +106,8 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
   const timings: Record<string, number> = {};
   let upstreamRan = false; // set below: a step that ran invalidates the checkpoints of the later ones
   const t00 = performance.now();
-  const stages: [string, string, () => Promise<void>, () => boolean][] = [];
-  const step = (name: string, title: string, complete: () => boolean, fn: () => Promise<void>) => stages.push([name, title, fn, complete]);
+  const stages: [string, string, () => Promise<boolean | void>, () => boolean][] = [];
+  const step = (name: string, title: string, complete: () => boolean, fn: () => Promise<boolean | void>) => stages.push([name, title, fn, complete]);
 
   // ---- 1. tokenizer: byte-level BPE on a subset of the poems (quick ~5 s, full ~30 s)
   step('tokenizer', `train a ${plan.vocabSize}-token BPE tokenizer on ${plan.tokenizerPoems} poems`,
@@ -139,11 +139,12 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
       const p = plan.pretrain;
       const steps = stepsOf('base', p);
       print(`  ${steps} steps of ${p.batchSize} x ${p.seqLen} tokens`);
-      await pretrain({
+      const r = await pretrain({
         preset: plan.preset, data: dirs.data, tokenizer: dirs.tokenizer, out: dirs.base, steps, batchSize: p.batchSize,
         seqLen: p.seqLen, lr: p.lr, minLr: p.lr / 10, warmup: p.warmup, evalEvery: p.evalEvery, evalBatches: 8,
         saveEvery: Math.max(50, Math.floor(steps / 4)), resume: !upstreamRan, logEvery: Math.max(1, Math.floor(steps / 20)),
       }, (s) => print(`  ${s}`));
+      return r.stopped === 'steps';
     });
 
   // ---- 4. SFT: the demonstrations made from the same poems, loss on the answers only (quick ~10 s, full 3 min)
@@ -152,12 +153,13 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
       const s = plan.sft;
       const steps = stepsOf('sft', s);
       print(`  ${steps} steps of ${s.batchSize} x ${s.seqLen} tokens`);
-      await sft({
+      const r = await sft({
         init: dirs.base, data: 'chinese-poetry', limit: plan.poems, out: dirs.sft, steps, batchSize: s.batchSize,
         seqLen: s.seqLen, lr: s.lr, minLr: s.lr / 10, warmup: s.warmup, evalEvery: s.evalEvery, evalBatches: 4,
         saveEvery: Math.max(50, Math.floor(steps / 4)), resume: !upstreamRan, maxPrompts: plan.evalPrompts, evalAtEnd: false,
         logEvery: Math.max(1, Math.floor(steps / 20)),
       }, (line) => print(`  ${line}`));
+      return r.stopped === 'steps';
     });
 
   // ---- 5. eval: base and SFT model on the held-out prompts, same chat template (quick ~10 s, full ~1 min)
@@ -181,8 +183,13 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
     print(header);
     if (upstreamRan) delete state.steps[name];
     const t0 = performance.now();
-    await fn();
+    const finished = (await fn()) !== false;
     upstreamRan = true;
+    if (!finished) {
+      // stopped by Ctrl-C: the checkpoint is saved, the step is not done; the same command resumes it
+      print(`\ndemo stopped during ${name}; run the same command again to resume from its last checkpoint`);
+      return { out, timings, report: null, stopped: true };
+    }
     const seconds = (performance.now() - t0) / 1000;
     timings[name] = seconds;
     state.done[name] = { seconds };
@@ -203,5 +210,5 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
   print(`chat with the fine-tuned model:  chatwright chat --model ${dirs.sft}`);
   print(`chat with the base model:        chatwright chat --model ${dirs.base}`);
   print(`answers of both models:          ${dirs.eval}`);
-  return { out, timings, report };
+  return { out, timings, report, stopped: false };
 }
