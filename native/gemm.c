@@ -254,6 +254,58 @@ static void part_range(void* vctx, int64_t b, int64_t e) {
   }
 }
 
+// Small outputs with a long K (the weight gradients dW += dY^T X: M x N = 64..384 x 128 over K = 2048 tokens): an
+// M or N split would leave each thread a few panels (uneven in MR = 14 rows) and pack the whole of the other operand
+// twice. Instead K is cut in two halves, always (whatever the thread count, so results do not depend on it): half 0
+// runs into C with the caller's beta, half 1 into a scratch (M, N) buffer (beta 0), then C += scratch.
+// Each half packs only its own slices of A and B. (Split-K, as in CUTLASS's "split-K" / BLIS's 4th-loop
+// parallelism over k with a reduction: Smith et al., "Anatomy of high-performance many-threaded matrix
+// multiplication", IPDPS 2014, Section IV.)
+// Measured (CPU time, paired runs, 2 threads): +12% at 64 x 128 and +7% at 128 x 128 over K = 2048, even at 384 x 128,
+// and -8..10% at 2048 x 128 (K = 8192) and 1152 x 384 (K = 4096), where the M split is already even: hence the bound
+// on M N.
+#define KSPLIT_MIN_K 1024
+#define KSPLIT_MAX_MN (128 * 256)
+static int use_ksplit(const gemm_problem* g) {
+  return g->K >= KSPLIT_MIN_K && g->M * g->N <= KSPLIT_MAX_MN;
+}
+
+typedef struct {
+  const gemm_problem* g;
+  int64_t kh;  // half 0 is K range [0, kh), half 1 [kh, K)
+  float* tmp;  // (M, N) result of half 1
+} ksplit_ctx;
+
+static void ksplit_range(void* vctx, int64_t b, int64_t e) {
+  const ksplit_ctx* x = vctx;
+  for (int64_t t = b; t < e; t++) {
+    gemm_problem h = *x->g;
+    int64_t p0 = t ? x->kh : 0, p1 = t ? h.K : x->kh;
+    h.K = p1 - p0;
+    h.A.x += h.A.trans ? p0 * h.A.ld : p0;
+    h.B.x += h.B.trans ? p0 : p0 * h.B.ld;
+    if (t) {
+      h.C = x->tmp;
+      h.ldc = h.N;
+      h.beta = 0.0f;
+    }
+    gemm_part(&h, 0, h.M, 0, h.N);
+  }
+}
+
+static void gemm_ksplit(const gemm_problem* h, int threads) {
+  ksplit_ctx x = {h, (h->K / 2 + 15) & ~(int64_t)15, malloc(sizeof(float) * (size_t)h->M * h->N)};
+  if (!x.tmp) abort();
+  if (threads <= 1) ksplit_range(&x, 0, 2);
+  else cw_parallel_for(2, 1, ksplit_range, &x);
+  for (int64_t i = 0; i < h->M; i++) {
+    float* c = h->C + i * h->ldc;
+    const float* s = x.tmp + i * h->N;
+    for (int64_t j = 0; j < h->N; j++) c[j] += s[j];
+  }
+  free(x.tmp);
+}
+
 static void gemm_one(const gemm_problem* g, int allowThreads) {
   if (g->M == 0 || g->N == 0) return;
   if (g->K == 0 || g->alpha == 0.0f) {  // BLAS: alpha 0 reads neither A nor B
@@ -273,6 +325,10 @@ static void gemm_one(const gemm_problem* g, int allowThreads) {
   double flops = 2.0 * g->M * g->N * g->K;
   int threads = allowThreads && flops >= SERIAL_FLOPS ? cw_num_threads() : 1;
   part_ctx ctx = {&h, 0, 0, 0, 0, NULL};
+  if (g->M > SMALL_M && g->N > SMALL_M && use_ksplit(g)) {
+    gemm_ksplit(&h, threads);
+    return;
+  }
   if (g->M <= SMALL_M) {
     ctx.small = 1;
     ctx.unit = 64;

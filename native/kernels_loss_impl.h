@@ -60,14 +60,41 @@ CW_T static void CW_FN(softmax_backward_range)(void* ctx, int64_t begin, int64_t
   }
 }
 
-// lse = max + log(sum exp(x - max)) in two passes over the row; nothing else is stored
+// lse = m + log(sum exp(x - m)) in ONE pass over the row: the online normaliser of Milakov & Gimelshein, "Online
+// normalizer calculation for softmax" (arXiv:1805.02867, 2018), by chunks of CE_CHUNK elements: a chunk's max is
+// found first (the chunk then sits in L1 for its exp pass), and when it raises the running max m the running sums are
+// rescaled by exp(m_old - m_new) (a scalar expf, a few times a row). The row is streamed from memory once, with the
+// exps overlapping the loads, where the two-pass form (a max pass, then an exp pass) waited on memory in the first.
+#ifndef CE_CHUNK
+#define CE_CHUNK 512
+#endif
 CW_T static void CW_FN(cross_entropy_forward_range)(void* ctx, int64_t begin, int64_t end) {
   const loss_ctx* c = ctx;
   const int64_t V = c->C;
   for (int64_t n = begin; n < end; n++) {
     const float* x = c->x + n * V;
-    const float m = CW_FN(row_max)(x, V);
-    const float L = m + logf(CW_FN(row_sum_exp)(NULL, x, m, V));
+    float m = -INFINITY;
+    vf s0 = vzero(), s1 = vzero();
+    for (int64_t c0 = 0; c0 < V; c0 += CE_CHUNK) {
+      const int64_t len = V - c0 < CE_CHUNK ? V - c0 : CE_CHUNK;
+      const float* xc = x + c0;
+      const float cm = CW_FN(row_max)(xc, len);
+      if (cm > m) {  // first chunk: m = -inf, the sums are 0 and exp(-inf) = 0 keeps them so
+        const vf scale = vset1(expf(m - cm));
+        s0 = vmul(s0, scale);
+        s1 = vmul(s1, scale);
+        m = cm;
+      }
+      const vf mv = vset1(m);
+      int64_t i = 0;
+      for (; i + 2 * VW <= len; i += 2 * VW) {
+        s0 = vadd(s0, vexp(vsub(vload(xc + i), mv)));
+        s1 = vadd(s1, vexp(vsub(vload(xc + i + VW), mv)));
+      }
+      for (; i < len; i += VW) s0 = vadd(s0, vexp(vsub(vldf(xc + i, len - i, -INFINITY), mv)));
+    }
+    // a NaN anywhere reaches the sum through its exp (x - m), so lse is NaN, as in the two-pass form
+    const float L = m + logf(vhsum(vadd(s0, s1)));
     c->lse[n] = L;
     const int32_t t = c->targets[n];
     c->losses[n] = t < 0 ? 0.0f : L - x[t];

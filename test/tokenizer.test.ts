@@ -164,7 +164,10 @@ test('long pieces (linked-list merge) encode exactly like short ones (scan merge
 
 test('the piece cache, also when it fills and is cleared, gives the ids of the uncached encoder', () => {
   const text = corpus.slice(0, 80).join('\n');
-  const fresh = Tokenizer.load((() => { const d = tmp(); trained.save(d); return d; })());
+  const dir = tmp();
+  trained.save(dir);
+  const fresh = Tokenizer.load(dir);
+  rmSync(dir, { recursive: true, force: true });
   fresh.bpe.cacheLimit = 50;
   const expected = trained.encodeOrdinary(text);
   assert.deepEqual(fresh.encodeOrdinary(text), expected);

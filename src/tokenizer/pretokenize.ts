@@ -31,6 +31,8 @@ export const CL100K_PATTERN =
  * every multi-character token; fixed-length chunks depend on where the run starts, so one word would tokenize
  * differently in different lines. The price is more unique pieces in training (most poem lines are unique), which the
  * trainer's flat word buffers absorb. The optional leading non-letter attaches "，" to the half-line after it.
+ * Measured when this was chosen (8,192 ids trained on 4.8 MB of simplified poems, held-out Tang poems): 3.44 bytes per
+ * token with whole runs, 3.33 with one piece per character (pattern "\p{Script=Han}|" + this one).
  */
 export const DEFAULT_PATTERN = CL100K_PATTERN;
 

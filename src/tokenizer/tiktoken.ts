@@ -20,7 +20,7 @@ const B64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
 function decodeB64(tok: string, where: string): Uint8Array {
   if (!B64.test(tok)) throw new UserError(`${where}: "${tok.slice(0, 40)}" is not base64`, 'is this a tiktoken rank file?');
-  return new Uint8Array(Buffer.from(tok, 'base64'));
+  return Buffer.from(tok, 'base64'); // a Uint8Array
 }
 
 function place(out: Uint8Array[], rank: number, bytes: Uint8Array, where: string): void {
@@ -29,11 +29,10 @@ function place(out: Uint8Array[], rank: number, bytes: Uint8Array, where: string
   out[rank] = bytes;
 }
 
+// Ranks a file skips hold no bytes (no published file skips any, but nothing forbids it).
 function fillGaps(out: Uint8Array[], where: string): Uint8Array[] {
-  let gaps = 0;
-  for (let i = 0; i < out.length; i++) if (out[i] === undefined) { out[i] = new Uint8Array(0); gaps++; }
+  for (let i = 0; i < out.length; i++) if (out[i] === undefined) out[i] = new Uint8Array(0);
   if (out.length < 256) throw new UserError(`${where}: only ${out.length} ranks; a byte-level vocabulary has at least 256`, 'the file is truncated or not a tiktoken rank file');
-  void gaps; // gaps exist in real files (cl100k_base has none; some custom files skip ranks): they hold no bytes
   return out;
 }
 
