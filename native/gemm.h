@@ -16,6 +16,9 @@ typedef struct {
 
 // c (MR x NR, row stride ldc) = [c +] a-panel @ b-panel over kc steps.
 typedef void (*cw_ukr_fn)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int accumulate);
+// The same with B unpacked: b points at op(B) stored (K, N) itself, row stride ldb (NR columns are read per row).
+typedef void (*cw_ukr_ldb_fn)(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
+                              int accumulate);
 // Packs rows [i0, i0+m) x columns [p0, p0+kc) of op(A), times alpha, into ceil(m/MR) panels (zero padded).
 typedef void (*cw_pack_a_fn)(float* dst, cw_operand A, int64_t i0, int64_t m, int64_t p0, int64_t kc, float alpha, int mr);
 // Packs rows [p0, p0+kc) x columns [j0, j0+n) of op(B) into ceil(n/NR) panels (zero padded).
@@ -37,6 +40,7 @@ typedef struct {
   cw_pack_a_fn pack_a;
   cw_pack_b_fn pack_b;
   cw_small_m_fn small_m;
+  cw_ukr_ldb_fn ukr_ldb;  // may be NULL (then B is always packed)
 } cw_gemm_kernel;
 
 void cw_pack_a_generic(float* dst, cw_operand A, int64_t i0, int64_t m, int64_t p0, int64_t kc, float alpha, int mr);

@@ -80,6 +80,6 @@ T256 static void small_m_avx2(float* c, int64_t ldc, const float* a, cw_operand 
 }
 
 const cw_gemm_kernel cw_gemm_kernel_avx2 = {
-    "avx2", MR, NR, 6 * 32, 256, 4096, 0, ukr_6x16, cw_pack_a_generic, cw_pack_b_generic, small_m_avx2,
+    "avx2", MR, NR, 6 * 32, 256, 4096, 0, ukr_6x16, cw_pack_a_generic, cw_pack_b_generic, small_m_avx2, NULL,
 };
 #endif

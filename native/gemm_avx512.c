@@ -15,8 +15,10 @@
 
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
 
-T512 static void ukr_14x32(int64_t kc, const float* restrict a, const float* restrict b, float* restrict c, int64_t ldc,
-                           int accumulate) {
+// ldb: the row stride of the B micro-panel (NR when packed; the row stride of B itself when B is read in place).
+T512 static inline __attribute__((always_inline)) void ukr_14x32_body(int64_t kc, const float* restrict a,
+                                                                     const float* restrict b, const int64_t ldb,
+                                                                     float* restrict c, int64_t ldc, int accumulate) {
 #define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = _mm512_setzero_ps();
   ROWS(DECL)
   // C is touched once per K block and usually lives in L3: start fetching the tile while the k loop runs.
@@ -31,10 +33,10 @@ T512 static void ukr_14x32(int64_t kc, const float* restrict a, const float* res
   }
 #pragma GCC unroll 4
   for (int64_t p = 0; p < kc; p++) {
-    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
     ROWS(STEP)
     a += MR;
-    b += NR;
+    b += ldb;
   }
 #define STORE(r)                                                                    \
   {                                                                                 \
@@ -51,6 +53,17 @@ T512 static void ukr_14x32(int64_t kc, const float* restrict a, const float* res
 #undef PREFETCH_C
 #undef STEP
 #undef STORE
+}
+
+T512 static void ukr_14x32(int64_t kc, const float* restrict a, const float* restrict b, float* restrict c, int64_t ldc,
+                           int accumulate) {
+  ukr_14x32_body(kc, a, b, NR, c, ldc, accumulate);
+}
+
+// B read in place (stored (K, N), row stride ldb): no packing for the narrow-N weight-gradient products.
+T512 static void ukr_14x32_ldb(int64_t kc, const float* restrict a, const float* restrict b, int64_t ldb,
+                               float* restrict c, int64_t ldc, int accumulate) {
+  ukr_14x32_body(kc, a, b, ldb, c, ldc, accumulate);
 }
 
 // In-register transpose of a 16 x 16 block: r[i] holds row i on entry, column i on return.
@@ -287,6 +300,6 @@ T512 static void small_m_avx512(float* c, int64_t ldc, const float* a, cw_operan
 // 384 x 768 B block (1.2 MiB) in L2 next to a 336 x 384 A block (0.5 MiB). KC 192..448, NC 512..1152, the BLIS
 // micro-panel order, and packing A once for up to 4032 rows all measured within noise of this choice, or below it.
 const cw_gemm_kernel cw_gemm_kernel_avx512 = {
-    "avx512", MR, NR, 14 * 24, 384, 768, 1, ukr_14x32, pack_a_avx512, pack_b_avx512, small_m_avx512,
+    "avx512", MR, NR, 14 * 24, 384, 768, 1, ukr_14x32, pack_a_avx512, pack_b_avx512, small_m_avx512, ukr_14x32_ldb,
 };
 #endif

@@ -291,7 +291,8 @@ export class BytePairEncoder {
     return o;
   }
 
-  // Short pieces (almost all): scan for the lowest priority and shift the arrays, as tiktoken does.
+  // Short pieces (almost all): scan for the lowest priority and shift the arrays, as tiktoken does. Merges the byte ids
+  // in this.w[0 .. n) in place; returns the number of ids left.
   private mergeSmall(n: number): number {
     const w = this.w, pr = this.pr, rs = this.rs, raw = this.raw, bp = this.bytePair, hot = this.hot;
     for (let i = 0; i + 1 < n; i++) {
@@ -331,7 +332,7 @@ export class BytePairEncoder {
 
   // Long pieces (whitespace runs, long words): a doubly linked list of parts and a min-heap of candidate merges keyed
   // by priority * 2^24 + position, so the leftmost of equal priorities comes first. Stale heap entries are skipped on
-  // pop. O(n log n) instead of O(n^2); the same result as mergeSmall.
+  // pop. O(n log n) instead of O(n^2); the same result as mergeSmall, also left in this.w.
   private mergeLarge(n: number): number {
     assert(n < 1 << 24, `piece too long for BPE: ${n} bytes`);
     const w = this.w.slice(0, n);

@@ -25,13 +25,17 @@ export interface TrainResult {
 
 /** Pair -> slot index (open addressing over typed arrays; slots are never removed). */
 class PairSlots {
-  a: Int32Array; b: Int32Array; mask: number; n = 0;
+  a: Int32Array; b: Int32Array; mask: number; // the hash table: keys
+  slotOf = new Int32Array(1 << 16); // ... and the slot each key has
+  pairA: number[] = []; // slot -> its pair
+  pairB: number[] = [];
+  n = 0; // slots in use
   constructor() {
     this.a = new Int32Array(1 << 16).fill(-1);
     this.b = new Int32Array(1 << 16);
     this.mask = (1 << 16) - 1;
   }
-  // Returns the slot of (a, b), creating it; `onNew` grows the per-slot arrays.
+  // Returns the slot of (a, b), creating it.
   find(a: number, b: number): number {
     let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b ^ 0x7f4a7c15, 0x85ebca77);
     h ^= h >>> 15;
@@ -51,9 +55,6 @@ class PairSlots {
     this.pairB.push(b);
     return this.n++;
   }
-  slotOf = new Int32Array(1 << 16);
-  pairA: number[] = [];
-  pairB: number[] = [];
   private grow(): void {
     const cap = this.a.length * 2;
     this.a = new Int32Array(cap).fill(-1);
