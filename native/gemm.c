@@ -5,7 +5,9 @@
 // gemm_avx2.c (chosen at run time by cw_cpu_level()); gemm.h describes the packed layouts.
 //
 // Paths: M <= 4 (decode) streams op(B) once with the few rows of op(A) in L1, no packing; N <= 4 (a scalar head)
-// does the same on the transposed product; everything else runs the blocked GotoBLAS/BLIS algorithm.
+// does the same on the transposed product; small outputs over a long K (M N <= 32768, K >= 1024: weight gradients)
+// split K in two halves (gemm_ksplit); everything else runs the blocked GotoBLAS/BLIS algorithm, reading a narrow
+// B in place instead of packing it for parts up to 128 x 128 (B_IN_PLACE).
 // Threading: a product is split into as many parts as there are threads, along M (in whole MR panels) when M >= N,
 // else along N (in whole NR panels); each part runs the serial blocked algorithm with its own packed buffers (B or A
 // is packed twice, a few percent of the flops for our shapes, in exchange for no barrier). Products under
@@ -188,8 +190,9 @@ static void macro_kernel(const gemm_problem* g, const float* bufA, const float* 
 
 // Reading B in place skips packing it: worth it when each packed B element would serve few A micro-panels (small M),
 // where packing B is a visible share of the work (the weight gradients: M x N = 64..384 x 128 over K = 2048 tokens).
-// Measured (CPU time, paired runs): +4..9% at 64 x 128 and 128 x 128 (K = 2048), but 5..12% slower for parts of
-// 196 x 128, 128 x 192 and up, where the packed, contiguous B panels stream better: hence the bound on the part.
+// Measured (CPU time, paired runs, 1 thread): +1..5% at 64 x 128 and 128 x 128 (K = 2048; small, but of the same
+// sign in three runs), and 5..12% slower for parts of 196 x 128, 128 x 192 and up, where the packed, contiguous
+// B panels stream better: hence the bound on the part.
 #define B_IN_PLACE_MAX_MN (128 * 128)
 #define B_IN_PLACE(k, g, M, N) \
   ((k)->ukr_ldb && !(g)->B.trans && (g)->N % (k)->nr == 0 && (N) % (k)->nr == 0 && (M) * (N) <= B_IN_PLACE_MAX_MN)
@@ -283,9 +286,10 @@ static void part_range(void* vctx, int64_t b, int64_t e) {
 // Each half packs only its own slices of A and B. (Split-K, as in CUTLASS's "split-K" / BLIS's 4th-loop
 // parallelism over k with a reduction: Smith et al., "Anatomy of high-performance many-threaded matrix
 // multiplication", IPDPS 2014, Section IV.)
-// Measured (CPU time, paired runs, 2 threads): +12% at 64 x 128 and +7% at 128 x 128 over K = 2048, even at 384 x 128,
-// and -8..10% at 2048 x 128 (K = 8192) and 1152 x 384 (K = 4096), where the M split is already even: hence the bound
-// on M N.
+// Measured (CPU time, old and new addon alternating in one process, median of 9..41 pairs, 2 threads): +9..26% at
+// 64 x 128 and +1..9% at 128 x 128 over K = 2048; neutral at 384 x 128 and 128 x 384; -8..10% at 2048 x 128
+// (K = 8192) and 1152 x 384 (K = 4096), where the M split is already even: hence the bound on M N. With 1 thread
+// the split is within the noise (+-5%).
 #define KSPLIT_MIN_K 1024
 #define KSPLIT_MAX_MN (128 * 256)
 static int use_ksplit(const gemm_problem* g) {

@@ -68,6 +68,11 @@ CW_T static void CW_FN(softmax_backward_range)(void* ctx, int64_t begin, int64_t
 #ifndef CE_CHUNK
 #define CE_CHUNK 512
 #endif
+// Software prefetch distance, in floats (8 KiB ahead; prefetching past the end of an array is harmless: it never
+// faults).
+#ifndef CE_PREFETCH
+#define CE_PREFETCH 2048
+#endif
 CW_T static void CW_FN(cross_entropy_forward_range)(void* ctx, int64_t begin, int64_t end) {
   const loss_ctx* c = ctx;
   const int64_t V = c->C;
@@ -88,6 +93,10 @@ CW_T static void CW_FN(cross_entropy_forward_range)(void* ctx, int64_t begin, in
       const vf mv = vset1(m);
       int64_t i = 0;
       for (; i + 2 * VW <= len; i += 2 * VW) {
+        if (VW >= 8) {  // the hardware prefetcher alone left the exps waiting on memory (measured: 0.66 -> 0.47 ns/elem)
+          __builtin_prefetch(xc + i + CE_PREFETCH);
+          if (VW == 16) __builtin_prefetch(xc + i + CE_PREFETCH + 16);
+        }
         s0 = vadd(s0, vexp(vsub(vload(xc + i), mv)));
         s1 = vadd(s1, vexp(vsub(vload(xc + i + VW), mv)));
       }
@@ -118,6 +127,7 @@ CW_T static void CW_FN(cross_entropy_backward_range)(void* ctx, int64_t begin, i
     const vf gv = vset1(g), L = vset1(c->lse[n]);
     for (int64_t i = 0; i < V; i += VW) {
       int64_t k = V - i;
+      if (VW >= 8) __builtin_prefetch(x + i + CE_PREFETCH);  // one line per vector (AVX2: every other, harmless)
       vst(d + i, vmul(gv, vexp(vsub(vld(x + i, k), L))), k);
     }
     d[t] -= g;

@@ -10,12 +10,12 @@
 // and folds away when r is a constant), so bodies handle the tail of a row with the same code as the rest.
 //
 // vexp: Cephes expf range reduction (exp(x) = 2^n exp(r), |r| <= ln2/2, n = round(x / ln2), ln2 split in two), then
-// a degree-5 near-minimax polynomial (CW_EXP_C*: 5 FMAs; max relative error 1.6e-7, where Cephes's degree-7 form is
-// ~1 ulp at 2 more instructions); 2^n is applied by vscalefps (AVX-512) or in two
-// halves (AVX2), so that results up to overflow are right. Results below 1.7e-38 (x < -87) are flushed to 0:
-// subnormal results cost a microcode assist each, and nothing here needs them. vlog: Cephes logf (mantissa in [sqrt(1/2), sqrt(2)), degree-8
-// polynomial). Source: Stephen L. Moshier, Cephes Math Library, expf.c and logf.c (netlib.org/cephes). The scalar
-// level uses libm's expf/logf.
+// a degree-5 near-minimax polynomial (CW_EXP_C*: 5 FMAs; max relative error 1.6e-7, where Cephes's 1 + r + r^2 P5(r)
+// is ~1 ulp), n by the 1.5 2^23 shifter: 12 instructions a vector at AVX-512 where the Cephes form took 16. 2^n is
+// applied by vscalefps (AVX-512) or in two halves (AVX2), so that results up to overflow are right. Results below
+// 1.7e-38 (x < -87) are flushed to 0: subnormal results cost a microcode assist each, and nothing here needs them.
+// vlog: Cephes logf (mantissa in [sqrt(1/2), sqrt(2)), degree-8 polynomial). Source: Stephen L. Moshier, Cephes Math
+// Library, expf.c and logf.c (netlib.org/cephes). The scalar level uses libm's expf/logf.
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
@@ -61,7 +61,8 @@
 
 // vexp's polynomial: exp(r) ~ 1 + r (C1 + r (C2 + r (C3 + r (C4 + r C5)))) on |r| <= ln2/2, fitted for least maximum
 // relative error (Lawson-reweighted least squares, i.e. near-minimax; float32 coefficients). Whole vexp, float32 with
-// FMA, checked over 2e6 points of [-87, 0]: max relative error 1.6e-7 (under 3 ulp).
+// FMA, measured against float64 exp over 4e6 points of [-87, 88.7]: max relative error 1.62e-7 (under 3 ulp; libm
+// expf: 6e-8).
 #ifndef CW_EXP_C1
 #define CW_EXP_C1 9.9999970198e-01f
 #define CW_EXP_C2 4.9999150634e-01f
