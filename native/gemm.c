@@ -374,7 +374,9 @@ static void gemm_one(const gemm_problem* g, int allowThreads) {
     ctx.units = (g->N + ctx.unit - 1) / ctx.unit;
   }
   if (threads <= 1) part_range(&ctx, 0, ctx.units);
-  else cw_parallel_for(ctx.units, (ctx.units + threads - 1) / threads, part_range, &ctx);
+  // grain = floor(units / threads), so that units / grain >= threads and every thread gets a chunk (a rounded-up grain
+  // gave an odd unit count, e.g. 293 panels of 14 rows for M = 4096, a single chunk: the product ran on one thread).
+  else cw_parallel_for(ctx.units, ctx.units / threads > 0 ? ctx.units / threads : 1, part_range, &ctx);
   free(ctx.tmp);
 }
 
