@@ -42,11 +42,11 @@ export interface DemoPlan {
 }
 
 export const PLANS: Record<'quick' | 'full', DemoPlan> = {
-  // quick: ~3 s tokenizer, ~1 s data, ~15 s pretrain, ~10 s SFT, ~3 s eval on an idle 2-core machine (fixed step counts)
+  // quick: ~2 s tokenizer, ~1 s data, ~8 s pretrain, ~6 s SFT, ~2 s eval on an idle 2-core machine (fixed step counts)
   quick: {
     poems: 2000, tokenizerPoems: 500, vocabSize: 512, preset: 'tiny',
-    pretrain: { steps: 60, maxSteps: 60, budget: 0, batchSize: 8, seqLen: 64, lr: 3e-3, warmup: 5, evalEvery: 0 },
-    sft: { steps: 40, maxSteps: 40, budget: 0, batchSize: 8, seqLen: 96, lr: 2e-3, warmup: 5, evalEvery: 0 },
+    pretrain: { steps: 200, maxSteps: 200, budget: 0, batchSize: 8, seqLen: 64, lr: 3e-3, warmup: 20, evalEvery: 0 },
+    sft: { steps: 150, maxSteps: 150, budget: 0, batchSize: 8, seqLen: 96, lr: 2e-3, warmup: 20, evalEvery: 0 },
     evalPrompts: 6,
   },
   // full: ~5 s tokenizer, ~5 s data, 8 min pretrain, 3 min SFT, ~1 min eval: the step counts follow from the budgets
