@@ -10,19 +10,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Backend, FloatArray } from '../src/tensor/backend.js';
 import { jsBackend } from '../src/tensor/backend-js.js';
+import { rng } from './helpers.js';
 
 // ---- seeded inputs
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Inputs {
   f: Record<string, Float64Array>; // float arrays: inputs and outputs, all compared after the call

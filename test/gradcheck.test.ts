@@ -11,20 +11,11 @@ import {
   addScalar, mulScalar, neg, exp, log, sigmoid, logSigmoid, clamp, where, sum, mean, sumLastDim, embedding, gatherRows,
   rmsnorm, layernorm, rope, ropeTables, attention, swiglu, gelu, softmax, crossEntropy, tokenLogprobs, poolStats,
 } from '../src/tensor/index.js';
+import { rng } from './helpers.js';
 
 setBackend('js');
 setDefaultDType('float64');
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const r = rng(7);
 function rand(shape: number[], lo = -1, hi = 1): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);

@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { jsBackend } from '../src/tensor/backend-js.js';
+import { rng } from './helpers.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyBackend = any;
@@ -30,16 +31,6 @@ if (!existsSync(addonPath)) {
 if (skipReason) console.log(`# native-kernels: SKIPPED: ${skipReason}`);
 
 // ---- seeded random inputs (mulberry32)
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = rng(12345);
 function randn(n: number, scale = 1, shift = 0): Float32Array {
   const a = new Float32Array(n);

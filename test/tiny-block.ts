@@ -10,22 +10,14 @@
 import {
   Tensor, add, attention, crossEntropy, embedding, getBackend, linear, rmsnorm, rope, ropeTables, swiglu,
 } from '../src/tensor/index.js';
+import { rng } from './helpers.js';
+export { rng };
 
 export interface TinyConfig {
   vocabSize: number; nEmbd: number; nHead: number; nKvHead: number; hidden: number; maxT: number;
 }
 export const TINY: TinyConfig = { vocabSize: 8, nEmbd: 24, nHead: 4, nKvHead: 2, hidden: 32, maxT: 16 };
 
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export class TinyBlock {
   readonly cfg: TinyConfig;

@@ -71,3 +71,25 @@ export function helpText(command: string, summary: string, spec: OptionsSpec): s
 export function wantsHelp(argv: string[]): boolean {
   return argv.includes('--help') || argv.includes('-h');
 }
+
+// Returns v when it is one of `ok` (or undefined when absent); otherwise a UserError naming the option.
+export function oneOf<T extends string>(command: string, name: string, v: string | undefined, ok: readonly T[]): T | undefined {
+  if (v !== undefined && !ok.includes(v as T)) throw new UserError(`${command}: --${name} must be one of ${ok.join(', ')}, got "${v}"`);
+  return v as T | undefined;
+}
+
+// Options that mean the same in every training stage (pretrain, sft): one description each.
+const int = { type: 'number', integer: true } as const;
+export const trainingOptions = {
+  'grad-accum': { ...int, min: 1, description: 'micro-batches per optimizer step' },
+  decay: { type: 'string', description: 'cosine, linear or constant' },
+  beta1: { type: 'number', min: 0, max: 1, description: 'AdamW beta1' },
+  beta2: { type: 'number', min: 0, max: 1, description: 'AdamW beta2' },
+  clip: { type: 'number', min: 0, description: 'clip the global gradient norm to this (0: off)' },
+  'save-every': { ...int, min: 0, description: 'checkpoint every N steps (0: only at the end)' },
+  resume: { type: 'boolean', description: 'continue from the checkpoint in --out when one exists (default true)' },
+  backend: { type: 'string', description: 'js or native (default: native when the addon is built)' },
+  'time-limit': { type: 'number', min: 0, description: 'minutes; stop cleanly with a checkpoint' },
+  'peak-gflops': { type: 'number', min: 0, description: 'GEMM peak for MFU (default: measured at start)' },
+  'log-every': { ...int, min: 1, description: 'progress line every N steps when stdout is not a terminal' },
+} as const;

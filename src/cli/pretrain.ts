@@ -1,7 +1,7 @@
 // `chatwright pretrain`: next-token pretraining on token shards (src/stages/pretrain.ts). Options left out keep the
 // resumed run's values, else the preset's defaults.
 import { pretrain, type PretrainOptions } from '../stages/pretrain.js';
-import { helpText, parseArgs, wantsHelp } from './args.js';
+import { helpText, oneOf as oneOfFor, parseArgs, trainingOptions, wantsHelp } from './args.js';
 import { UserError } from '../util/errors.js';
 
 const int = { type: 'number', integer: true } as const;
@@ -19,27 +19,17 @@ const spec = {
   'n-head': { ...int, min: 1, description: "a new model's query heads (default: the preset's)" },
   'n-kv-head': { ...int, min: 1, description: "a new model's key/value heads (default: the preset's)" },
   'intermediate-size': { ...int, min: 1, description: "a new model's MLP width (default: the preset's)" },
-  'grad-accum': { ...int, min: 1, description: 'micro-batches per optimizer step' },
   lr: { type: 'number', min: 0, description: 'peak learning rate' },
   'min-lr': { type: 'number', min: 0, description: 'learning rate at the end of the decay' },
   warmup: { ...int, min: 0, description: 'linear warmup steps' },
-  decay: { type: 'string', description: 'cosine, linear or constant' },
   'weight-decay': { type: 'number', min: 0, description: 'AdamW weight decay on matmul weights' },
   'decay-all': { type: 'boolean', description: 'weight decay on norms and embeddings too' },
-  beta1: { type: 'number', min: 0, max: 1, description: 'AdamW beta1' },
-  beta2: { type: 'number', min: 0, max: 1, description: 'AdamW beta2' },
-  clip: { type: 'number', min: 0, description: 'clip the global gradient norm to this (0: off)' },
   'eval-every': { ...int, min: 0, description: 'validation loss every N steps (0: only at the end)' },
   'eval-batches': { ...int, min: 1, description: 'validation batches per evaluation' },
   'sample-every': { ...int, min: 0, description: 'print sampled continuations every N steps (0: never)' },
   'sample-tokens': { ...int, min: 1, description: 'tokens per sample' },
-  'save-every': { ...int, min: 0, description: 'checkpoint every N steps (0: only at the end)' },
   seed: { ...int, min: 0, description: 'seed of the initialisation, the data order and the samples' },
-  resume: { type: 'boolean', description: 'continue from the checkpoint in --out when one exists (default true)' },
-  backend: { type: 'string', description: 'js or native (default: native when the addon is built)' },
-  'time-limit': { type: 'number', min: 0, description: 'minutes; stop cleanly with a checkpoint' },
-  'peak-gflops': { type: 'number', min: 0, description: 'GEMM peak for MFU (default: measured at start)' },
-  'log-every': { ...int, min: 1, description: 'progress line every N steps when stdout is not a terminal' },
+  ...trainingOptions,
 } as const;
 
 export async function run(argv: string[]): Promise<number> {
@@ -51,10 +41,7 @@ export async function run(argv: string[]): Promise<number> {
   if (a._.length) throw new UserError(`pretrain: unexpected argument "${a._[0]}"`, 'run `chatwright pretrain --help`');
   if (!a.data) throw new UserError('pretrain: --data is required', 'prepare shards with `chatwright data prepare` first');
   if (!a.out) throw new UserError('pretrain: --out is required', 'e.g. --out runs/tiny/base');
-  const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]): T | undefined => {
-    if (v !== undefined && !ok.includes(v as T)) throw new UserError(`pretrain: --${name} must be one of ${ok.join(', ')}, got "${v}"`);
-    return v as T | undefined;
-  };
+  const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]) => oneOfFor('pretrain', name, v, ok);
   const model = Object.fromEntries(Object.entries({
     nLayer: a['n-layer'], nEmbd: a['n-embd'], nHead: a['n-head'], nKvHead: a['n-kv-head'], intermediateSize: a['intermediate-size'],
   }).filter(([, v]) => v !== undefined));

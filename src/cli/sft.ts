@@ -1,7 +1,7 @@
 // `chatwright sft`: supervised fine-tuning of a pretrained model on demonstration dialogues (src/stages/sft.ts).
 // Options left out keep the resumed run's values, else the defaults shown by --help.
 import { sft, type SFTOptions } from '../stages/sft.js';
-import { helpText, parseArgs, wantsHelp } from './args.js';
+import { helpText, oneOf as oneOfFor, parseArgs, trainingOptions, wantsHelp } from './args.js';
 import { UserError } from '../util/errors.js';
 
 const int = { type: 'number', integer: true } as const;
@@ -16,29 +16,19 @@ const spec = {
   steps: { ...int, min: 1, description: 'total optimizer steps (default 300)' },
   'batch-size': { ...int, min: 1, description: 'rows per micro-batch (default 8)' },
   'seq-len': { ...int, min: 2, description: "tokens per row (default: min(256, the model's context))" },
-  'grad-accum': { ...int, min: 1, description: 'micro-batches per optimizer step' },
   pack: { type: 'boolean', description: 'several dialogues per row (--no-pack: one per row, padded) (default true)' },
   overflow: { type: 'string', description: 'a dialogue longer than the context: truncate or skip (default truncate)' },
   lr: { type: 'number', min: 0, description: 'peak learning rate (default 1e-3)' },
   'min-lr': { type: 'number', min: 0, description: 'learning rate at the end of the decay (default 1e-4)' },
   warmup: { ...int, min: 0, description: 'linear warmup steps (default 20)' },
-  decay: { type: 'string', description: 'cosine, linear or constant' },
   'weight-decay': { type: 'number', min: 0, description: 'AdamW weight decay on matmul weights (default 0)' },
-  beta1: { type: 'number', min: 0, max: 1, description: 'AdamW beta1' },
-  beta2: { type: 'number', min: 0, max: 1, description: 'AdamW beta2' },
-  clip: { type: 'number', min: 0, description: 'clip the global gradient norm to this (0: off)' },
   'eval-every': { ...int, min: 0, description: 'held-out loss every N steps (0: only at the end)' },
   'eval-batches': { ...int, min: 1, description: 'held-out batches per evaluation' },
   'sample-every': { ...int, min: 0, description: 'print the answer to a held-out prompt every N steps (0: never)' },
-  'save-every': { ...int, min: 0, description: 'checkpoint every N steps (0: only at the end)' },
   'max-prompts': { ...int, min: 0, description: 'evaluation prompts per task at the end (default 50)' },
   eval: { type: 'boolean', description: 'evaluate base and SFT model at the end and write <out>/eval.json (default true)' },
   seed: { ...int, min: 0, description: 'seed of the data order (and of a fresh model)' },
-  resume: { type: 'boolean', description: 'continue from the checkpoint in --out when one exists (default true)' },
-  backend: { type: 'string', description: 'js or native (default: native when the addon is built)' },
-  'time-limit': { type: 'number', min: 0, description: 'minutes; stop cleanly with a checkpoint' },
-  'peak-gflops': { type: 'number', min: 0, description: 'GEMM peak for MFU (default: measured at start)' },
-  'log-every': { ...int, min: 1, description: 'progress line every N steps when stdout is not a terminal' },
+  ...trainingOptions,
 } as const;
 
 export async function run(argv: string[]): Promise<number> {
@@ -50,10 +40,7 @@ export async function run(argv: string[]): Promise<number> {
   if (a._.length) throw new UserError(`sft: unexpected argument "${a._[0]}"`, 'run `chatwright sft --help`');
   if (!a.data) throw new UserError('sft: --data is required', 'use --data chinese-poetry, wordnet, or a JSONL file of {"messages": [...]}');
   if (!a.out) throw new UserError('sft: --out is required', 'e.g. --out runs/tiny/sft');
-  const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]): T | undefined => {
-    if (v !== undefined && !ok.includes(v as T)) throw new UserError(`sft: --${name} must be one of ${ok.join(', ')}, got "${v}"`);
-    return v as T | undefined;
-  };
+  const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]) => oneOfFor('sft', name, v, ok);
   const opts: Partial<SFTOptions> & { data: string; out: string } = {
     init: a.init, data: a.data, val: a.val, limit: a.limit, out: a.out, tokenizer: a.tokenizer,
     preset: oneOf('preset', a.preset, ['tiny', 'small', 'medium'] as const), steps: a.steps, batchSize: a['batch-size'],
