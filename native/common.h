@@ -27,6 +27,10 @@ const char* cw_cpu_level_name(int level);
 // it returns when all chunks are done. Nested calls run serially on the calling thread.
 typedef void (*cw_range_fn)(void* ctx, int64_t begin, int64_t end);
 void cw_parallel_for(int64_t n, int64_t grain, cw_range_fn fn, void* ctx);
+// The same with exactly `chunks` chunks (at most n, at most 65535), which may exceed the thread count: the threads
+// claim them one at a time from a shared counter, so a thread that runs slower (a busy sibling core, a preempted
+// vCPU) simply takes fewer. Chunk c is [n*c/chunks, n*(c+1)/chunks), whichever thread runs it.
+void cw_parallel_for_chunks(int64_t n, int chunks, cw_range_fn fn, void* ctx);
 int cw_num_threads(void);
 void cw_set_num_threads(int n);
 

@@ -8,10 +8,13 @@
 // does the same on the transposed product; small outputs over a long K (M N <= 32768, K >= 1024: weight gradients)
 // split K in two halves (gemm_ksplit); everything else runs the blocked GotoBLAS/BLIS algorithm, reading a narrow
 // B in place instead of packing it for parts up to 128 x 128 (B_IN_PLACE).
-// Threading: a product is split into as many parts as there are threads, along M (in whole MR panels) when M >= N,
-// else along N (in whole NR panels); each part runs the serial blocked algorithm with its own packed buffers (B or A
-// is packed twice, a few percent of the flops for our shapes, in exchange for no barrier). Products under
-// SERIAL_FLOPS run on the calling thread; batches of small products are split over the batch instead.
+// Threading: large products with M >= N >= 256 (the training GEMMs of the small and medium models) share one packed
+// B block between the threads and hand out MC-row blocks of A dynamically (gemm_shared), so a thread slowed by the
+// rest of a shared machine takes fewer blocks. Other products are split into as many parts as there are threads,
+// along M (in whole MR panels) when M >= N, else along N (in whole NR panels); each part runs the serial blocked
+// algorithm with its own packed buffers (B or A is packed twice, a few percent of the flops for our shapes, in
+// exchange for no barrier). Products under SERIAL_FLOPS run on the calling thread; batches of small products are
+// split over the batch instead.
 // beta: 0 overwrites (the first K block stores instead of adding, so NaN in C is never read), 1 accumulates, any
 // other value scales C first. alpha 0 reads neither A nor B (BLAS semantics).
 // Tuning builds (-DCW_GEMM_TUNE) read CW_GEMM_TUNE=mc,kc,nc,aResident to override the blocking at run time.
@@ -255,6 +258,93 @@ static void small_n_part(const gemm_problem* g, float* tmp, int64_t j0, int64_t 
     }
 }
 
+// ---- shared packed B, M blocks claimed dynamically (the threaded path for large products split along M)
+// The static split (part_range, below) gives each thread one fixed part; on a shared machine (two vCPUs whose physical cores are
+// also busy with other work) one thread regularly runs 20-40% slower, and the other then idles at the end of every
+// product (measured: 1.6-1.8 cores busy of 2 during a GEMM loop, with no steal time reported). Here, as in BLIS's
+// multithreaded ic loop (Smith et al., IPDPS 2014, Section IV), the threads pack each B block (kc x nc) together into
+// one shared buffer, then claim MC-row blocks of A one at a time, so the faster thread takes more of them; B is
+// packed once instead of once per thread. Two pool dispatches (barriers) per B block. Each element of C sees the same
+// K blocking as on one thread, so the results do not depend on the thread count or on which thread ran what.
+typedef struct {
+  const gemm_problem* g;
+  float* bufB;           // the shared packed B block
+  int64_t jc, nc, pc, kc, MC;
+  int accumulate;
+} shared_ctx;
+
+static void shared_pack_range(void* vctx, int64_t b, int64_t e) {
+  const shared_ctx* s = vctx;
+  const int NR = s->g->k->nr;
+  int64_t j0 = b * NR, j1 = e * NR < s->nc ? e * NR : s->nc;
+  s->g->k->pack_b(s->bufB + j0 * s->kc, s->g->B, s->pc, s->kc, s->jc + j0, j1 - j0, NR);
+}
+
+static void shared_compute_range(void* vctx, int64_t b, int64_t e) {
+  const shared_ctx* s = vctx;
+  const gemm_problem* g = s->g;
+  const cw_gemm_kernel* k = g->k;
+  float* bufA = thread_buffer((size_t)s->kc * s->MC + (size_t)k->mr * k->nr + 64);
+  if (!bufA) abort();
+  float* tile = bufA + (((size_t)s->kc * s->MC + 15) & ~(size_t)15);
+  for (int64_t ib = b; ib < e; ib++) {
+    int64_t ic = ib * s->MC, mc = g->M - ic < s->MC ? g->M - ic : s->MC;
+    k->pack_a(bufA, g->A, ic, mc, s->pc, s->kc, g->alpha, k->mr);
+    macro_kernel(g, bufA, s->bufB, NULL, 0, tile, ic, mc, s->jc, s->nc, s->kc, s->accumulate);
+  }
+}
+
+static __thread float* t_shared;
+static __thread size_t t_shared_len;
+
+static void gemm_shared(const gemm_problem* g, int threads) {
+  const cw_gemm_kernel* k = g->k;
+  const int MR = k->mr, NR = k->nr;
+  int64_t KC = balanced_block(g->K, k->kc, 4);
+  int64_t NC = balanced_block(g->N, k->nc, NR);
+  // about 4 blocks per thread (a late thread then costs at most a quarter of its share), at most the kernel's mc
+  int64_t MC = (g->M / (4 * threads) + MR - 1) / MR * MR;
+  if (MC > k->mc) MC = k->mc;
+  if (MC < MR) MC = MR;
+  size_t need = (size_t)KC * NC;
+  if (need > t_shared_len) {
+    free(t_shared);
+    void* p = NULL;
+    if (posix_memalign(&p, 4096, ((need * sizeof(float) + 4095) & ~(size_t)4095) + 256) != 0) p = NULL;
+    t_shared = p;
+    t_shared_len = p ? need : 0;
+  }
+  if (!t_shared) abort();
+  shared_ctx s = {g, t_shared, 0, 0, 0, 0, MC, 0};
+  int64_t mblocks = (g->M + MC - 1) / MC;
+  for (s.jc = 0; s.jc < g->N; s.jc += NC) {
+    s.nc = g->N - s.jc < NC ? g->N - s.jc : NC;
+    for (s.pc = 0; s.pc < g->K; s.pc += KC) {
+      s.kc = g->K - s.pc < KC ? g->K - s.pc : KC;
+      s.accumulate = s.pc > 0 || g->beta != 0.0f;
+      cw_parallel_for((s.nc + NR - 1) / NR, 1, shared_pack_range, &s);
+      cw_parallel_for_chunks(mblocks, (int)mblocks, shared_compute_range, &s);
+    }
+  }
+}
+
+// Where the shared path applies: a product split along M on several threads whose parts would pack B (not read it
+// in place), large enough that two barriers per B block are noise (each dispatch costs a few microseconds).
+// Measured (whole training steps, old and new path alternating in one process, median of per-round ratios, 2 threads
+// on the 2-vCPU machine): small preset 1.14x, 1.12x, 1.11x (three runs), medium 1.05x; isolated products (M, N, K) =
+// (2048, 384, 1024) 1.25x, (8192, 384, 2048 tA) 1.05x, (2048, 2304, 768 tB) 0.95..1.0x. The tiny model's products
+// with N = 128 (its lm-head dx and dW) ran 1.2x faster in isolation but not in its step (0.93..1.0x, within the
+// noise of this machine), where each thread's half of C no longer stays in its own L2 across the K blocks: hence
+// SHARED_MIN_N, which leaves the tiny model on the static split.
+#define SHARED_MIN_FLOPS (5.0e8)
+#define SHARED_MIN_N 256
+static int use_shared(const gemm_problem* g, int threads) {
+  if (threads <= 1 || g->M < g->N || g->N < SHARED_MIN_N || 2.0 * g->M * g->N * g->K < SHARED_MIN_FLOPS) return 0;
+  const cw_gemm_kernel* k = g->k;
+  const int64_t M = g->M / threads, N = g->N;  // (the macro reads (g)->N: the names must be M and N)
+  return !B_IN_PLACE(k, g, M, N);
+}
+
 typedef struct {
   const gemm_problem* g;
   int splitM;       // split along M (else N)
@@ -353,6 +443,10 @@ static void gemm_one(const gemm_problem* g, int allowThreads) {
   part_ctx ctx = {&h, 0, 0, 0, 0, NULL};
   if (g->M > SMALL_M && g->N > SMALL_M && use_ksplit(g)) {
     gemm_ksplit(&h, threads);
+    return;
+  }
+  if (g->M > SMALL_M && g->N > SMALL_M && use_shared(&h, threads)) {
+    gemm_shared(&h, threads);
     return;
   }
   if (g->M <= SMALL_M) {

@@ -5,6 +5,7 @@
 // same split and the same floating-point results. Threads claim chunks from a shared counter (the caller first), so
 // when a worker is slow to wake on a busy machine the caller runs its chunk instead of waiting for it; fn sees only
 // the range, never which thread runs it.
+// cw_parallel_for_chunks asks for more chunks than threads, for work the threads should share out dynamically.
 // Dispatch is low-latency because the small model calls it thousands of times per step: workers spin briefly on a
 // generation counter (100 us), then sleep on a futex (Linux; elsewhere they yield). Nested calls, and calls while another
 // thread is dispatching, run the same chunks serially on the calling thread.
@@ -182,12 +183,8 @@ static void run_serial(int64_t n, int chunks, cw_range_fn fn, void* ctx) {
   }
 }
 
-void cw_parallel_for(int64_t n, int64_t grain, cw_range_fn fn, void* ctx) {
-  if (n <= 0) return;
-  if (grain < 1) grain = 1;
-  int threads = cw_num_threads();
-  int64_t maxChunks = n / grain;
-  int chunks = (int)(maxChunks < threads ? (maxChunks < 1 ? 1 : maxChunks) : threads);
+// Runs `chunks` chunks of [0, n) on the pool; capToThreads: at most one chunk per running thread.
+static void dispatch(int64_t n, int chunks, int capToThreads, cw_range_fn fn, void* ctx) {
   if (chunks == 1) {
     fn(ctx, 0, n);
     return;
@@ -197,7 +194,13 @@ void cw_parallel_for(int64_t n, int64_t grain, cw_range_fn fn, void* ctx) {
     return;
   }
   start_workers();
-  if (chunks > g_started + 1) chunks = g_started + 1;
+  if (g_started == 0) {  // no worker could start: as before, one chunk (capped) or the chunks in order
+    pthread_mutex_unlock(&g_lock);
+    if (capToThreads) fn(ctx, 0, n);
+    else run_serial(n, chunks, fn, ctx);
+    return;
+  }
+  if (capToThreads && chunks > g_started + 1) chunks = g_started + 1;
   g_job.fn = fn;
   g_job.ctx = ctx;
   g_job.n = n;
@@ -222,6 +225,22 @@ void cw_parallel_for(int64_t n, int64_t grain, cw_range_fn fn, void* ctx) {
     sp = (spinner){0, 0};
   }
   pthread_mutex_unlock(&g_lock);
+}
+
+void cw_parallel_for(int64_t n, int64_t grain, cw_range_fn fn, void* ctx) {
+  if (n <= 0) return;
+  if (grain < 1) grain = 1;
+  int threads = cw_num_threads();
+  int64_t maxChunks = n / grain;
+  dispatch(n, (int)(maxChunks < threads ? (maxChunks < 1 ? 1 : maxChunks) : threads), 1, fn, ctx);
+}
+
+void cw_parallel_for_chunks(int64_t n, int chunks, cw_range_fn fn, void* ctx) {
+  if (n <= 0) return;
+  if (chunks > n) chunks = (int)n;
+  if (chunks > 0xFFFF) chunks = 0xFFFF;
+  if (chunks < 1) chunks = 1;
+  dispatch(n, chunks, 0, fn, ctx);
 }
 
 int cw_num_threads(void) {

@@ -161,3 +161,60 @@ test('fill: every element, large (threaded) and small, zero and non-zero bit pat
     nativeControls.setNumThreads(initialThreads);
   }
 });
+
+// The threaded path for large products split along M (native/gemm.c, gemm_shared: the threads pack each B block into
+// one shared buffer, then claim MC-row blocks dynamically; taken when M >= N >= 256 and 2 M N K >= 5e8 on 2+
+// threads). Shapes with MR / NR / K-block tails, every transpose form training uses, beta 0 over a NaN-filled C,
+// beta 1 with alpha != 1, and a general beta; 2 and 3 threads must agree bitwise with 1 thread (each element sees the
+// same K blocking whichever thread runs its rows), and 4,000 sampled elements are checked against a float64 dot
+// product with the bound above (the full triple loop would take seconds at these sizes).
+test('gemm, shared packed B with dynamic M blocks: sampled float64 reference; 1, 2 and 3 threads agree bitwise', skip, async (t) => {
+  const initialLevel = nativeControls.cpuLevel(), initialThreads = nativeControls.numThreads();
+  const M = 1031, N = 291, K = 900; // 2 M N K = 5.4e8
+  const forms: [boolean, boolean, number, number][] = [
+    [false, true, 1, 0], [false, false, -0.75, 1], [true, false, 1, 1], [true, true, 0.5, 0.25],
+  ];
+  try {
+    for (let level = 0; level <= 2; level++) {
+      await t.test(LEVEL_NAMES[level], (tt) => {
+        if (nativeControls.setCpuLevel(level) !== level) {
+          tt.skip(`this CPU does not support ${LEVEL_NAMES[level]}`);
+          return;
+        }
+        for (const [transA, transB, alpha, beta] of level === 0 ? forms.slice(0, 1) : forms) {
+          const A = randArray(M * K), B = randArray(K * N), C0 = randArray(M * N);
+          if (beta === 0) C0.fill(NaN);
+          const out: Float32Array[] = [];
+          for (const threads of [1, 2, 3]) {
+            nativeControls.setNumThreads(threads);
+            const C = C0.slice();
+            be!.gemm(C, A, B, M, N, K, transA, transB, alpha, beta);
+            out.push(C);
+          }
+          const label = `${LEVEL_NAMES[level]} transA=${transA} transB=${transB} alpha=${alpha} beta=${beta}`;
+          for (let s = 0; s < 4000; s++) {
+            const i = Math.floor((rand() + 1) / 2 * M) % M, j = Math.floor((rand() + 1) / 2 * N) % N;
+            let dot = 0, abs = 0;
+            for (let p = 0; p < K; p++) {
+              const a = transA ? A[p * M + i] : A[i * K + p], b = transB ? B[j * K + p] : B[p * N + j];
+              dot += a * b;
+              abs += Math.abs(a * b);
+            }
+            const c0 = beta === 0 ? 0 : beta * C0[i * N + j];
+            const ref = alpha * dot + c0, bound = 3e-5 * (Math.abs(alpha) * abs + Math.abs(c0)) + 1e-30;
+            const err = Math.abs(out[0][i * N + j] - ref);
+            if (!(err <= bound)) assert.fail(`${label}: C[${i},${j}] = ${out[0][i * N + j]}, expected ${ref} (error ${err})`);
+          }
+          for (const k of [1, 2]) {
+            for (let e = 0; e < M * N; e++) {
+              if (!Object.is(out[0][e], out[k][e])) assert.fail(`${label}: C[${e}] differs between 1 and ${k + 1} threads`);
+            }
+          }
+        }
+      });
+    }
+  } finally {
+    nativeControls.setCpuLevel(initialLevel);
+    nativeControls.setNumThreads(initialThreads);
+  }
+});
