@@ -23,12 +23,12 @@ import { loadModel, saveModel } from '../model/checkpoint.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { readManifest, loadSplit } from '../train/shards.js';
 import { BatchLoader, evalBatches, type Cursor } from '../train/loader.js';
-import { AdamW, clipGradNorm } from '../train/optim.js';
+import { AdamW, checkFinite, clipGradNorm } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { Rng } from '../train/rng.js';
 import { appendMetrics, filterMetrics, readMetrics } from '../train/metrics.js';
 import { lossCurveSvg } from '../train/svg.js';
-import { formatDuration, ProgressLine, trainingGemmPeak, trainFlopsPerToken } from '../train/progress.js';
+import { formatDuration, ProgressLine, trainingGemmPeak, trainFlopsPerToken, stepLine } from '../train/progress.js';
 import { hasCheckpoint, loadTrainerState, recoverCheckpointDir, saveTrainerState, writeCheckpointDir } from '../train/state.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
@@ -289,19 +289,13 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
         const b = loader.next();
         const l = model.forward(b.ids, B, T, { targets: b.targets }).loss!;
         const value = step + 1 === NAN_STEP ? NaN : l.item();
-        if (!Number.isFinite(value)) {
-          throw new UserError(`the loss became ${value} at step ${step + 1} (lr ${lr.toExponential(2)}); training diverged`,
-            `lower --lr (now ${o.lr}) or raise --warmup; the last checkpoint in ${o.out} is untouched`);
-        }
+        checkFinite('loss', value, step + 1, lr, `lower --lr (now ${o.lr}) or raise --warmup; the last checkpoint in ${o.out} is untouched`);
         loss += value / o.gradAccum;
         (o.gradAccum > 1 ? mulScalar(l, 1 / o.gradAccum) : l).backward();
         releaseTape();
       }
       const gradNorm = clipGradNorm(model.gradFlat, o.clip, be);
-      if (!Number.isFinite(gradNorm)) {
-        throw new UserError(`the gradient norm became ${gradNorm} at step ${step + 1}; training diverged`,
-          `lower --lr or --clip; the last checkpoint in ${o.out} is untouched`);
-      }
+      checkFinite('gradient norm', gradNorm, step + 1, lr, `lower --lr or --clip; the last checkpoint in ${o.out} is untouched`);
       opt.step(lr);
       step++;
       lastLoss = loss;
@@ -312,9 +306,7 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
       const tokPerSec = tokensPerStep / dt;
       const mfu = (flopsPerToken * tokPerSec) / (peak * 1e9);
       appendMetrics(metricsPath, { step, loss, lr, gradNorm, tokPerSec: Math.round(tokPerSec), mfu: +mfu.toFixed(4), time: +((performance.now() - t0) / 1000).toFixed(3) });
-      progress.update(`step ${step}/${o.steps} | loss ${loss.toFixed(4)} | lr ${lr.toExponential(2)} | ` +
-        `${(tokPerSec / 1000).toFixed(1)}k tok/s | MFU ${(100 * mfu).toFixed(1)}% | ${(dt * 1000).toFixed(0)} ms | ` +
-        `ETA ${formatDuration((o.steps - step) * stepTimeEma)}`, step === o.steps);
+      progress.update(stepLine('', step, o.steps, loss, lr, tokPerSec, mfu, dt, (o.steps - step) * stepTimeEma), step === o.steps);
 
       // ---- checkpoint, time limit, signals (yield to the event loop once a step so SIGINT/SIGTERM handlers can run)
       await new Promise<void>((resolve) => setImmediate(resolve));

@@ -20,11 +20,11 @@ import { GPT } from '../model/gpt.js';
 import { configFromPreset } from '../model/config.js';
 import { loadModel, saveModel } from '../model/checkpoint.js';
 import { Tokenizer } from '../tokenizer/index.js';
-import { AdamW, clipGradNorm } from '../train/optim.js';
+import { AdamW, checkFinite, clipGradNorm } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { appendMetrics, filterMetrics, readMetrics } from '../train/metrics.js';
 import { lossCurveSvg } from '../train/svg.js';
-import { formatDuration, measureGemmPeak, ProgressLine, trainFlopsPerToken } from '../train/progress.js';
+import { formatDuration, measureGemmPeak, ProgressLine, trainFlopsPerToken, stepLine } from '../train/progress.js';
 import { hasCheckpoint, loadTrainerState, recoverCheckpointDir, saveTrainerState, writeCheckpointDir } from '../train/state.js';
 import {
   builtinDemos, demosToJsonl, fnv1a, isBuiltinDemos, makeBatch, packConversations, readDemos, rowsForStep,
@@ -310,19 +310,13 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
         if (w[k] === 0) continue;
         const l = model.forward(micro[k].ids, B, T, { targets: micro[k].targets, weights: micro[k].weights }).loss!;
         const value = l.item();
-        if (!Number.isFinite(value)) {
-          throw new UserError(`the loss became ${value} at step ${step + 1} (lr ${lr.toExponential(2)}); training diverged`,
-            `lower --lr (now ${o.lr}) or raise --warmup; the last checkpoint in ${o.out} is untouched`);
-        }
+        checkFinite('loss', value, step + 1, lr, `lower --lr (now ${o.lr}) or raise --warmup; the last checkpoint in ${o.out} is untouched`);
         loss += (value * w[k]) / W;
         (micro.length > 1 ? mulScalar(l, w[k] / W) : l).backward();
         releaseTape();
       }
       const gradNorm = clipGradNorm(model.gradFlat, o.clip, be);
-      if (!Number.isFinite(gradNorm)) {
-        throw new UserError(`the gradient norm became ${gradNorm} at step ${step + 1}; training diverged`,
-          `lower --lr or --clip; the last checkpoint in ${o.out} is untouched`);
-      }
+      checkFinite('gradient norm', gradNorm, step + 1, lr, `lower --lr or --clip; the last checkpoint in ${o.out} is untouched`);
       opt.step(lr);
       step++;
       lastLoss = loss;
@@ -333,9 +327,7 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
       const tokPerSec = (B * T * o.gradAccum) / dt;
       const mfu = (flopsPerToken * tokPerSec) / (peak * 1e9);
       appendMetrics(metricsPath, { step, loss, lr, gradNorm, assistantTokens: W, tokPerSec: Math.round(tokPerSec), mfu: +mfu.toFixed(4), time: +((performance.now() - t0) / 1000).toFixed(3) });
-      progress.update(`sft step ${step}/${o.steps} | loss ${loss.toFixed(4)} | lr ${lr.toExponential(2)} | ` +
-        `${(tokPerSec / 1000).toFixed(1)}k tok/s | MFU ${(100 * mfu).toFixed(1)}% | ${(dt * 1000).toFixed(0)} ms | ` +
-        `ETA ${formatDuration((o.steps - step) * stepTimeEma)}`, step === o.steps);
+      progress.update(stepLine('sft ', step, o.steps, loss, lr, tokPerSec, mfu, dt, (o.steps - step) * stepTimeEma), step === o.steps);
 
       // ---- checkpoint, time limit, signals
       const outOfTime = o.timeLimit > 0 && (performance.now() - t0) / 60000 >= o.timeLimit;

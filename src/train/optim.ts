@@ -13,6 +13,7 @@
 import type { Tensor } from '../tensor/index.js';
 import { getBackend } from '../tensor/index.js';
 import type { Backend } from '../tensor/backend.js';
+import { UserError } from '../util/errors.js';
 
 export interface AdamWConfig {
   beta1: number;        // 0.9
@@ -102,4 +103,12 @@ export function clipGradNorm(grad: Float32Array, maxNorm: number, backend: Backe
     backend.scaleShift(grad, grad, maxNorm / (norm + 1e-6), 0, grad.length);
   }
   return norm;
+}
+
+// Divergence guard of a training step: a non-finite loss or gradient norm stops the run before the optimizer step and
+// before any save, so the last checkpoint stays good. `hint` says what to change.
+export function checkFinite(what: 'loss' | 'gradient norm', value: number, step: number, lr: number, hint: string): void {
+  if (!Number.isFinite(value)) {
+    throw new UserError(`the ${what} became ${value} at step ${step} (lr ${lr.toExponential(2)}); training diverged`, hint);
+  }
 }
