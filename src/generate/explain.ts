@@ -19,7 +19,8 @@ export function showToken(text: string): string {
 
 export function renderExplain(step: TokenStep, tokenText: (id: number) => string, f: ExplainFormat = {}): string {
   const cands = step.candidates ?? [];
-  const rows = cands.map((c) => ({ id: c.id, prob: c.prob }));
+  // Tokens the chain cut (probability exactly 0) are not candidates: list only what the draw could have picked.
+  const rows = cands.filter((c) => c.prob > 0 || c.id === step.id).map((c) => ({ id: c.id, prob: c.prob }));
   const drawnShown = rows.some((r) => r.id === step.id);
   const label = (id: number) => showToken(tokenText(id));
   const width = Math.max(8, ...rows.map((r) => displayWidth(label(r.id))), displayWidth(label(step.id)));
