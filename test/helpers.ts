@@ -12,3 +12,10 @@ export function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+// n values uniform in [-1, 1) from a generator made by rng().
+export function randArray(n: number, next: () => number): Float32Array {
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = 2 * next() - 1;
+  return x;
+}

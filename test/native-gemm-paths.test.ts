@@ -12,24 +12,17 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import type { Backend } from '../src/tensor/backend.js';
 import { loadNativeBackend, nativeControls, nativeLoadError } from '../src/tensor/backend-native.js';
+import { rng, randArray as randArrayOf } from './helpers.js';
 
 const be: Backend | null = loadNativeBackend();
 const skipReason = be ? '' : `native addon unavailable: ${nativeLoadError()}`;
 if (!be) console.log(`# SKIP native-gemm-paths: ${skipReason}`);
 const skip = { skip: skipReason || false };
 
-let seed = 987654321;
-function rand(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return (seed >>> 0) / 2 ** 31 - 1;
-}
-function randArray(n: number): Float32Array {
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = rand();
-  return x;
-}
+// ---- deterministic random data, values in [-1, 1)
+const next = rng(987654321);
+const rand = (): number => 2 * next() - 1;
+const randArray = (n: number): Float32Array => randArrayOf(n, next);
 
 interface Case {
   M: number; N: number; K: number; transA: boolean; transB: boolean; alpha: number; beta: number;

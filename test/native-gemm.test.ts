@@ -11,24 +11,15 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from '../src/tensor/backend.js';
 import { loadNativeBackend, nativeControls, nativeLoadError } from '../src/tensor/backend-native.js';
+import { rng, randArray as randArrayOf } from './helpers.js';
 
 const be: Backend | null = loadNativeBackend();
 const skipReason = be ? '' : `native addon unavailable: ${nativeLoadError()}`;
 if (!be) console.log(`# SKIP native-gemm: ${skipReason}`);
 
-// ---- deterministic random data (xorshift32), values in [-1, 1)
-let seed = 12345;
-function rand(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return (seed >>> 0) / 2 ** 31 - 1;
-}
-function randArray(n: number): Float32Array {
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = rand();
-  return x;
-}
+// ---- deterministic random data, values in [-1, 1)
+const next = rng(12345);
+const randArray = (n: number): Float32Array => randArrayOf(n, next);
 
 interface Case {
   M: number; N: number; K: number; transA: boolean; transB: boolean; alpha: number; beta: number;
