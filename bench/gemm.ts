@@ -64,7 +64,8 @@ function median(xs: number[]): number {
 }
 
 // ---- OpenBLAS peer: a child process that answers one timed cblas_sgemm per request, so its runs interleave with
-// ours and both see the same machine load
+// ours and both see the same machine load; it answers once its threads have stopped spinning (openblas_shim.c), so
+// neither library's run shares the cores with the other's idle threads
 
 class Peer {
   private child: ChildProcessWithoutNullStreams;
@@ -171,8 +172,10 @@ for (const s of shapes()) {
       const m = /^seconds (\S+) cpu (\S+)/.exec(answer);
       if (m) theirs.push(flops / Number(cpu ? m[2] : m[1]) / 1e9);
     }
+    // each of our runs and the OpenBLAS run right after it saw nearly the same machine: the median of those paired
+    // ratios cancels slow changes of load that the two medians alone would mix in
     const o = median(ours), p = theirs.length ? median(theirs) : 0;
-    const ratio = p ? (o / p).toFixed(2) : '-';
+    const ratio = p ? median(ours.map((x, i) => x / theirs[i])).toFixed(2) : '-';
     const best = p ? (Math.max(...ours) / Math.max(...theirs)).toFixed(2) : '-';
     rows.push([s.label, String(s.M), String(s.N), String(s.K), s.transA ? 'T' : 'N', s.transB ? 'T' : 'N', String(s.beta),
       String(threads) + (cpu ? ' cpu' : ''), o.toFixed(1), p ? p.toFixed(1) : '-', ratio, best]);
@@ -191,7 +194,7 @@ for (const [i, r] of rows.entries()) {
   if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 }
 console.log('');
-console.log('ratio: our median over OpenBLAS median; best/best: our fastest run over its fastest (less sensitive to load)');
+console.log('ratio: median over the runs of ours / the OpenBLAS run right after it; best/best: our fastest run over its fastest (less sensitive to load)');
 if (CPU_TIME) console.log("'1 cpu' rows: flops per CPU-second of each process (--cpu-time), the rest wall-clock");
 console.log(peerNote);
 console.log(`load average ${loadavg()[0].toFixed(2)} at end (the machine may be shared: rerun key shapes when quiet)`);

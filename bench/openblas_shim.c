@@ -3,7 +3,10 @@
 // Protocol, one command per line on stdin, one answer per line on stdout:
 //   shape M N K TRANSA TRANSB BETA  -> "ok" (allocates and fills A, B, C)
 //   run THREADS [REPEAT]            -> "seconds S cpu C": mean wall-clock and process CPU time of REPEAT (default 1)
-//                                      cblas_sgemm calls on the current shape
+//                                      cblas_sgemm calls on the current shape, sent once OpenBLAS's threads are idle
+// OpenBLAS's worker threads keep spinning (sched_yield) for about 2^28 cycles (~0.1 s) after each call, which on a
+// 2-core machine takes half of a core from whatever runs next (measured: our 2-thread 1024^3 product, run right after
+// it, at 0.53x of its 2-thread speed alone). So the answer to "run" waits until the process uses no more CPU time.
 // At start it prints "core NAME" (openblas_get_corename), or "unavailable REASON" and exits 2.
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -58,6 +61,12 @@ int main(void) {
       for (int r = 0; r < repeat; r++)
         sgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, beta, C, N);
       double t = now(CLOCK_MONOTONIC) - t0, c = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
+      // idle: under 1 ms of CPU time in 20 ms of wall-clock time (at most 2 s)
+      for (int w = 0; w < 100; w++) {
+        double c1 = now(CLOCK_PROCESS_CPUTIME_ID);
+        nanosleep(&(struct timespec){0, 20000000}, NULL);
+        if (now(CLOCK_PROCESS_CPUTIME_ID) - c1 < 1e-3) break;
+      }
       printf("seconds %.9f cpu %.9f\n", t / repeat, c / repeat);
     } else {
       printf("error bad command: %s", line);
