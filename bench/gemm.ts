@@ -1,10 +1,12 @@
 // GEMM throughput of the native backend, and the ratio to OpenBLAS's cblas_sgemm measured in the same run.
 //
-// Run: npm run build && node dist/bench/gemm.js [--reps 7] [--quick] [--only TEXT] [--cpu-time]
+// Run: npm run build && node dist/bench/gemm.js [--reps 5] [--rounds 3] [--quick] [--only TEXT] [--cpu-time]
 // Shapes: 512^3, 1024^3, 2048^3, and the transformer products (M, K, N) = (4096, 384, 1152), (4096, 1152, 384),
 // (4096, 384, 1536) in the three forms training uses: forward x @ W^T (transB), dX = dY @ W, dW += dY^T @ X (transA,
 // beta 1); plus decode-shaped rows (M = 1, 4). Each figure is the median of --reps timed runs after a warm-up, with
-// 1 thread and with all threads. --only keeps the shapes whose label contains TEXT (e.g. --only fwd).
+// 1 thread and with all threads, and the whole list is measured --rounds times, the samples pooled: on a shared machine
+// whose speed drifts over minutes, each row then sees several moments. --only keeps the shapes whose label contains
+// TEXT (e.g. --only fwd).
 // --cpu-time: on a shared machine, the 1-thread rows report flops per CPU-second of the process (ours and OpenBLAS
 // alike), which time slices taken by other processes do not dilute; multi-thread rows stay wall-clock.
 // OpenBLAS is a peer, never a dependency: when libopenblas.so.0 is installed, bench/openblas_shim.c is compiled into a
@@ -22,7 +24,9 @@ import { loadNativeBackend, nativeControls, nativeLoadError } from '../src/tenso
 
 const args = process.argv.slice(2);
 const repsArg = args.indexOf('--reps');
-const REPS = repsArg >= 0 ? Math.max(1, Number(args[repsArg + 1]) | 0) : 7;
+const REPS = repsArg >= 0 ? Math.max(1, Number(args[repsArg + 1]) | 0) : 5;
+const roundsArg = args.indexOf('--rounds');
+const ROUNDS = roundsArg >= 0 ? Math.max(1, Number(args[roundsArg + 1]) | 0) : 3;
 const QUICK = args.includes('--quick');
 const onlyArg = args.indexOf('--only');
 const ONLY = onlyArg >= 0 ? args[onlyArg + 1] ?? '' : '';
@@ -145,33 +149,46 @@ const started = await startPeer(level);
 const peer = typeof started === 'string' ? null : started.peer;
 const peerNote = typeof started === 'string' ? `OpenBLAS not measured: ${started}` : started.note;
 const load0 = loadavg()[0];
-console.log(`native gemm, cpu level ${nativeControls.cpuLevelName()}, ${allThreads} thread(s) available, median of ${REPS} ` +
+console.log(`native gemm, cpu level ${nativeControls.cpuLevelName()}, ${allThreads} thread(s) available, median of ${REPS} x ${ROUNDS} ` +
   `interleaved runs (ours, then OpenBLAS); load average ${load0.toFixed(2)} at start`);
 
 const threadCounts = allThreads > 1 ? [1, allThreads] : [1];
 const rows: string[][] = [
   ['shape', 'M', 'N', 'K', 'tA', 'tB', 'beta', 'thr', 'ours GF/s', 'OpenBLAS GF/s', 'ratio', 'best/best'],
 ];
-for (const s of shapes()) {
-  const A = randArray(s.M * s.K), B = randArray(s.K * s.N), C = new Float32Array(s.M * s.N);
-  const flops = 2 * s.M * s.N * s.K;
-  const inner = flops < 1e8 ? Math.max(1, Math.round(1e8 / flops)) : 1; // repeat small products to time them
-  if (peer) await peer.ask(`shape ${s.M} ${s.N} ${s.K} ${s.transA ? 1 : 0} ${s.transB ? 1 : 0} ${s.beta}`);
-  for (const threads of threadCounts) {
-    nativeControls.setNumThreads(threads);
-    const ours: number[] = [], theirs: number[] = [];
-    const cpu = CPU_TIME && threads === 1;
-    for (let r = -1; r < REPS; r++) {
-      const t0 = performance.now(), c0 = process.cpuUsage();
-      for (let i = 0; i < inner; i++) be.gemm(C, A, B, s.M, s.N, s.K, s.transA, s.transB, 1, s.beta);
-      const c1 = process.cpuUsage(c0);
-      const t = cpu ? (c1.user + c1.system) / 1e6 / inner : (performance.now() - t0) / 1000 / inner;
-      const answer = peer ? await peer.ask(`run ${threads} ${inner}`) : '';
-      if (r < 0) continue; // warm-up
-      ours.push(flops / t / 1e9);
-      const m = /^seconds (\S+) cpu (\S+)/.exec(answer);
-      if (m) theirs.push(flops / Number(cpu ? m[2] : m[1]) / 1e9);
+const samples = new Map<string, { ours: number[]; theirs: number[] }>();
+for (let round = 0; round < ROUNDS; round++) {
+  for (const s of shapes()) {
+    const A = randArray(s.M * s.K), B = randArray(s.K * s.N), C = new Float32Array(s.M * s.N);
+    const flops = 2 * s.M * s.N * s.K;
+    const inner = flops < 1e8 ? Math.max(1, Math.round(1e8 / flops)) : 1; // repeat small products to time them
+    if (peer) await peer.ask(`shape ${s.M} ${s.N} ${s.K} ${s.transA ? 1 : 0} ${s.transB ? 1 : 0} ${s.beta}`);
+    for (const threads of threadCounts) {
+      nativeControls.setNumThreads(threads);
+      const key = `${s.label}|${threads}`;
+      const got = samples.get(key) ?? { ours: [], theirs: [] };
+      samples.set(key, got);
+      const cpu = CPU_TIME && threads === 1;
+      for (let r = -1; r < REPS; r++) {
+        const t0 = performance.now(), c0 = process.cpuUsage();
+        for (let i = 0; i < inner; i++) be.gemm(C, A, B, s.M, s.N, s.K, s.transA, s.transB, 1, s.beta);
+        const c1 = process.cpuUsage(c0);
+        const t = cpu ? (c1.user + c1.system) / 1e6 / inner : (performance.now() - t0) / 1000 / inner;
+        const answer = peer ? await peer.ask(`run ${threads} ${inner}`) : '';
+        if (r < 0) continue; // warm-up
+        const m = /^seconds (\S+) cpu (\S+)/.exec(answer);
+        if (peer && !m) continue; // keep the two lists paired
+        got.ours.push(flops / t / 1e9);
+        if (m) got.theirs.push(flops / Number(cpu ? m[2] : m[1]) / 1e9);
+      }
     }
+  }
+  console.log(`round ${round + 1}/${ROUNDS} done, load average ${loadavg()[0].toFixed(2)}`);
+}
+for (const s of shapes()) {
+  for (const threads of threadCounts) {
+    const { ours, theirs } = samples.get(`${s.label}|${threads}`)!;
+    const cpu = CPU_TIME && threads === 1;
     // each of our runs and the OpenBLAS run right after it saw nearly the same machine: the median of those paired
     // ratios cancels slow changes of load that the two medians alone would mix in
     const o = median(ours), p = theirs.length ? median(theirs) : 0;
@@ -179,7 +196,6 @@ for (const s of shapes()) {
     const best = p ? (Math.max(...ours) / Math.max(...theirs)).toFixed(2) : '-';
     rows.push([s.label, String(s.M), String(s.N), String(s.K), s.transA ? 'T' : 'N', s.transB ? 'T' : 'N', String(s.beta),
       String(threads) + (cpu ? ' cpu' : ''), o.toFixed(1), p ? p.toFixed(1) : '-', ratio, best]);
-    console.log(rows[rows.length - 1].join('  '));
   }
 }
 nativeControls.setNumThreads(allThreads);

@@ -7,7 +7,7 @@
 // the range, never which thread runs it.
 // cw_parallel_for_chunks asks for more chunks than threads, for work the threads should share out dynamically.
 // Dispatch is low-latency because the small model calls it thousands of times per step: workers spin briefly on a
-// generation counter (100 us), then sleep on a futex (Linux; elsewhere they yield). Nested calls, and calls while another
+// generation counter (1 ms), then sleep on a futex (Linux; elsewhere they yield). Nested calls, and calls while another
 // thread is dispatching, run the same chunks serially on the calling thread.
 // Thread count: CHATWRIGHT_THREADS, else the cores this process may run on (sched_getaffinity), else sysconf.
 #define _GNU_SOURCE
@@ -25,7 +25,10 @@
 #endif
 
 #define CW_MAX_THREADS 256  // also bounds the chunk count, which the claim word holds in 16 bits
-#define SPIN_NS 100000  // a waiting thread spins this long (100 us) before it sleeps
+// A waiting thread spins this long before it sleeps. Waking a sleeping vCPU costs 40-80 us here (KVM: the host must run
+// it again), and a small-model training step has gaps of 0.1-1 ms between dispatches (the JS side, serial kernels):
+// with 100 us, one step of the small preset slept and woke ~190 workers and ~160 callers; with 1 ms, ~20 and ~1.
+#define SPIN_NS 1000000
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
