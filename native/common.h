@@ -23,7 +23,8 @@ const char* cw_cpu_level_name(int level);
 
 // ---- thread pool (pool.c)
 // Persistent worker threads; size = available cores, or CHATWRIGHT_THREADS. The calling thread takes part.
-// cw_parallel_for splits [0, n) into contiguous chunks of at least `grain` items and calls fn(ctx, begin, end) on each;
+// cw_parallel_for splits [0, n) into contiguous chunks of about `grain` items or more (up to 4 per thread, claimed
+// dynamically) and calls fn(ctx, begin, end) on each;
 // it returns when all chunks are done. Nested calls run serially on the calling thread.
 typedef void (*cw_range_fn)(void* ctx, int64_t begin, int64_t end);
 void cw_parallel_for(int64_t n, int64_t grain, cw_range_fn fn, void* ctx);

@@ -10,10 +10,10 @@
 // B in place instead of packing it for parts up to 128 x 128 (B_IN_PLACE).
 // Threading: large products with M >= N >= 256 (the training GEMMs of the small and medium models) share one packed
 // B block between the threads and hand out MC-row blocks of A dynamically (gemm_shared), so a thread slowed by the
-// rest of a shared machine takes fewer blocks. Other products are split into as many parts as there are threads,
-// along M (in whole MR panels) when M >= N, else along N (in whole NR panels); each part runs the serial blocked
-// algorithm with its own packed buffers (B or A is packed twice, a few percent of the flops for our shapes, in
-// exchange for no barrier). Products under SERIAL_FLOPS run on the calling thread; batches of small products are
+// rest of a shared machine takes fewer blocks. Other products are split into parts (one to four per thread, claimed
+// dynamically), along M (in whole MR panels) when M >= N, else along N (in whole NR panels); each part runs the serial
+// blocked algorithm with its own packed buffers (B or A is packed once per part, a few percent of the flops for our
+// shapes, in exchange for no barrier). Products under SERIAL_FLOPS run on the calling thread; batches of small products are
 // split over the batch instead.
 // beta: 0 overwrites (the first K block stores instead of adding, so NaN in C is never read), 1 accumulates, any
 // other value scales C first. alpha 0 reads neither A nor B (BLAS semantics).
@@ -302,8 +302,9 @@ static void gemm_shared(const gemm_problem* g, int threads) {
   const int MR = k->mr, NR = k->nr;
   int64_t KC = balanced_block(g->K, k->kc, 4);
   int64_t NC = balanced_block(g->N, k->nc, NR);
-  // about 4 blocks per thread (a late thread then costs at most a quarter of its share), at most the kernel's mc
-  int64_t MC = (g->M / (4 * threads) + MR - 1) / MR * MR;
+  // about 8 blocks per thread (the caller, done with its blocks, then waits at most one block, an eighth of a share,
+  // for a slower vCPU), at most the kernel's mc
+  int64_t MC = (g->M / (8 * threads) + MR - 1) / MR * MR;
   if (MC > k->mc) MC = k->mc;
   if (MC < MR) MC = MR;
   size_t need = (size_t)KC * NC;
@@ -468,9 +469,15 @@ static void gemm_one(const gemm_problem* g, int allowThreads) {
     ctx.units = (g->N + ctx.unit - 1) / ctx.unit;
   }
   if (threads <= 1) part_range(&ctx, 0, ctx.units);
-  // grain = floor(units / threads), so that units / grain >= threads and every thread gets a chunk (a rounded-up grain
-  // gave an odd unit count, e.g. 293 panels of 14 rows for M = 4096, a single chunk: the product ran on one thread).
-  else cw_parallel_for(ctx.units, ctx.units / threads > 0 ? ctx.units / threads : 1, part_range, &ctx);
+  // Parts are claimed dynamically, so the faster thread takes more: up to 4 per thread while each keeps at least 512
+  // rows (or columns) of C, since each part packs its own copy of the other operand; never fewer than the threads.
+  else {
+    int64_t extent = ctx.units * ctx.unit, parts = extent / 512;
+    if (parts > 4 * threads) parts = 4 * threads;
+    if (parts < threads) parts = threads;
+    if (parts > ctx.units) parts = ctx.units;
+    cw_parallel_for_chunks(ctx.units, (int)parts, part_range, &ctx);
+  }
   free(ctx.tmp);
 }
 
