@@ -9,9 +9,14 @@
 // Reported per preset: median step time over --steps timed steps after --warmup steps, its split into forward+loss,
 // backward, clip+AdamW, tokens/s, MFU = model FLOP/s / GEMM peak (FLOPs as in src/train/progress.ts), peak RSS.
 // --ops: time per Backend primitive; --shapes: GFLOP/s of each GEMM shape of the step (both on stderr).
+// Peer: when python3 can import torch (Debian's python3-torch; never a dependency), bench/train_torch.py runs the same
+// model and step right after ours, with the same thread count, and the table adds its tokens/s, its MFU against the
+// same peak, and our speed over its speed. --no-torch skips it.
 import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { getBackend, setBackend, nativeAvailable, releaseTape } from '../src/tensor/index.js';
+import { nativeControls } from '../src/tensor/backend-native.js';
 import { GPT } from '../src/model/gpt.js';
 import { configFromPreset } from '../src/model/config.js';
 import { AdamW, clipGradNorm } from '../src/train/optim.js';
@@ -137,18 +142,55 @@ function parent(): void {
     const r = spawnSync(process.execPath, [...nodeFlags, self, ...pass, '--child', p], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     const line = r.stdout.trim().split('\n').pop() ?? '';
     if (r.status !== 0 || !line.startsWith('{')) { console.error(`${p}: child failed (exit ${r.status})\n${r.stdout}`); continue; }
-    rows.push(JSON.parse(line));
+    const row = JSON.parse(line);
+    row.torch = torchPeer(p, row.vocab);
+    rows.push(row);
   }
   const target: Record<string, number> = { tiny: 0.45, small: 0.65, medium: 0.65 };
   console.log('MFU: model FLOP/s over the GEMM peak measured up front; MFU*: median over steps of each step against the peak measured');
   console.log('right after it (robust to a shared, busy machine). FLOPs: 6 x matmul params + causal attention, per token.');
-  console.log('preset  backend  B x T      params   step ms  fwd/bwd/upd ms        tok/s   model GF/s  peak GF/s   MFU   MFU*  (target)  peak RSS');
+  const peerInfo = rows.map((r) => r.torch).find((t) => typeof t !== 'string') as { version: string } | undefined;
+  console.log(`PyTorch${peerInfo ? ` ${peerInfo.version}` : ''}: bench/train_torch.py, the same model and step in torch (fp32, same threads), run right`);
+  console.log('after ours; its MFU against the same peak.');
+  console.log('preset  backend  B x T      params   step ms  fwd/bwd/upd ms        tok/s   model GF/s  peak GF/s   MFU   MFU*  (target)  peak RSS' +
+    '   PyTorch tok/s  MFU    ours/PyTorch');
   for (const r of rows) {
+    const t = r.torch as { tokPerSec: number } | string;
+    const peer = typeof t === 'string' ? `   (${t})` : `   ${String(t.tokPerSec).padStart(13)}  ${(100 * r.mfu * (t.tokPerSec / r.tokPerSec)).toFixed(1).padStart(4)}%` +
+      `  ${(r.tokPerSec / t.tokPerSec).toFixed(2).padStart(6)}x`;
     console.log(`${r.preset.padEnd(7)} ${r.backend.padEnd(8)} ${`${r.B} x ${r.T}`.padEnd(9)} ${(r.params / 1e6).toFixed(2).padStart(7)}M ` +
       `${String(r.stepMs).padStart(8)}  ${`${r.forwardMs}/${r.backwardMs}/${r.updateMs}`.padEnd(20)} ${String(r.tokPerSec).padStart(7)} ` +
       `${String(r.modelGflops).padStart(11)} ${String(r.peakGflops).padStart(10)} ${(100 * r.mfu).toFixed(1).padStart(5)}% ${(100 * r.mfuLocal).toFixed(1).padStart(5)}%  (${100 * target[r.preset]}%) ` +
-      `${String(r.peakRssMiB).padStart(6)} MiB`);
+      `${String(r.peakRssMiB).padStart(6)} MiB${peer}`);
   }
+}
+
+// The PyTorch peer (bench/train_torch.py) on the same preset, shapes, steps and thread count; a reason string when
+// python3 or torch is missing (it is a peer for the benchmark, never a dependency) or --no-torch is given.
+function torchPeer(preset: string, vocab: number): { tokPerSec: number; stepMs: number; version: string } | string {
+  if (process.argv.includes('--no-torch')) return 'PyTorch not run: --no-torch';
+  const script = fileURLToPath(new URL('../../bench/train_torch.py', import.meta.url));
+  // the first python3 that imports torch: the one on PATH, else the system's (Debian's python3-torch installs there,
+  // while PATH may lead to a pyenv or venv python without it)
+  const python = ['python3', '/usr/bin/python3'].find((py) => {
+    const probe = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' });
+    return !probe.error && probe.status === 0;
+  });
+  if (!python) return 'PyTorch not measured: no python3 with torch found (Debian: apt-get install python3-torch)';
+  const { B, T } = SHAPES[preset];
+  const cfg = configFromPreset(preset as 'tiny' | 'small' | 'medium', vocab);
+  const threads = Number(process.env.CHATWRIGHT_THREADS) || availableParallelism();
+  // Debian's torch does its matrix products in the system OpenBLAS, which (0.3.21) takes this CPU for an old one and
+  // falls back to SSE3 kernels: give it its AVX-512 kernel, as bench/gemm does (5.96 -> 2.61 s a step for small here).
+  const env = { ...process.env };
+  delete env.OPENBLAS_L2_SIZE;
+  if (nativeAvailable() && nativeControls.cpuLevel() === 2) env.OPENBLAS_CORETYPE = 'SkylakeX';
+  const r = spawnSync(python, [script, JSON.stringify(cfg), String(B), String(T), arg('steps', '6'), arg('warmup', '2'), String(threads)],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env });
+  const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+  if (r.status !== 0 || !line.startsWith('{')) return `PyTorch run failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').pop()}`;
+  const j = JSON.parse(line) as { step_ms: number; torch: string };
+  return { tokPerSec: Math.round((B * T) / (j.step_ms / 1000)), stepMs: +j.step_ms.toFixed(1), version: j.torch };
 }
 
 const ci = process.argv.indexOf('--child');

@@ -247,7 +247,7 @@ export class GPT {
   }
 
   zeroGrad(): void {
-    this.gradFlat.fill(0);
+    getBackend().fill(this.gradFlat, 0, this.gradFlat.length); // on all threads: 1.5 ms for small, 3.9 with .fill(0)
   }
 
   // A copy with the same config and weights (e.g. the frozen reference policy of PPO/DPO).
