@@ -13,8 +13,8 @@
 // rest of a shared machine takes fewer blocks. Other products are split into parts (one to four per thread, claimed
 // dynamically), along M (in whole MR panels) when M >= N, else along N (in whole NR panels); each part runs the serial
 // blocked algorithm with its own packed buffers (B or A is packed once per part, a few percent of the flops for our
-// shapes, in exchange for no barrier). Products under SERIAL_FLOPS run on the calling thread; batches of small products are
-// split over the batch instead.
+// shapes, in exchange for no barrier). Products under SERIAL_FLOPS run on the calling thread; batches of small
+// products are split over the batch instead.
 // beta: 0 overwrites (the first K block stores instead of adding, so NaN in C is never read), 1 accumulates, any
 // other value scales C first. alpha 0 reads neither A nor B (BLAS semantics).
 // Tuning builds (-DCW_GEMM_TUNE) read CW_GEMM_TUNE=mc,kc,nc,aResident to override the blocking at run time.

@@ -187,8 +187,8 @@ static void run_serial(int64_t n, int chunks, cw_range_fn fn, void* ctx) {
   }
 }
 
-// Runs `chunks` chunks of [0, n) on the pool; capToThreads: at most one chunk per running thread.
-static void dispatch(int64_t n, int chunks, int capToThreads, cw_range_fn fn, void* ctx) {
+// Runs `chunks` chunks of [0, n) on the pool.
+static void dispatch(int64_t n, int chunks, cw_range_fn fn, void* ctx) {
   if (chunks == 1) {
     fn(ctx, 0, n);
     return;
@@ -198,13 +198,11 @@ static void dispatch(int64_t n, int chunks, int capToThreads, cw_range_fn fn, vo
     return;
   }
   start_workers();
-  if (g_started == 0) {  // no worker could start: as before, one chunk (capped) or the chunks in order
+  if (g_started == 0) {  // no worker could start: the chunks in order
     pthread_mutex_unlock(&g_lock);
-    if (capToThreads) fn(ctx, 0, n);
-    else run_serial(n, chunks, fn, ctx);
+    run_serial(n, chunks, fn, ctx);
     return;
   }
-  if (capToThreads && chunks > g_started + 1) chunks = g_started + 1;
   g_job.fn = fn;
   g_job.ctx = ctx;
   g_job.n = n;
@@ -240,7 +238,7 @@ void cw_parallel_for(int64_t n, int64_t grain, cw_range_fn fn, void* ctx) {
   if (grain < 1) grain = 1;
   int threads = cw_num_threads();
   int64_t maxChunks = n / grain, want = threads > 1 ? (int64_t)threads * CHUNKS_PER_THREAD : 1;
-  dispatch(n, (int)(maxChunks < want ? (maxChunks < 1 ? 1 : maxChunks) : want), 0, fn, ctx);
+  dispatch(n, (int)(maxChunks < want ? (maxChunks < 1 ? 1 : maxChunks) : want), fn, ctx);
 }
 
 void cw_parallel_for_chunks(int64_t n, int chunks, cw_range_fn fn, void* ctx) {
@@ -248,7 +246,7 @@ void cw_parallel_for_chunks(int64_t n, int chunks, cw_range_fn fn, void* ctx) {
   if (chunks > n) chunks = (int)n;
   if (chunks > 0xFFFF) chunks = 0xFFFF;
   if (chunks < 1) chunks = 1;
-  dispatch(n, chunks, 0, fn, ctx);
+  dispatch(n, chunks, fn, ctx);
 }
 
 int cw_num_threads(void) {
