@@ -12,7 +12,7 @@ import { lrAt } from '../src/train/schedule.js';
 import { AdamW, clipGradNorm, paramGroups } from '../src/train/optim.js';
 import { appendMetrics, readMetrics, filterMetrics } from '../src/train/metrics.js';
 import { lossCurveSvg } from '../src/train/svg.js';
-import { trainFlopsPerToken, formatDuration } from '../src/train/progress.js';
+import { trainFlopsPerToken, formatDuration, StepMeter } from '../src/train/progress.js';
 import { saveTrainerState, loadTrainerState, writeCheckpointDir, hasCheckpoint, STATE_JSON } from '../src/train/state.js';
 import { jsBackend } from '../src/tensor/backend-js.js';
 import { Tensor } from '../src/tensor/index.js';
@@ -173,6 +173,17 @@ test('clipGradNorm: returns the norm and scales to maxNorm only when above it', 
   assert.ok(Math.abs(clipGradNorm(g, 1, jsBackend) - 5) < 1e-6);
   const n = Math.hypot(g[0], g[1]);
   assert.ok(Math.abs(n - 1) < 1e-5, `norm after clipping ${n}`);
+});
+
+test('StepMeter: tokens/s, MFU and an ETA from the moving average of step times (computed by hand)', () => {
+  const m = new StepMeter(6e6, 100); // 6 MFLOP per token against a 100 GFLOP/s peak
+  let r = m.step(2048, 0.5, 10);     // 4096 tok/s; 4096 * 6e6 / 1e11 = 0.24576; ETA 10 * 0.5
+  assert.equal(r.tokPerSec, 4096);
+  assert.ok(Math.abs(r.mfu - 0.24576) < 1e-12);
+  assert.ok(Math.abs(r.eta - 5) < 1e-12);
+  r = m.step(2048, 1.5, 4);          // average 0.9 * 0.5 + 0.1 * 1.5 = 0.6; ETA 4 * 0.6
+  assert.ok(Math.abs(r.tokPerSec - 2048 / 1.5) < 1e-9);
+  assert.ok(Math.abs(r.eta - 2.4) < 1e-12);
 });
 
 test('trainer state round trip; the checkpoint folder swap survives a crash between renames', () => {

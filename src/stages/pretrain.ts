@@ -23,12 +23,12 @@ import { loadModel, saveModel } from '../model/checkpoint.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { readManifest, loadSplit } from '../train/shards.js';
 import { BatchLoader, evalBatches, type Cursor } from '../train/loader.js';
-import { AdamW, checkFinite, clipGradNorm } from '../train/optim.js';
+import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { Rng } from '../train/rng.js';
 import { appendMetrics, filterMetrics, readMetrics } from '../train/metrics.js';
 import { lossCurveSvg } from '../train/svg.js';
-import { formatDuration, ProgressLine, trainingGemmPeak, trainFlopsPerToken, stepLine } from '../train/progress.js';
+import { formatDuration, ProgressLine, StepMeter, trainingGemmPeak, trainFlopsPerToken, stepLine } from '../train/progress.js';
 import { hasCheckpoint, loadTrainerState, recoverCheckpointDir, saveTrainerState, writeCheckpointDir } from '../train/state.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
@@ -263,7 +263,8 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
   process.once('SIGTERM', onSignal);
   const progress = new ProgressLine(process.stdout, o.logEvery, print);
   const t0 = performance.now();
-  let lastLoss = NaN, lastVal: number | null = null, stepTimeEma = 0;
+  let lastLoss = NaN, lastVal: number | null = null;
+  const meter = new StepMeter(flopsPerToken, peak);
   let stopped: PretrainResult['stopped'] = 'steps';
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
   try {
@@ -294,19 +295,15 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
         (o.gradAccum > 1 ? mulScalar(l, 1 / o.gradAccum) : l).backward();
         releaseTape();
       }
-      const gradNorm = clipGradNorm(model.gradFlat, o.clip, be);
-      checkFinite('gradient norm', gradNorm, step + 1, lr, `lower --lr or --clip; the last checkpoint in ${o.out} is untouched`);
-      opt.step(lr);
+      const gradNorm = clipAndStep(opt, model.gradFlat, o.clip, lr, step + 1, `lower --lr or --clip; the last checkpoint in ${o.out} is untouched`, be);
       step++;
       lastLoss = loss;
 
       // ---- log
       const dt = (performance.now() - ts) / 1000;
-      stepTimeEma = stepTimeEma === 0 ? dt : 0.9 * stepTimeEma + 0.1 * dt;
-      const tokPerSec = tokensPerStep / dt;
-      const mfu = (flopsPerToken * tokPerSec) / (peak * 1e9);
+      const { tokPerSec, mfu, eta } = meter.step(tokensPerStep, dt, o.steps - step);
       appendMetrics(metricsPath, { step, loss, lr, gradNorm, tokPerSec: Math.round(tokPerSec), mfu: +mfu.toFixed(4), time: +((performance.now() - t0) / 1000).toFixed(3) });
-      progress.update(stepLine('', step, o.steps, loss, lr, tokPerSec, mfu, dt, (o.steps - step) * stepTimeEma), step === o.steps);
+      progress.update(stepLine('', step, o.steps, loss, lr, tokPerSec, mfu, dt, eta), step === o.steps);
 
       // ---- checkpoint, time limit, signals (yield to the event loop once a step so SIGINT/SIGTERM handlers can run)
       await new Promise<void>((resolve) => setImmediate(resolve));

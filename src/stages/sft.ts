@@ -20,11 +20,11 @@ import { GPT } from '../model/gpt.js';
 import { configFromPreset } from '../model/config.js';
 import { loadModel, saveModel } from '../model/checkpoint.js';
 import { Tokenizer } from '../tokenizer/index.js';
-import { AdamW, checkFinite, clipGradNorm } from '../train/optim.js';
+import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { appendMetrics, filterMetrics, readMetrics } from '../train/metrics.js';
 import { lossCurveSvg } from '../train/svg.js';
-import { formatDuration, measureGemmPeak, ProgressLine, trainFlopsPerToken, stepLine } from '../train/progress.js';
+import { formatDuration, ProgressLine, StepMeter, trainingGemmPeak, trainFlopsPerToken, stepLine } from '../train/progress.js';
 import { hasCheckpoint, loadTrainerState, recoverCheckpointDir, saveTrainerState, writeCheckpointDir } from '../train/state.js';
 import {
   builtinDemos, demosToJsonl, fnv1a, isBuiltinDemos, makeBatch, packConversations, readDemos, rowsForStep,
@@ -213,7 +213,7 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
   const matmulParams = model.layout.filter((p) => p.kind === 'matrix').reduce((a, p) => a + p.size, 0) +
     (cfg.tiedEmbeddings && !cfg.scalarHead ? cfg.vocabSize * cfg.nEmbd : 0);
   const flopsPerToken = trainFlopsPerToken({ matmulParams, nLayer: cfg.nLayer, nEmbd: cfg.nEmbd, seqLen: T });
-  const peak = o.peakGflops > 0 ? o.peakGflops : measureGemmPeak(be, B * T, cfg.intermediateSize, cfg.nEmbd);
+  const peak = o.peakGflops > 0 ? o.peakGflops : trainingGemmPeak(be, B * T, cfg.nEmbd, cfg.intermediateSize);
 
   print(model.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new SFT run in ${o.out} from ${o.init ?? 'scratch'}`} | ${o.steps} steps of ` +
@@ -279,7 +279,8 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
     print(line);
   };
   const t0 = performance.now();
-  let lastLoss = NaN, lastVal: number | null = null, stepTimeEma = 0;
+  let lastLoss = NaN, lastVal: number | null = null;
+  const meter = new StepMeter(flopsPerToken, peak);
   let stopped: SFTResult['stopped'] = 'steps';
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
   try {
@@ -315,19 +316,15 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
         (micro.length > 1 ? mulScalar(l, w[k] / W) : l).backward();
         releaseTape();
       }
-      const gradNorm = clipGradNorm(model.gradFlat, o.clip, be);
-      checkFinite('gradient norm', gradNorm, step + 1, lr, `lower --lr or --clip; the last checkpoint in ${o.out} is untouched`);
-      opt.step(lr);
+      const gradNorm = clipAndStep(opt, model.gradFlat, o.clip, lr, step + 1, `lower --lr or --clip; the last checkpoint in ${o.out} is untouched`, be);
       step++;
       lastLoss = loss;
 
       // ---- log
       const dt = (performance.now() - ts) / 1000;
-      stepTimeEma = stepTimeEma === 0 ? dt : 0.9 * stepTimeEma + 0.1 * dt;
-      const tokPerSec = (B * T * o.gradAccum) / dt;
-      const mfu = (flopsPerToken * tokPerSec) / (peak * 1e9);
+      const { tokPerSec, mfu, eta } = meter.step(B * T * o.gradAccum, dt, o.steps - step);
       appendMetrics(metricsPath, { step, loss, lr, gradNorm, assistantTokens: W, tokPerSec: Math.round(tokPerSec), mfu: +mfu.toFixed(4), time: +((performance.now() - t0) / 1000).toFixed(3) });
-      progress.update(stepLine('sft ', step, o.steps, loss, lr, tokPerSec, mfu, dt, (o.steps - step) * stepTimeEma), step === o.steps);
+      progress.update(stepLine('sft ', step, o.steps, loss, lr, tokPerSec, mfu, dt, eta), step === o.steps);
 
       // ---- checkpoint, time limit, signals
       const outOfTime = o.timeLimit > 0 && (performance.now() - t0) / 60000 >= o.timeLimit;

@@ -105,6 +105,16 @@ export function clipGradNorm(grad: Float32Array, maxNorm: number, backend: Backe
   return norm;
 }
 
+// The end of every training step: clip the gradients to clip (a non-finite norm stops the run, see checkFinite, with
+// `hint`), then the optimizer step at lr. Returns the norm before clipping.
+export function clipAndStep(opt: AdamW, grad: Float32Array, clip: number, lr: number, step: number, hint: string,
+  backend: Backend = getBackend()): number {
+  const norm = clipGradNorm(grad, clip, backend);
+  checkFinite('gradient norm', norm, step, lr, hint);
+  opt.step(lr);
+  return norm;
+}
+
 // Divergence guard of a training step: a non-finite loss or gradient norm stops the run before the optimizer step and
 // before any save, so the last checkpoint stays good. `hint` says what to change.
 export function checkFinite(what: 'loss' | 'gradient norm', value: number, step: number, lr: number, hint: string): void {

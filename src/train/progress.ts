@@ -6,7 +6,7 @@
 // (nanoGPT's estimate_mfu counts the full T x T square, 12 * nLayer * C * T; we count only what causal attention does.)
 // The peak is measured, not taken from a datasheet: a short GEMM of training shape on the backend in use.
 //
-// API: trainFlopsPerToken(shape), measureGemmPeak(backend, M, N, K), trainingGemmPeak(backend, tokens, C, I), ProgressLine,
+// API: trainFlopsPerToken(shape), measureGemmPeak(backend, M, N, K), trainingGemmPeak(backend, tokens, C, I), StepMeter, ProgressLine,
 //      formatDuration(seconds)
 import type { Backend } from '../tensor/backend.js';
 
@@ -40,6 +40,20 @@ export function measureGemmPeak(backend: Backend, M: number, N: number, K: numbe
 // (tokens x I) -> C, so a small inner dimension of one shape does not lower the bar.
 export function trainingGemmPeak(backend: Backend, tokens: number, nEmbd: number, intermediate: number, seconds = 0.5): number {
   return Math.max(measureGemmPeak(backend, tokens, intermediate, nEmbd, seconds / 2), measureGemmPeak(backend, tokens, nEmbd, intermediate, seconds / 2));
+}
+
+// The rates of a training loop's steps: tokens/s and MFU of the step just done, and the ETA of the steps left from a
+// moving average of step times (weight 0.1 on the newest).
+export class StepMeter {
+  private ema = 0;
+
+  constructor(private readonly flopsPerToken: number, private readonly peakGflops: number) {}
+
+  step(tokens: number, seconds: number, stepsLeft: number): { tokPerSec: number; mfu: number; eta: number } {
+    this.ema = this.ema === 0 ? seconds : 0.9 * this.ema + 0.1 * seconds;
+    const tokPerSec = tokens / seconds;
+    return { tokPerSec, mfu: (this.flopsPerToken * tokPerSec) / (this.peakGflops * 1e9), eta: stepsLeft * this.ema };
+  }
 }
 
 export function formatDuration(seconds: number): string {
