@@ -6,7 +6,7 @@
 // (nanoGPT's estimate_mfu counts the full T x T square, 12 * nLayer * C * T; we count only what causal attention does.)
 // The peak is measured, not taken from a datasheet: a short GEMM of training shape on the backend in use.
 //
-// API: trainFlopsPerToken(shape), measureGemmPeak(backend, M, N, K), trainingGemmPeak(backend, tokens, C, I), StepMeter, ProgressLine,
+// API: trainFlopsPerToken(shape), measureGemmRates / measureGemmPeak(backend, M, N, K), trainingGemmPeak(backend, tokens, C, I), StepMeter, ProgressLine,
 //      formatDuration(seconds)
 import type { Backend } from '../tensor/backend.js';
 
@@ -16,24 +16,26 @@ export function trainFlopsPerToken(s: FlopShape): number {
   return 6 * s.matmulParams + 6 * s.nLayer * s.nEmbd * s.seqLen;
 }
 
-// Best GFLOP/s of C(M, N) = A(M, K) @ B(N, K)^T (the layout of a linear layer, HF weights) over a few repetitions
+// GFLOP/s of each of a few repetitions of C(M, N) = A(M, K) @ B(N, K)^T (the layout of a linear layer, HF weights),
 // lasting about `seconds` after one warm-up call.
-export function measureGemmPeak(backend: Backend, M: number, N: number, K: number, seconds = 0.5): number {
+export function measureGemmRates(backend: Backend, M: number, N: number, K: number, seconds = 0.5): number[] {
   const A = new Float32Array(M * K), B = new Float32Array(N * K), C = new Float32Array(M * N);
   for (let i = 0; i < A.length; i++) A[i] = ((i * 7919) % 1000) / 1000 - 0.5;
   for (let i = 0; i < B.length; i++) B[i] = ((i * 104729) % 1000) / 1000 - 0.5;
   backend.gemm(C, A, B, M, N, K, false, true, 1, 0);
-  let best = 0;
+  const rates: number[] = [];
   const t0 = performance.now();
-  let reps = 0;
-  while (reps < 3 || (performance.now() - t0 < seconds * 1000 && reps < 200)) {
+  while (rates.length < 3 || (performance.now() - t0 < seconds * 1000 && rates.length < 200)) {
     const t = performance.now();
     backend.gemm(C, A, B, M, N, K, false, true, 1, 0);
-    const dt = (performance.now() - t) / 1000;
-    best = Math.max(best, (2 * M * N * K) / dt / 1e9);
-    reps++;
+    rates.push((2 * M * N * K) / ((performance.now() - t) / 1000) / 1e9);
   }
-  return best;
+  return rates;
+}
+
+// The best of measureGemmRates: the peak.
+export function measureGemmPeak(backend: Backend, M: number, N: number, K: number, seconds = 0.5): number {
+  return Math.max(...measureGemmRates(backend, M, N, K, seconds));
 }
 
 // The peak used for MFU: the better of the two MLP GEMM shapes of a training step, (tokens x C) -> I and
