@@ -14,12 +14,16 @@
 #define NR 32
 // Rows ahead that the non-transposing packers (op(A) stored (K, M), op(B) stored (K, N)) fetch. Their rows are short runs
 // (an MC- or NC-wide slice) a page or more apart, which the hardware prefetchers do not follow across pages, so a
-// cold operand cost a memory latency per row. Measured in training steps of the small preset (two builds alternating
-// step by step in one process, 30 steps each, twice): the weight-gradient products (tA) 0.84-1.0x the time, the whole
-// step 0.96x; 16 rows ahead measured no better than 8.
+// cold operand costs a memory latency per row: the weight-gradient products dW = dY^T X, whose operands come from
+// earlier in the step. Measured in small-preset training steps (two builds alternating step by step in one process,
+// 30 steps each): the weight-gradient products 0.84-1.0x the time in two runs and the step 0.96x; in two later runs
+// the step 1.00x and 1.02x. An A/A run of one build against itself spreads 0.95-1.00x, so the gain is at most a few
+// percent. 16 rows ahead measured no better than 8. Rows under 1 KiB apart (the tiny model's 128-wide operands)
+// stream well without it; there the prefetches would only add instructions.
 #ifndef PACK_PF
 #define PACK_PF 8
 #endif
+#define PACK_PF_MIN_LD 256
 
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
 
@@ -131,7 +135,8 @@ T512 static void pack_a_avx512(float* dst, cw_operand A, int64_t i0, int64_t m, 
       const float* src = A.x + (p0 + p) * A.ld + i0;
       float* d = dst + p * MR;
       // each row of the block is a short run on its own page, which the hardware prefetchers do not follow
-      for (int64_t o = 0; o < m; o += 16) _mm_prefetch((const char*)(src + PACK_PF * A.ld + o), _MM_HINT_T0);
+      if (A.ld >= PACK_PF_MIN_LD)
+        for (int64_t o = 0; o < m; o += 16) _mm_prefetch((const char*)(src + PACK_PF * A.ld + o), _MM_HINT_T0);
       for (int64_t ib = 0; ib < panels; ib++, src += MR, d += kc * MR) {
         __m512 v = _mm512_maskz_loadu_ps(ib == panels - 1 ? last : (__mmask16)0x3FFF, src);
         if (alpha != 1.0f) v = _mm512_mul_ps(v, va);
@@ -156,7 +161,8 @@ T512 static void pack_b_avx512(float* dst, cw_operand B, int64_t p0, int64_t kc,
     for (int64_t p = 0; p < kc; p++) {
       const float* src = B.x + (p0 + p) * B.ld + j0;
       float* d = dst + p * NR;
-      for (int64_t o = 0; o < n; o += 16) _mm_prefetch((const char*)(src + PACK_PF * B.ld + o), _MM_HINT_T0);
+      if (B.ld >= PACK_PF_MIN_LD)
+        for (int64_t o = 0; o < n; o += 16) _mm_prefetch((const char*)(src + PACK_PF * B.ld + o), _MM_HINT_T0);
       for (int64_t jb = 0; jb < panels - 1; jb++, src += NR, d += kc * NR) {
         _mm512_store_ps(d, _mm512_loadu_ps(src));
         _mm512_store_ps(d + 16, _mm512_loadu_ps(src + 16));
