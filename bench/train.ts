@@ -5,6 +5,7 @@
 //   npx tsc -p . && node dist/bench/train.js                       # all three presets
 //   node dist/bench/train.js --presets tiny --steps 10 --vocab 4096
 //   node dist/bench/train.js --presets small --cpu-prof            # writes a .cpuprofile per child into bench-prof/
+//   node dist/bench/train.js --runs 5                              # medians of 5 runs per preset (this machine drifts)
 //
 // Reported per preset: median step time over --steps timed steps after --warmup steps, its split into forward+loss,
 // backward, clip+AdamW, tokens/s, MFU = model FLOP/s / GEMM peak (FLOPs as in src/train/progress.ts), peak RSS.
@@ -144,15 +145,22 @@ function parent(): void {
   const self = fileURLToPath(import.meta.url);
   const pass = process.argv.slice(2).filter((a) => a !== '--cpu-prof');
   const nodeFlags = process.argv.includes('--cpu-prof') ? ['--cpu-prof', '--cpu-prof-dir=bench-prof'] : [];
+  const runs = Math.max(1, Math.floor(Number(arg('runs', '1'))) || 1);
   const rows: any[] = [];
   for (const p of presets) {
     if (!(p in SHAPES)) throw new Error(`unknown preset ${p}; choose from ${Object.keys(SHAPES).join(', ')}`);
-    const r = spawnSync(process.execPath, [...nodeFlags, self, ...pass, '--child', p], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    const line = r.stdout.trim().split('\n').pop() ?? '';
-    if (r.status !== 0 || !line.startsWith('{')) { console.error(`${p}: child failed (exit ${r.status})\n${r.stdout}`); continue; }
-    const row = JSON.parse(line);
-    row.torch = torchPeer(p, row.vocab);
-    rows.push(row);
+    // --runs N: N fresh processes, each followed by its PyTorch run; the table shows the median of each figure
+    const done: any[] = [];
+    for (let i = 0; i < runs; i++) {
+      const r = spawnSync(process.execPath, [...nodeFlags, self, ...pass, '--child', p], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      const line = r.stdout.trim().split('\n').pop() ?? '';
+      if (r.status !== 0 || !line.startsWith('{')) { console.error(`${p}: child failed (exit ${r.status})\n${r.stdout}`); continue; }
+      const row = JSON.parse(line);
+      row.torch = torchPeer(p, row.vocab);
+      if (runs > 1) console.error(`  ${p} run ${i + 1}/${runs}: ${row.stepMs} ms a step, MFU ${(100 * row.mfu).toFixed(1)}%, MFU^ ${(100 * row.mfuUpFront).toFixed(1)}%`);
+      done.push(row);
+    }
+    if (done.length) rows.push(medianRow(done));
   }
   const target: Record<string, number> = { tiny: 0.45, small: 0.65, medium: 0.65 };
   console.log('MFU: model FLOP/s (6 x matmul params + causal attention, per token) over the GEMM peak; per step against the peak');
@@ -166,14 +174,31 @@ function parent(): void {
     'up-front peak best/median   MFU^  peak RSS   PyTorch tok/s  MFU    ours/PyTorch');
   for (const r of rows) {
     const t = r.torch as { tokPerSec: number } | string;
-    const peer = typeof t === 'string' ? `   (${t})` : `   ${String(t.tokPerSec).padStart(13)}  ${(100 * r.mfu * (t.tokPerSec / r.tokPerSec)).toFixed(1).padStart(4)}%` +
-      `  ${(r.tokPerSec / t.tokPerSec).toFixed(2).padStart(6)}x`;
+    const peer = typeof t === 'string' ? `   (${t})` : `   ${String(t.tokPerSec).padStart(13)}  ${(100 * r.mfu / r.torchRatio).toFixed(1).padStart(4)}%` +
+      `  ${r.torchRatio.toFixed(2).padStart(6)}x`;
     console.log(`${r.preset.padEnd(7)} ${r.backend.padEnd(8)} ${`${r.B} x ${r.T}`.padEnd(9)} ${(r.params / 1e6).toFixed(2).padStart(7)}M ` +
       `${String(r.stepMs).padStart(8)}  ${`${r.forwardMs}/${r.backwardMs}/${r.updateMs}`.padEnd(20)} ${String(r.tokPerSec).padStart(7)} ` +
       `${String(r.modelGflops).padStart(11)} ${String(r.peakLocalGflops).padStart(10)} ${(100 * r.mfu).toFixed(1).padStart(5)}%  (${100 * target[r.preset]}%)  ` +
       `${`${r.peakGflops} / ${r.peakMedianGflops}`.padStart(25)} ${(100 * r.mfuUpFront).toFixed(1).padStart(5)}% ` +
       `${String(r.peakRssMiB).padStart(6)} MiB${peer}`);
   }
+  if (runs > 1) {
+    console.log(`medians of ${runs} runs; MFU from run to run: ` +
+      rows.map((r) => `${r.preset} ${(100 * r.mfuMin).toFixed(1)}-${(100 * r.mfuMax).toFixed(1)}%`).join(', '));
+  }
+}
+
+// The median of each number over several runs of one preset; the MFU range; the PyTorch figures likewise (tokens/s, and
+// our speed over its speed as the median of the per-run ratios).
+function medianRow(done: any[]): any {
+  const row: any = { ...done[0], runs: done.length, mfuMin: Math.min(...done.map((r) => r.mfu)), mfuMax: Math.max(...done.map((r) => r.mfu)) };
+  for (const k of Object.keys(row)) if (typeof row[k] === 'number' && !['runs', 'mfuMin', 'mfuMax'].includes(k)) row[k] = median(done.map((r) => r[k]));
+  const peers = done.filter((r) => typeof r.torch !== 'string');
+  if (peers.length) {
+    row.torch = { ...peers[0].torch, tokPerSec: median(peers.map((r) => r.torch.tokPerSec)) };
+    row.torchRatio = median(peers.map((r) => r.tokPerSec / r.torch.tokPerSec));
+  }
+  return row;
 }
 
 // The PyTorch peer (bench/train_torch.py) on the same preset, shapes, steps and thread count; a reason string when
