@@ -234,12 +234,6 @@ export class GPT {
     return this.layout.filter((p) => p.kind !== 'embedding').reduce((a, p) => a + p.size, 0);
   }
 
-  // Training FLOPs per token, forward + backward: 6 N + 12 L C T (Kaplan et al. 2020; PaLM appendix B; nanoGPT estimate_mfu).
-  flopsPerToken(T: number): number {
-    const c = this.config;
-    return 6 * this.numParams({ nonEmbedding: true }) + 6 * c.vocabSize * c.nEmbd + 12 * c.nLayer * c.nEmbd * T;
-  }
-
   summary(): string {
     const m = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${(n / 1e3).toFixed(1)}K`);
     return `GPT ${describeConfig(this.config)} | ${m(this.numParams())} parameters ` +
