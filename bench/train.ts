@@ -221,6 +221,11 @@ function torchPeer(preset: string, vocab: number): { tokPerSec: number; stepMs: 
   const env = { ...process.env };
   delete env.OPENBLAS_L2_SIZE;
   if (nativeAvailable() && nativeControls.cpuLevel() === 2) env.OPENBLAS_CORETYPE = 'SkylakeX';
+  // It also runs two thread pools, its own OpenMP one for everything but the products and OpenBLAS's for those, and
+  // both spin after their work (OpenBLAS's for ~0.1 s): on 2 cores each then slows the other. Told to sleep at once
+  // (OpenBLAS spins 2^4 cycles, OpenMP waits passively) its small step went 2.8-3.1 s -> 1.7-2.3 s here.
+  env.OPENBLAS_THREAD_TIMEOUT ??= '4';
+  env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const r = spawnSync(python, [script, JSON.stringify(cfg), String(B), String(T), arg('steps', '6'), arg('warmup', '2'), String(threads)],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env });
   const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
