@@ -169,12 +169,12 @@ function parent(): void {
   console.log('beside its best.');
   const peerInfo = rows.map((r) => r.torch).find((t) => typeof t !== 'string') as { version: string } | undefined;
   console.log(`PyTorch${peerInfo ? ` ${peerInfo.version}` : ''}: bench/train_torch.py, the same model and step in torch (fp32, same threads), run right`);
-  console.log('after ours; its MFU against the same peak (scaled from ours by the ratio of step times).');
+  console.log('after ours; its MFU^ against the same up-front peak (it is not paired step by step).');
   console.log('preset  backend  B x T      params   step ms  fwd/bwd/upd ms        tok/s   model GF/s  peak GF/s   MFU  (target)  ' +
-    'up-front peak best/median   MFU^  peak RSS   PyTorch tok/s  MFU    ours/PyTorch');
+    'up-front peak best/median   MFU^  peak RSS   PyTorch tok/s  MFU^   ours/PyTorch');
   for (const r of rows) {
     const t = r.torch as { tokPerSec: number } | string;
-    const peer = typeof t === 'string' ? `   (${t})` : `   ${String(t.tokPerSec).padStart(13)}  ${(100 * r.mfu / r.torchRatio).toFixed(1).padStart(4)}%` +
+    const peer = typeof t === 'string' ? `   (${t})` : `   ${String(t.tokPerSec).padStart(13)}  ${(100 * r.torchMfu).toFixed(1).padStart(4)}%` +
       `  ${r.torchRatio.toFixed(2).padStart(6)}x`;
     console.log(`${r.preset.padEnd(7)} ${r.backend.padEnd(8)} ${`${r.B} x ${r.T}`.padEnd(9)} ${(r.params / 1e6).toFixed(2).padStart(7)}M ` +
       `${String(r.stepMs).padStart(8)}  ${`${r.forwardMs}/${r.backwardMs}/${r.updateMs}`.padEnd(20)} ${String(r.tokPerSec).padStart(7)} ` +
@@ -197,6 +197,8 @@ function medianRow(done: any[]): any {
   if (peers.length) {
     row.torch = { ...peers[0].torch, tokPerSec: median(peers.map((r) => r.torch.tokPerSec)) };
     row.torchRatio = median(peers.map((r) => r.tokPerSec / r.torch.tokPerSec));
+    // its MFU^: its model FLOP/s (our FLOPs per token times its tokens/s) over the same up-front peak
+    row.torchMfu = median(peers.map((r) => (r.modelGflops / r.tokPerSec) * r.torch.tokPerSec / r.peakGflops));
   }
   return row;
 }
