@@ -15,8 +15,8 @@
 // comparison anyway: the median step against the best rate of a 2 s window up front.
 // --ops: time per Backend primitive; --shapes: GFLOP/s of each GEMM shape of the step (both on stderr).
 // Peer: when python3 can import torch (Debian's python3-torch; never a dependency), bench/train_torch.py runs the same
-// model and step right after ours, with the same thread count, and the table adds its tokens/s, its MFU against the
-// same peak, and our speed over its speed. --no-torch skips it.
+// model and step right after ours, with the same thread count, and the table adds its tokens/s, its MFU^ against the
+// same up-front peak, and our speed over its speed. --no-torch skips it.
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -195,7 +195,7 @@ function medianRow(done: any[]): any {
   for (const k of Object.keys(row)) if (typeof row[k] === 'number' && !['runs', 'mfuMin', 'mfuMax'].includes(k)) row[k] = median(done.map((r) => r[k]));
   const peers = done.filter((r) => typeof r.torch !== 'string');
   if (peers.length) {
-    row.torch = { ...peers[0].torch, tokPerSec: median(peers.map((r) => r.torch.tokPerSec)) };
+    row.torch = { version: peers[0].torch.version, tokPerSec: median(peers.map((r) => r.torch.tokPerSec)) };
     row.torchRatio = median(peers.map((r) => r.tokPerSec / r.torch.tokPerSec));
     // its MFU^: its model FLOP/s (our FLOPs per token times its tokens/s) over the same up-front peak
     row.torchMfu = median(peers.map((r) => (r.modelGflops / r.tokPerSec) * r.torch.tokPerSec / r.peakGflops));
