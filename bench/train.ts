@@ -25,7 +25,7 @@ import { nativeControls } from '../src/tensor/backend-native.js';
 import { GPT } from '../src/model/gpt.js';
 import { configFromPreset } from '../src/model/config.js';
 import { AdamW, clipGradNorm } from '../src/train/optim.js';
-import { measureGemmPeak, measureGemmRates, trainingGemmPeak, trainFlopsPerToken } from '../src/train/progress.js';
+import { measureGemmPeak, trainingGemmPeak, trainingGemmRates, trainFlopsPerToken } from '../src/train/progress.js';
 import { Rng } from '../src/train/rng.js';
 
 const SHAPES: Record<string, { B: number; T: number }> = { tiny: { B: 16, T: 128 }, small: { B: 8, T: 256 }, medium: { B: 4, T: 512 } };
@@ -52,9 +52,8 @@ function child(preset: string): void {
   // the GEMM peak at the MLP shapes of this step (src/train/progress.ts), measured in this process: right after each
   // timed step, so that on a shared machine each step is compared with the peak of its moment (MFU), and once up front
   // over 2 s (MFU against it, with that window's median rate beside its best, which shows how much the machine drifts)
-  const upFront = [measureGemmRates(be, B * T, cfg.intermediateSize, cfg.nEmbd, 1.0), measureGemmRates(be, B * T, cfg.nEmbd, cfg.intermediateSize, 1.0)];
-  const better = upFront.map((r) => Math.max(...r)).reduce((bi, p, i, a) => (p > a[bi] ? i : bi), 0);
-  const peak = Math.max(...upFront[better]), peakMedian = median(upFront[better]);
+  const upFront = trainingGemmRates(be, B * T, cfg.nEmbd, cfg.intermediateSize, 2.0);
+  const peak = Math.max(...upFront), peakMedian = median(upFront);
   const localPeaks: number[] = [], mfus: number[] = [];
   const matmulParams = model.layout.filter((p) => p.kind === 'matrix').reduce((a, p) => a + p.size, 0) +
     (cfg.tiedEmbeddings ? cfg.vocabSize * cfg.nEmbd : 0);

@@ -134,7 +134,7 @@ T512 static void pack_a_avx512(float* dst, cw_operand A, int64_t i0, int64_t m, 
     for (int64_t p = 0; p < kc; p++) {
       const float* src = A.x + (p0 + p) * A.ld + i0;
       float* d = dst + p * MR;
-      // each row of the block is a short run on its own page, which the hardware prefetchers do not follow
+      // each row of the block is a short run, 1 KiB or more from the next (see PACK_PF)
       if (A.ld >= PACK_PF_MIN_LD)
         for (int64_t o = 0; o < m; o += 16) _mm_prefetch((const char*)(src + PACK_PF * A.ld + o), _MM_HINT_T0);
       for (int64_t ib = 0; ib < panels; ib++, src += MR, d += kc * MR) {

@@ -6,7 +6,8 @@
 // (nanoGPT's estimate_mfu counts the full T x T square, 12 * nLayer * C * T; we count only what causal attention does.)
 // The peak is measured, not taken from a datasheet: a short GEMM of training shape on the backend in use.
 //
-// API: trainFlopsPerToken(shape), measureGemmRates / measureGemmPeak(backend, M, N, K), trainingGemmPeak(backend, tokens, C, I), StepMeter, ProgressLine,
+// API: trainFlopsPerToken(shape), measureGemmRates / measureGemmPeak(backend, M, N, K), trainingGemmRates /
+//      trainingGemmPeak(backend, tokens, C, I), StepMeter, ProgressLine,
 //      formatDuration(seconds)
 import type { Backend } from '../tensor/backend.js';
 
@@ -38,10 +39,17 @@ export function measureGemmPeak(backend: Backend, M: number, N: number, K: numbe
   return Math.max(...measureGemmRates(backend, M, N, K, seconds));
 }
 
-// The peak used for MFU: the better of the two MLP GEMM shapes of a training step, (tokens x C) -> I and
-// (tokens x I) -> C, so a small inner dimension of one shape does not lower the bar.
+// The rates (measureGemmRates) of whichever of the two MLP GEMM shapes of a training step, (tokens x C) -> I and
+// (tokens x I) -> C, reached the higher best, so a small inner dimension of one shape does not lower the bar.
+export function trainingGemmRates(backend: Backend, tokens: number, nEmbd: number, intermediate: number, seconds = 0.5): number[] {
+  const a = measureGemmRates(backend, tokens, intermediate, nEmbd, seconds / 2);
+  const b = measureGemmRates(backend, tokens, nEmbd, intermediate, seconds / 2);
+  return Math.max(...a) >= Math.max(...b) ? a : b;
+}
+
+// The peak used for MFU: the best of trainingGemmRates.
 export function trainingGemmPeak(backend: Backend, tokens: number, nEmbd: number, intermediate: number, seconds = 0.5): number {
-  return Math.max(measureGemmPeak(backend, tokens, intermediate, nEmbd, seconds / 2), measureGemmPeak(backend, tokens, nEmbd, intermediate, seconds / 2));
+  return Math.max(...trainingGemmRates(backend, tokens, nEmbd, intermediate, seconds));
 }
 
 // The rates of a training loop's steps: tokens/s and MFU of the step just done, and the ETA of the steps left from a
