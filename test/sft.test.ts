@@ -1,6 +1,6 @@
 // SFT end to end on a tiny model: the loss counts the assistant's tokens only (and equals the mean of their
 // -log p computed from the logits by hand), fine-tuning on a learnable task lowers the held-out loss and raises the form
-// accuracy, and a run stopped mid-way resumes to the same per-step losses as one never stopped.
+// accuracy. (Stopping by a signal and the exact resume: test/stage-loop.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
@@ -121,31 +121,6 @@ test('SFT on a learnable task lowers the held-out loss and raises the form accur
     if (process.env.DEBUG_SFT) console.log(evAfter.samples.slice(0, 4));
     assert.ok(after.heldoutLoss! < before.heldoutLoss! - 0.5, `held-out loss ${before.heldoutLoss} -> ${after.heldoutLoss}`);
     assert.ok(after.poemForm! >= 0.5 && after.poemForm! > before.poemForm!, `form accuracy ${before.poemForm} -> ${after.poemForm}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test('a stopped SFT run resumes to the same per-step losses as an uninterrupted one', { timeout: 120_000 }, async () => {
-  const { dir, base, data, val } = setup();
-  try {
-    const steps = 12;
-    await sft({ ...common, init: base, data, val, out: join(dir, 'a'), steps }, quiet);
-    // stop the second run from inside: a SIGINT during the held-out evaluation at step 4 ends it after step 5. Only the
-    // listener the run installed is called (the test runner's own would end the process).
-    const before = new Set(process.listeners('SIGINT'));
-    await sft({ ...common, init: base, data, val, out: join(dir, 'b'), steps, evalEvery: 4, saveEvery: 0 }, (line) => {
-      if (!/^step 4: held-out/.test(line)) return;
-      for (const l of process.listeners('SIGINT')) if (!before.has(l)) (l as (s: string) => void)('SIGINT');
-    });
-    const stoppedAt = readMetrics(join(dir, 'b', 'metrics.jsonl')).filter((m) => m.loss !== undefined).length;
-    assert.ok(stoppedAt > 0 && stoppedAt < steps, `stopped at ${stoppedAt}`);
-    await sft({ ...common, init: base, data, val, out: join(dir, 'b'), steps }, quiet);
-    const loss = (d: string) => readMetrics(join(dir, d, 'metrics.jsonl')).filter((m) => m.loss !== undefined).map((m) => m.loss as number);
-    assert.deepEqual(loss('b'), loss('a'));
-    const wa = readFileSync(join(dir, 'a', 'model.safetensors'));
-    const wb = readFileSync(join(dir, 'b', 'model.safetensors'));
-    assert.ok(wa.equals(wb), 'final weights differ');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

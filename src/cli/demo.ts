@@ -2,6 +2,7 @@
 // result when a terminal is attached (src/stages/demo.ts).
 import { join } from 'node:path';
 import { demo } from '../stages/demo.js';
+import { exitCodeOf } from '../train/loop.js';
 import { helpText, parseArgs, wantsHelp } from './args.js';
 import { UserError } from '../util/errors.js';
 
@@ -19,7 +20,7 @@ export async function run(argv: string[]): Promise<number> {
   const a = parseArgs('demo', argv, spec);
   if (a._.length) throw new UserError(`demo: unexpected argument "${a._[0]}"`, 'run `chatwright demo --help`');
   const r = await demo({ out: a.out, quick: a.quick, chat: a.chat });
-  if (r.stopped) return 130;
+  if (r.stopped !== 'steps') return exitCodeOf(r.stopped);
   const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   if (a.chat && tty) {
     console.log(`\nopening the chat with ${join(r.out, 'sft')} (Ctrl-D to leave)\n`);

@@ -3,6 +3,7 @@
 import { sft, type SFTOptions } from '../stages/sft.js';
 import { helpText, oneOf as oneOfFor, parseArgs, trainingOptions, wantsHelp } from './args.js';
 import { UserError } from '../util/errors.js';
+import { exitCodeOf } from '../train/loop.js';
 
 const int = { type: 'number', integer: true } as const;
 const spec = {
@@ -51,6 +52,5 @@ export async function run(argv: string[]): Promise<number> {
     evalAtEnd: a.eval, seed: a.seed, resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const),
     timeLimit: a['time-limit'], peakGflops: a['peak-gflops'], logEvery: a['log-every'],
   };
-  await sft(opts);
-  return 0;
+  return exitCodeOf((await sft(opts)).stopped);
 }

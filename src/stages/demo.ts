@@ -22,6 +22,7 @@ import { configFromPreset } from '../model/config.js';
 import { formatDuration } from '../train/progress.js';
 import { MANIFEST } from '../train/shards.js';
 import { STATE_JSON } from '../train/state.js';
+import type { StopReason } from '../train/loop.js';
 import { prepareData } from './data.js';
 import { pretrain } from './pretrain.js';
 import { sft } from './sft.js';
@@ -88,7 +89,7 @@ export interface DemoOptions {
   print?: (line: string) => void;
 }
 
-export interface DemoResult { out: string; timings: Record<string, number>; report: EvalReport | null; stopped: boolean }
+export interface DemoResult { out: string; timings: Record<string, number>; report: EvalReport | null; stopped: StopReason }
 
 interface DemoState { plan: 'quick' | 'full'; done: Record<string, { seconds: number }>; steps: Record<string, number> }
 
@@ -106,8 +107,8 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
   const timings: Record<string, number> = {};
   let upstreamRan = false; // set below: a step that ran invalidates the checkpoints of the later ones
   const t00 = performance.now();
-  const stages: [string, string, () => Promise<boolean | void>, () => boolean][] = [];
-  const step = (name: string, title: string, complete: () => boolean, fn: () => Promise<boolean | void>) => stages.push([name, title, fn, complete]);
+  const stages: [string, string, () => Promise<StopReason | void>, () => boolean][] = [];
+  const step = (name: string, title: string, complete: () => boolean, fn: () => Promise<StopReason | void>) => stages.push([name, title, fn, complete]);
 
   // ---- 1. tokenizer: byte-level BPE on a subset of the poems (quick ~5 s, full ~30 s)
   step('tokenizer', `train a ${plan.vocabSize}-token BPE tokenizer on ${plan.tokenizerPoems} poems`,
@@ -144,7 +145,7 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
         seqLen: p.seqLen, lr: p.lr, minLr: p.lr / 10, warmup: p.warmup, evalEvery: p.evalEvery, evalBatches: 8,
         saveEvery: Math.max(50, Math.floor(steps / 4)), resume: !upstreamRan, logEvery: Math.max(1, Math.floor(steps / 20)),
       }, (s) => print(`  ${s}`));
-      return r.stopped === 'steps';
+      return r.stopped;
     });
 
   // ---- 4. SFT: the demonstrations made from the same poems, loss on the answers only (quick ~10 s, full 3 min)
@@ -159,7 +160,7 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
         saveEvery: Math.max(50, Math.floor(steps / 4)), resume: !upstreamRan, maxPrompts: plan.evalPrompts, evalAtEnd: false,
         logEvery: Math.max(1, Math.floor(steps / 20)),
       }, (line) => print(`  ${line}`));
-      return r.stopped === 'steps';
+      return r.stopped;
     });
 
   // ---- 5. eval: base and SFT model on the held-out prompts, same chat template (quick ~10 s, full ~1 min)
@@ -183,12 +184,12 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
     print(header);
     if (upstreamRan) delete state.steps[name];
     const t0 = performance.now();
-    const finished = (await fn()) !== false;
+    const stopped = (await fn()) ?? 'steps';
     upstreamRan = true;
-    if (!finished) {
+    if (stopped !== 'steps') {
       // stopped by Ctrl-C: the checkpoint is saved, the step is not done; the same command resumes it
       print(`\ndemo stopped during ${name}; run the same command again to resume from its last checkpoint`);
-      return { out, timings, report: null, stopped: true };
+      return { out, timings, report: null, stopped };
     }
     const seconds = (performance.now() - t0) / 1000;
     timings[name] = seconds;
@@ -210,5 +211,5 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
   print(`chat with the fine-tuned model:  chatwright chat --model ${dirs.sft}`);
   print(`chat with the base model:        chatwright chat --model ${dirs.base}`);
   print(`answers of both models:          ${dirs.eval}`);
-  return { out, timings, report, stopped: false };
+  return { out, timings, report, stopped: 'steps' };
 }

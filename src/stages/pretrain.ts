@@ -15,21 +15,18 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fsx.js';
 import { getBackend, setBackend, noGrad, releaseTape, mulScalar } from '../tensor/index.js';
 import { GPT } from '../model/gpt.js';
 import { configFromPreset, PRESETS, type GPTConfig } from '../model/config.js';
-import { loadModel, saveModel } from '../model/checkpoint.js';
+import { loadModel } from '../model/checkpoint.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { readManifest, loadSplit } from '../train/shards.js';
 import { BatchLoader, evalBatches, type Cursor } from '../train/loader.js';
 import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { Rng } from '../train/rng.js';
-import { appendMetrics, filterMetrics, readMetrics } from '../train/metrics.js';
-import { lossCurveSvg } from '../train/svg.js';
-import { formatDuration, ProgressLine, StepMeter, trainingGemmPeak, trainFlopsPerToken, stepLine } from '../train/progress.js';
-import { hasCheckpoint, loadTrainerState, recoverCheckpointDir, saveTrainerState, writeCheckpointDir } from '../train/state.js';
+import { filterMetrics } from '../train/metrics.js';
+import { METRICS, mfuFigures, openRun, restoreOptimizer, runLoop, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
 // Options: defaults per preset, overridden by the saved run (on resume), overridden by what the caller gives.
@@ -100,7 +97,7 @@ export function resolveOptions(given: Partial<PretrainOptions>, saved: Partial<P
   return o;
 }
 
-export interface PretrainResult { step: number; trainLoss: number; valLoss: number | null; bestValLoss: number | null; stopped: 'steps' | 'time' | 'signal' }
+export interface PretrainResult { step: number; trainLoss: number; valLoss: number | null; bestValLoss: number | null; stopped: StopReason }
 
 // Test hook: CHATWRIGHT_TEST_NAN_STEP=k makes the loss of step k NaN, as a diverging run would.
 const NAN_STEP = Number(process.env.CHATWRIGHT_TEST_NAN_STEP ?? -1);
@@ -108,9 +105,7 @@ const NAN_STEP = Number(process.env.CHATWRIGHT_TEST_NAN_STEP ?? -1);
 export async function pretrain(given: Partial<PretrainOptions> & { data: string; out: string }, print = console.log): Promise<PretrainResult> {
   // ---------------------------------------------------------------------------------------------------------------------
   // Resume or fresh start: the saved run's options are the defaults of a resumed one.
-  recoverCheckpointDir(given.out);
-  const resuming = given.resume !== false && hasCheckpoint(given.out);
-  const saved = resuming ? loadTrainerState(given.out)! : null;
+  const saved = openRun(given.out, 'pretrain', given.resume);
   const o = resolveOptions(given, saved ? (saved.json.options as Partial<PretrainOptions>) : {});
   if (o.backend) setBackend(o.backend);
   const be = getBackend();
@@ -160,40 +155,28 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
   let cursor: Cursor = { epoch: 0, index: 0 };
   let sampleRng = new Rng(o.seed + 1);
   let bestValLoss: number | null = null;
-  const metricsPath = join(o.out, 'metrics.jsonl');
   if (saved) {
-    if (saved.m.length !== model.flat.length) throw new UserError(`${o.out}: optimizer state does not match the model`, 'start over with --no-resume');
-    opt.m.set(saved.m);
-    opt.v.set(saved.v);
-    opt.t = saved.json.optimizerStep as number;
-    step = saved.json.step;
+    step = restoreOptimizer(opt, saved, o.out);
     cursor = saved.json.cursor as Cursor;
     sampleRng = Rng.fromState(saved.json.rng as number[]);
     bestValLoss = (saved.json.bestValLoss as number | null) ?? null;
-    // records past the checkpoint belong to the lost part of the run; the evaluation at the checkpoint's step runs again
-    filterMetrics(metricsPath, (r) => r.step < step || (r.step === step && r.loss !== undefined));
   } else {
     if (existsSync(join(o.out, 'trainer_state.json'))) print(`starting over (--no-resume): the checkpoint in ${o.out} is replaced at the first save`);
-    filterMetrics(metricsPath, () => false);
+    filterMetrics(join(o.out, METRICS), () => false);
   }
   const loader = new BatchLoader(train, B, T, o.seed, cursor);
   const valSet = evalBatches(val, B, T, o.evalBatches);
-
-  // MFU denominator: the GEMM peak of this machine and backend at a training shape, measured once
-  const matmulParams = model.layout.filter((p) => p.kind === 'matrix').reduce((a, p) => a + p.size, 0) +
-    (cfg.tiedEmbeddings && !cfg.scalarHead ? cfg.vocabSize * cfg.nEmbd : 0);
-  const flopsPerToken = trainFlopsPerToken({ matmulParams, nLayer: cfg.nLayer, nEmbd: cfg.nEmbd, seqLen: T });
-  const peak = o.peakGflops > 0 ? o.peakGflops : trainingGemmPeak(be, B * T, cfg.nEmbd, cfg.intermediateSize);
+  const mfu = mfuFigures(model, B * T, T, o.peakGflops); // the GEMM peak of this machine at a training shape
 
   print(model.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new run in ${o.out}`} | ${o.steps} steps of ${B} x ${T}` +
     `${o.gradAccum > 1 ? ` x ${o.gradAccum} accum` : ''} = ${tokensPerStep} tokens | train ${train.length} tokens ` +
-    `(${loader.windows} sequences), val ${val.length} | backend ${be.name} | GEMM peak ${peak.toFixed(1)} GFLOP/s`);
+    `(${loader.windows} sequences), val ${val.length} | backend ${be.name} | GEMM peak ${mfu.peakGflops.toFixed(1)} GFLOP/s`);
 
   // ---------------------------------------------------------------------------------------------------------------------
   // Evaluation, sampling and checkpointing
 
-  const evaluate = (): number | null => {
+  const evaluate = (): EvalResult | null => {
     if (valSet.length === 0) return null;
     let sum = 0, rows = 0;
     for (const b of valSet) {
@@ -202,7 +185,9 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
       sum += l * b.B;
       rows += b.B;
     }
-    return sum / rows;
+    const valLoss = sum / rows;
+    bestValLoss = bestValLoss === null ? valLoss : Math.min(bestValLoss, valLoss);
+    return { record: { valLoss }, line: `val loss ${valLoss.toFixed(4)}` };
   };
 
   // A plain temperature sampler from <|bos|> over the KV cache (the full sampler chain is src/generate/).
@@ -232,57 +217,24 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
     return out;
   };
 
-  const save = (lastLoss: number) => {
-    // never replace a good checkpoint with a broken one
-    const sq = be.sumSquares(model.flat, model.flat.length);
-    if (!Number.isFinite(lastLoss) || !Number.isFinite(sq)) {
-      throw new UserError(`not saving step ${step}: the parameters or the loss are not finite`, 'lower --lr or raise --warmup');
-    }
-    const records = readMetrics(metricsPath);
-    const svg = lossCurveSvg({
-      title: `${o.preset} pretraining`,
-      train: records.filter((r) => typeof r.loss === 'number').map((r) => [r.step, r.loss as number]),
-      val: records.filter((r) => typeof r.valLoss === 'number').map((r) => [r.step, r.valLoss as number]),
-    });
-    writeCheckpointDir(o.out, (dir) => {
-      saveModel(dir, model, tokenizer);
-      writeFileAtomic(join(dir, 'loss.svg'), svg);
-      saveTrainerState(dir, opt, {
-        version: 1, step, optimizerStep: opt.t, cursor: loader.cursor, rng: sampleRng.state(), bestValLoss,
-        options: Object.fromEntries(RUN_KEYS.map((k) => [k, o[k]])), data: o.data, tokensSeen: step * tokensPerStep,
-      });
-    }, ['metrics.jsonl']);
-  };
+  const save = (step: number, loss: number) => saveCheckpoint({
+    out: o.out, step, loss, model, tokenizer, opt, title: `${o.preset} pretraining`,
+    state: {
+      stage: 'pretrain', cursor: loader.cursor, rng: sampleRng.state(), bestValLoss,
+      options: Object.fromEntries(RUN_KEYS.map((k) => [k, o[k]])), data: o.data, tokensSeen: step * tokensPerStep,
+    },
+  });
 
   // ---------------------------------------------------------------------------------------------------------------------
-  // The training loop
+  // The training loop: one optimizer step, gradient accumulation over gradAccum micro-batches (signals, time limit,
+  // cadences and checkpoints: src/train/loop.ts)
 
-  let stopSignal = false;
-  const onSignal = () => { stopSignal = true; };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const progress = new ProgressLine(process.stdout, o.logEvery, print);
-  const t0 = performance.now();
-  let lastLoss = NaN, lastVal: number | null = null;
-  const meter = new StepMeter(flopsPerToken, peak);
-  let stopped: PretrainResult['stopped'] = 'steps';
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
-  try {
-    while (step < o.steps) {
-      if (o.evalEvery > 0 && step % o.evalEvery === 0 && valSet.length > 0) {
-        lastVal = evaluate();
-        if (lastVal !== null) {
-          bestValLoss = bestValLoss === null ? lastVal : Math.min(bestValLoss, lastVal);
-          appendMetrics(metricsPath, { step, valLoss: lastVal });
-          progress.log(`step ${step}: val loss ${lastVal.toFixed(4)}`);
-        }
-      }
-      if (o.sampleEvery > 0 && step > 0 && step % o.sampleEvery === 0) {
-        for (const s of sample(2)) progress.log(`step ${step} sample: ${JSON.stringify(s)}`);
-      }
-
-      // ---- one optimizer step: gradient accumulation over gradAccum micro-batches
-      const ts = performance.now();
+  const r = await runLoop({
+    stage: 'pretrain', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
+    sampleEvery: o.sampleEvery, logEvery: o.logEvery, ...mfu, print, evaluate, save,
+    sample: () => sample(2).map((t) => JSON.stringify(t)),
+    trainStep: (step) => {
       const lr = lrAt(step, schedule);
       model.zeroGrad();
       let loss = 0;
@@ -296,40 +248,8 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
         releaseTape();
       }
       const gradNorm = clipAndStep(opt, model.gradFlat, o.clip, lr, step + 1, `lower --lr or --clip; the last checkpoint in ${o.out} is untouched`, be);
-      step++;
-      lastLoss = loss;
-
-      // ---- log
-      const dt = (performance.now() - ts) / 1000;
-      const { tokPerSec, mfu, eta } = meter.step(tokensPerStep, dt, o.steps - step);
-      appendMetrics(metricsPath, { step, loss, lr, gradNorm, tokPerSec: Math.round(tokPerSec), mfu: +mfu.toFixed(4), time: +((performance.now() - t0) / 1000).toFixed(3) });
-      progress.update(stepLine('', step, o.steps, loss, lr, tokPerSec, mfu, dt, eta), step === o.steps);
-
-      // ---- checkpoint, time limit, signals (yield to the event loop once a step so SIGINT/SIGTERM handlers can run)
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      const outOfTime = o.timeLimit > 0 && (performance.now() - t0) / 60000 >= o.timeLimit;
-      if (outOfTime) stopped = 'time';
-      if (stopSignal) stopped = 'signal';
-      if (step === o.steps || outOfTime || stopSignal) break;
-      if (o.saveEvery > 0 && step % o.saveEvery === 0) save(lastLoss);
-    }
-
-    // ---- the end: final evaluation and checkpoint
-    progress.done();
-    if (valSet.length > 0 && step > 0) {
-      lastVal = evaluate();
-      if (lastVal !== null) {
-        bestValLoss = bestValLoss === null ? lastVal : Math.min(bestValLoss, lastVal);
-        appendMetrics(metricsPath, { step, valLoss: lastVal });
-        print(`step ${step}: val loss ${lastVal.toFixed(4)}`);
-      }
-    }
-    if (step > 0 && Number.isFinite(lastLoss)) save(lastLoss);
-    if (stopped !== 'steps') print(`stopped at step ${step} (${stopped === 'time' ? 'time limit' : 'signal'}); resume with the same command`);
-    print(`saved ${o.out} (step ${step}, ${formatDuration((performance.now() - t0) / 1000)})`);
-  } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-  }
-  return { step, trainLoss: lastLoss, valLoss: lastVal, bestValLoss, stopped };
+      return { loss, lr, tokens: tokensPerStep, record: { gradNorm } };
+    },
+  });
+  return { step: r.step, trainLoss: r.loss, valLoss: r.eval?.valLoss ?? null, bestValLoss, stopped: r.stopped };
 }

@@ -18,14 +18,12 @@ import { writeFileAtomic } from '../util/fsx.js';
 import { getBackend, setBackend, noGrad, releaseTape, mulScalar } from '../tensor/index.js';
 import { GPT } from '../model/gpt.js';
 import { configFromPreset } from '../model/config.js';
-import { loadModel, saveModel } from '../model/checkpoint.js';
+import { loadModel } from '../model/checkpoint.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
-import { appendMetrics, filterMetrics, readMetrics } from '../train/metrics.js';
-import { lossCurveSvg } from '../train/svg.js';
-import { formatDuration, ProgressLine, StepMeter, trainingGemmPeak, trainFlopsPerToken, stepLine } from '../train/progress.js';
-import { hasCheckpoint, loadTrainerState, recoverCheckpointDir, saveTrainerState, writeCheckpointDir } from '../train/state.js';
+import { filterMetrics } from '../train/metrics.js';
+import { METRICS, mfuFigures, openRun, restoreOptimizer, runLoop, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
 import {
   builtinDemos, demosToJsonl, fnv1a, isBuiltinDemos, makeBatch, packConversations, readDemos, rowsForStep,
   type Conversation, type EvalPrompt, type PackedRows, type PackReport, type SFTBatch,
@@ -99,7 +97,7 @@ export function resolveSFTOptions(given: Partial<SFTOptions>, saved: Partial<SFT
 }
 
 export interface SFTResult {
-  step: number; trainLoss: number; valLoss: number | null; stopped: 'steps' | 'time' | 'signal';
+  step: number; trainLoss: number; valLoss: number | null; stopped: StopReason;
   data: { train: PackReport; heldout: PackReport | null };
   eval: EvalReport | null;
 }
@@ -132,13 +130,7 @@ function describe(report: PackReport, T: number): string {
 export async function sft(given: Partial<SFTOptions> & { data: string; out: string }, print = console.log): Promise<SFTResult> {
   // ---------------------------------------------------------------------------------------------------------------------
   // Resume or fresh start
-  recoverCheckpointDir(given.out);
-  const resuming = given.resume !== false && hasCheckpoint(given.out);
-  const saved = resuming ? loadTrainerState(given.out)! : null;
-  if (saved && saved.json.stage !== 'sft') {
-    throw new UserError(`${given.out} holds a ${String(saved.json.stage ?? 'pretraining')} checkpoint, not an SFT one`,
-      'give SFT its own --out folder (e.g. runs/<name>/sft) and the base model as --init');
-  }
+  const saved = openRun(given.out, 'sft', given.resume);
   const o = resolveSFTOptions(given, saved ? (saved.json.options as Partial<SFTOptions>) : {});
   if (o.backend) setBackend(o.backend);
   const be = getBackend();
@@ -199,21 +191,9 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
   // Optimizer and state
   const opt = new AdamW(model, { beta1: o.beta1, beta2: o.beta2, eps: 1e-8, weightDecay: o.weightDecay });
   let step = 0;
-  const metricsPath = join(o.out, 'metrics.jsonl');
-  if (saved) {
-    if (saved.m.length !== model.flat.length) throw new UserError(`${o.out}: optimizer state does not match the model`, 'start over with --no-resume');
-    opt.m.set(saved.m);
-    opt.v.set(saved.v);
-    opt.t = saved.json.optimizerStep as number;
-    step = saved.json.step;
-    filterMetrics(metricsPath, (r) => r.step < step || (r.step === step && r.loss !== undefined));
-  } else {
-    filterMetrics(metricsPath, () => false);
-  }
-  const matmulParams = model.layout.filter((p) => p.kind === 'matrix').reduce((a, p) => a + p.size, 0) +
-    (cfg.tiedEmbeddings && !cfg.scalarHead ? cfg.vocabSize * cfg.nEmbd : 0);
-  const flopsPerToken = trainFlopsPerToken({ matmulParams, nLayer: cfg.nLayer, nEmbd: cfg.nEmbd, seqLen: T });
-  const peak = o.peakGflops > 0 ? o.peakGflops : trainingGemmPeak(be, B * T, cfg.nEmbd, cfg.intermediateSize);
+  if (saved) step = restoreOptimizer(opt, saved, o.out);
+  else filterMetrics(join(o.out, METRICS), () => false);
+  const mfu = mfuFigures(model, B * T, T, o.peakGflops);
 
   print(model.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new SFT run in ${o.out} from ${o.init ?? 'scratch'}`} | ${o.steps} steps of ` +
@@ -224,7 +204,7 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
   // ---------------------------------------------------------------------------------------------------------------------
   // Evaluation (held-out loss over all assistant tokens), sampling, checkpointing
 
-  const evaluate = (): number | null => {
+  const evaluate = (): EvalResult | null => {
     let sum = 0, weight = 0;
     for (const h of heldBatches) {
       if (h.weight === 0) continue;
@@ -233,7 +213,8 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
       sum += l * h.weight;
       weight += h.weight;
     }
-    return weight > 0 ? sum / weight : null;
+    if (weight === 0) return null;
+    return { record: { valLoss: sum / weight }, line: `held-out loss ${(sum / weight).toFixed(4)}` };
   };
 
   const sampleAnswer = (): string | null => {
@@ -245,61 +226,25 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
     return `${p.messages[p.messages.length - 1].content} -> ${JSON.stringify(generate(model, tokenizer, ids, { maxNewTokens: Math.min(room, 64), temperature: 0 }).text)}`;
   };
 
-  const save = (lastLoss: number) => {
-    const sq = be.sumSquares(model.flat, model.flat.length);
-    if (!Number.isFinite(lastLoss) || !Number.isFinite(sq)) {
-      throw new UserError(`not saving step ${step}: the parameters or the loss are not finite`, 'lower --lr or raise --warmup');
-    }
-    const records = readMetrics(metricsPath);
-    const svg = lossCurveSvg({
-      title: 'supervised fine-tuning (assistant tokens)',
-      train: records.filter((r) => typeof r.loss === 'number').map((r) => [r.step, r.loss as number]),
-      val: records.filter((r) => typeof r.valLoss === 'number').map((r) => [r.step, r.valLoss as number]),
-    });
-    writeCheckpointDir(o.out, (dir) => {
-      saveModel(dir, model, tokenizer);
-      writeFileAtomic(join(dir, 'loss.svg'), svg);
-      saveTrainerState(dir, opt, {
-        version: 1, stage: 'sft', step, optimizerStep: opt.t, options: Object.fromEntries(RUN_KEYS.map((k) => [k, o[k]])),
-        dataFingerprint: fp, dataReport: { train: packed.report, heldout: heldPacked?.report ?? null },
-      });
-    }, ['metrics.jsonl', HELDOUT_FILE, PROMPTS_FILE]);
-  };
+  const save = (step: number, loss: number) => saveCheckpoint({
+    out: o.out, step, loss, model, tokenizer, opt, title: 'supervised fine-tuning (assistant tokens)', carry: [HELDOUT_FILE, PROMPTS_FILE],
+    state: {
+      stage: 'sft', options: Object.fromEntries(RUN_KEYS.map((k) => [k, o[k]])),
+      dataFingerprint: fp, dataReport: { train: packed.report, heldout: heldPacked?.report ?? null },
+    },
+  });
 
   // ---------------------------------------------------------------------------------------------------------------------
-  // The training loop
+  // The training loop (signals, time limit, cadences and checkpoints: src/train/loop.ts). The loss of a step is the mean
+  // over ALL its assistant tokens, so each micro-batch's mean is weighted by its share of them (not 1 / gradAccum as in
+  // pretraining, where every row counts T tokens).
 
-  let stopSignal = false;
-  const onSignal = () => { stopSignal = true; };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const progress = new ProgressLine(process.stdout, o.logEvery);
-  const note = (line: string) => { // a full line through the caller's print, below the live progress line
-    progress.done();
-    print(line);
-  };
-  const t0 = performance.now();
-  let lastLoss = NaN, lastVal: number | null = null;
-  const meter = new StepMeter(flopsPerToken, peak);
-  let stopped: SFTResult['stopped'] = 'steps';
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
-  try {
-    while (step < o.steps) {
-      if (o.evalEvery > 0 && step % o.evalEvery === 0) {
-        lastVal = evaluate();
-        if (lastVal !== null) {
-          appendMetrics(metricsPath, { step, valLoss: lastVal });
-          note(`step ${step}: held-out loss ${lastVal.toFixed(4)}`);
-        }
-      }
-      if (o.sampleEvery > 0 && step > 0 && step % o.sampleEvery === 0) {
-        const s = sampleAnswer();
-        if (s) note(`  sample: ${s}`);
-      }
-
-      // ---- one optimizer step. The loss of a step is the mean over ALL its assistant tokens, so each micro-batch's
-      // mean is weighted by its share of them (not 1 / gradAccum as in pretraining, where every row counts T tokens).
-      const ts = performance.now();
+  const r = await runLoop({
+    stage: 'sft', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
+    sampleEvery: o.sampleEvery, logEvery: o.logEvery, ...mfu, print, evaluate, save,
+    sample: () => { const s = sampleAnswer(); return s ? [s] : []; },
+    trainStep: (step) => {
       const lr = lrAt(step, schedule);
       const micro: SFTBatch[] = [];
       for (let k = 0; k < o.gradAccum; k++) micro.push(makeBatch(packed, rowsForStep(packed.rows.length, B, o.seed, step * o.gradAccum + k)));
@@ -317,39 +262,11 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
         releaseTape();
       }
       const gradNorm = clipAndStep(opt, model.gradFlat, o.clip, lr, step + 1, `lower --lr or --clip; the last checkpoint in ${o.out} is untouched`, be);
-      step++;
-      lastLoss = loss;
-
-      // ---- log
-      const dt = (performance.now() - ts) / 1000;
-      const { tokPerSec, mfu, eta } = meter.step(B * T * o.gradAccum, dt, o.steps - step);
-      appendMetrics(metricsPath, { step, loss, lr, gradNorm, assistantTokens: W, tokPerSec: Math.round(tokPerSec), mfu: +mfu.toFixed(4), time: +((performance.now() - t0) / 1000).toFixed(3) });
-      progress.update(stepLine('sft ', step, o.steps, loss, lr, tokPerSec, mfu, dt, eta), step === o.steps);
-
-      // ---- checkpoint, time limit, signals
-      const outOfTime = o.timeLimit > 0 && (performance.now() - t0) / 60000 >= o.timeLimit;
-      if (outOfTime) stopped = 'time';
-      if (stopSignal) stopped = 'signal';
-      if (step === o.steps || outOfTime || stopSignal) break;
-      if (o.saveEvery > 0 && step % o.saveEvery === 0) save(lastLoss);
-    }
-
-    // ---- the end: final held-out loss and checkpoint
-    progress.done();
-    if (step > 0 && heldBatches.length > 0) {
-      lastVal = evaluate();
-      if (lastVal !== null) {
-        appendMetrics(metricsPath, { step, valLoss: lastVal });
-        print(`step ${step}: held-out loss ${lastVal.toFixed(4)}`);
-      }
-    }
-    if (step > 0 && Number.isFinite(lastLoss)) save(lastLoss);
-    if (stopped !== 'steps') print(`stopped at step ${step} (${stopped === 'time' ? 'time limit' : 'signal'}); resume with the same command`);
-    print(`saved ${o.out} (step ${step}, ${formatDuration((performance.now() - t0) / 1000)})`);
-  } finally {
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-  }
+      return { loss, lr, tokens: B * T * o.gradAccum, record: { gradNorm, assistantTokens: W } };
+    },
+  });
+  step = r.step;
+  const stopped = r.stopped;
 
   // ---------------------------------------------------------------------------------------------------------------------
   // Evaluation: base model (same chat template) against the SFT model on the held-out prompts
@@ -360,5 +277,5 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
     print(formatTable(report));
     print(`wrote ${join(o.out, 'eval.json')}`);
   }
-  return { step, trainLoss: lastLoss, valLoss: lastVal, stopped, data: { train: packed.report, heldout: heldPacked?.report ?? null }, eval: report };
+  return { step, trainLoss: r.loss, valLoss: r.eval?.valLoss ?? null, stopped, data: { train: packed.report, heldout: heldPacked?.report ?? null }, eval: report };
 }

@@ -76,12 +76,13 @@ export function formatDuration(seconds: number): string {
 
 // One status line rewritten in place with \r on a terminal; plain lines (every `every`-th update) otherwise. Plain lines
 // and log() lines go through `print` when given (a caller that indents or captures output), else to the stream.
-// The live line of a training step: step, loss, learning rate, throughput, MFU, step time and ETA.
+// The live line of a training step: step, loss, the stage's own figures, learning rate, throughput, MFU (when known),
+// step time and ETA.
 export function stepLine(label: string, step: number, steps: number, loss: number, lr: number, tokPerSec: number,
-  mfu: number, seconds: number, etaSeconds: number): string {
-  return `${label}step ${step}/${steps} | loss ${loss.toFixed(4)} | lr ${lr.toExponential(2)} | ` +
-    `${(tokPerSec / 1000).toFixed(1)}k tok/s | MFU ${(100 * mfu).toFixed(1)}% | ${(seconds * 1000).toFixed(0)} ms | ` +
-    `ETA ${formatDuration(etaSeconds)}`;
+  mfu: number | null, seconds: number, etaSeconds: number, extra?: string): string {
+  return `${label}step ${step}/${steps} | loss ${loss.toFixed(4)} | ${extra ? extra + ' | ' : ''}lr ${lr.toExponential(2)} | ` +
+    `${(tokPerSec / 1000).toFixed(1)}k tok/s | ${mfu === null ? '' : `MFU ${(100 * mfu).toFixed(1)}% | `}` +
+    `${(seconds * 1000).toFixed(0)} ms | ETA ${formatDuration(etaSeconds)}`;
 }
 
 export class ProgressLine {
