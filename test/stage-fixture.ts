@@ -77,3 +77,23 @@ export function runAndSignal(args: string[], when: RegExp, signal: NodeJS.Signal
   child.stderr.on('data', on);
   return new Promise((resolve) => child.on('close', (code, sig) => resolve({ code, signal: sig, output, sent })));
 }
+
+// A synthetic preference: of two answers to the same prompt, the one that contains the line 泥融飞燕子 is preferred.
+// Per prompt: 2 answers with it, 2 without, and the 4 pairs between the classes (pairs format of TRL).
+export const PREFERRED_LINE = LINES[2];
+export function synthAnswer(r: () => number, withLine: boolean): string {
+  const others = LINES.filter((l) => l !== PREFERRED_LINE);
+  const lines = Array.from({ length: 4 }, () => others[Math.floor(r() * others.length)]);
+  if (withLine) lines[Math.floor(r() * 4)] = PREFERRED_LINE;
+  return `${lines[0]}，${lines[1]}。\n${lines[2]}，${lines[3]}。`;
+}
+export function writePreferences(path: string, prompts: number, first = 0): void {
+  const out: string[] = [];
+  for (let i = first; i < first + prompts; i++) {
+    const r = rand(i * 31 + 5);
+    const prompt = [{ role: 'user', content: poemPrompt(i) }];
+    const good = [synthAnswer(r, true), synthAnswer(r, true)], bad = [synthAnswer(r, false), synthAnswer(r, false)];
+    for (const chosen of good) for (const rejected of bad) out.push(JSON.stringify({ prompt, chosen, rejected }));
+  }
+  writeFileSync(path, out.join('\n') + '\n');
+}

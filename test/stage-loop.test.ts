@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { prepareData } from '../src/stages/data.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { runLoop, exitCodeOf, type LoopSpec } from '../src/train/loop.js';
-import { cli, makeFixture, poem, runAndSignal, type StageFixture } from './stage-fixture.js';
+import { cli, makeFixture, poem, runAndSignal, writePreferences, type StageFixture } from './stage-fixture.js';
 
 let root = '', fx: StageFixture, data = '';
 before(() => {
@@ -20,6 +20,7 @@ before(() => {
   const text = join(root, 'poems.jsonl');
   writeFileSync(text, Array.from({ length: 400 }, (_, i) => JSON.stringify({ text: poem(i).messages[1].content }) + '\n').join(''));
   prepareData({ corpus: [text], tokenizer: fx.base, out: (data = join(root, 'data')), valFraction: 0.05 });
+  writePreferences(join(root, 'prefs.jsonl'), 40);
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -32,6 +33,8 @@ const STAGES: { name: string; signal: NodeJS.Signals; args: (out: string, steps:
     '--batch-size', '4', '--seq-len', '32', '--warmup', '2', '--eval-every', '5', '--sample-every', '0'] },
   { name: 'sft', signal: 'SIGTERM', args: (out, steps) => ['sft', '--init', fx.base, '--data', fx.demos, '--val', fx.val, '--out', out,
     '--steps', String(steps), '--batch-size', '4', '--seq-len', '48', '--warmup', '2', '--eval-every', '5', '--no-eval'] },
+  { name: 'reward', signal: 'SIGINT', args: (out, steps) => ['reward', '--init', fx.base, '--data', join(root, 'prefs.jsonl'), '--out', out,
+    '--steps', String(steps), '--batch-size', '4', '--warmup', '2', '--eval-every', '5'] },
 ];
 
 const losses = (out: string) => readMetrics(join(out, 'metrics.jsonl')).filter((r) => typeof r.loss === 'number').map((r) => r.loss as number);

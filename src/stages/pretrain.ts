@@ -26,7 +26,7 @@ import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { Rng } from '../train/rng.js';
 import { filterMetrics } from '../train/metrics.js';
-import { METRICS, mfuFigures, openRun, restoreOptimizer, runLoop, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
+import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
 // Options: defaults per preset, overridden by the saved run (on resume), overridden by what the caller gives.
@@ -83,17 +83,13 @@ const RUN_KEYS = ['preset', 'steps', 'batchSize', 'seqLen', 'context', 'model', 
   'saveEvery', 'seed'] as const;
 
 export function resolveOptions(given: Partial<PretrainOptions>, saved: Partial<PretrainOptions> = {}): PretrainOptions {
-  for (const k of Object.keys(given)) if (!(k in DEFAULTS) && k !== 'data' && k !== 'out') throw new Error(`unknown pretrain option ${k}`);
-  const defined = (o: Partial<PretrainOptions>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
   const preset = (given.preset ?? saved.preset ?? DEFAULTS.preset) as PretrainOptions['preset'];
   if (!(preset in PRESET_TRAINING)) throw new UserError(`unknown preset "${preset}"`, `choose one of: ${Object.keys(PRESETS).join(', ')}`);
-  const o = { ...DEFAULTS, ...PRESET_TRAINING[preset], ...defined(saved), ...defined(given), preset } as PretrainOptions;
+  const o = mergeOptions('pretrain', { ...DEFAULTS, ...PRESET_TRAINING[preset] } as PretrainOptions, given, saved, ['data', 'out']);
+  o.preset = preset;
   if (!o.data) throw new UserError('pretrain: --data is required', 'prepare shards with `chatwright data prepare` first');
   if (!o.out) throw new UserError('pretrain: --out is required', 'e.g. --out runs/tiny/base');
-  const pos = ['steps', 'batchSize', 'seqLen', 'gradAccum', 'evalBatches'] as const;
-  for (const k of pos) if (!(Number.isInteger(o[k]) && o[k] >= 1)) throw new UserError(`pretrain: ${k} must be a positive integer, got ${o[k]}`);
-  if (!(o.lr > 0 && o.minLr >= 0 && o.minLr <= o.lr)) throw new UserError(`pretrain: need 0 <= min-lr <= lr and lr > 0, got lr ${o.lr}, min-lr ${o.minLr}`);
-  if (!['cosine', 'linear', 'constant'].includes(o.decay)) throw new UserError(`pretrain: decay must be cosine, linear or constant, got ${o.decay}`);
+  checkTrainingOptions('pretrain', o, { steps: o.steps, batchSize: o.batchSize, seqLen: o.seqLen, gradAccum: o.gradAccum, evalBatches: o.evalBatches });
   return o;
 }
 

@@ -23,7 +23,7 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { filterMetrics } from '../train/metrics.js';
-import { METRICS, mfuFigures, openRun, restoreOptimizer, runLoop, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
+import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
 import {
   builtinDemos, demosToJsonl, fnv1a, isBuiltinDemos, makeBatch, packConversations, readDemos, rowsForStep,
   type Conversation, type EvalPrompt, type PackedRows, type PackReport, type SFTBatch,
@@ -83,15 +83,10 @@ const RUN_KEYS = ['init', 'tokenizer', 'preset', 'data', 'val', 'limit', 'steps'
   'sampleEvery', 'saveEvery', 'maxPrompts', 'seed'] as const;
 
 export function resolveSFTOptions(given: Partial<SFTOptions>, saved: Partial<SFTOptions> = {}): SFTOptions {
-  for (const k of Object.keys(given)) if (!(k in DEFAULTS) && k !== 'data' && k !== 'out') throw new Error(`unknown sft option ${k}`);
-  const defined = (o: Partial<SFTOptions>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
-  const o = { ...DEFAULTS, ...defined(saved), ...defined(given) } as SFTOptions;
+  const o = mergeOptions('sft', DEFAULTS as SFTOptions, given, saved, ['data', 'out']);
   if (!o.data) throw new UserError('sft: --data is required', 'use --data chinese-poetry, wordnet, or a JSONL file of {"messages": [...]}');
   if (!o.out) throw new UserError('sft: --out is required', 'e.g. --out runs/tiny/sft');
-  for (const k of ['steps', 'batchSize', 'gradAccum', 'evalBatches'] as const)
-    if (!(Number.isInteger(o[k]) && o[k] >= 1)) throw new UserError(`sft: ${k} must be a positive integer, got ${o[k]}`);
-  if (!(o.lr > 0 && o.minLr >= 0 && o.minLr <= o.lr)) throw new UserError(`sft: need 0 <= min-lr <= lr and lr > 0, got lr ${o.lr}, min-lr ${o.minLr}`);
-  if (!['cosine', 'linear', 'constant'].includes(o.decay)) throw new UserError(`sft: decay must be cosine, linear or constant, got ${o.decay}`);
+  checkTrainingOptions('sft', o, { steps: o.steps, batchSize: o.batchSize, gradAccum: o.gradAccum, evalBatches: o.evalBatches });
   if (o.overflow !== 'truncate' && o.overflow !== 'skip') throw new UserError(`sft: overflow must be truncate or skip, got ${o.overflow}`);
   return o;
 }

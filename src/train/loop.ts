@@ -245,3 +245,20 @@ export function mfuFigures(model: GPT, tokens: number, T: number, peakGflops = 0
     peakGflops: peakGflops > 0 ? peakGflops : trainingGemmPeak(getBackend(), tokens, c.nEmbd, c.intermediateSize),
   };
 }
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Options: the defaults, overridden by the saved run (on resume), overridden by what the caller gives. An unknown key is
+// a programming error; a value out of range is the user's, named with the stage.
+
+export function mergeOptions<O extends object>(stage: string, defaults: O, given: Partial<O>, saved: Partial<O> = {}, required: string[] = []): O {
+  for (const k of Object.keys(given)) if (!(k in defaults) && !required.includes(k)) throw new Error(`unknown ${stage} option ${k}`);
+  const defined = (o: Partial<O>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  return { ...defaults, ...defined(saved), ...defined(given) } as O;
+}
+
+// The checks every optimizer-driven stage shares: positive integer counts, a learning-rate range, a decay shape.
+export function checkTrainingOptions(stage: string, o: { lr: number; minLr: number; decay: string }, counts: Record<string, number>): void {
+  for (const [k, v] of Object.entries(counts)) if (!(Number.isInteger(v) && v >= 1)) throw new UserError(`${stage}: ${k} must be a positive integer, got ${v}`);
+  if (!(o.lr > 0 && o.minLr >= 0 && o.minLr <= o.lr)) throw new UserError(`${stage}: need 0 <= min-lr <= lr and lr > 0, got lr ${o.lr}, min-lr ${o.minLr}`);
+  if (!['cosine', 'linear', 'constant'].includes(o.decay)) throw new UserError(`${stage}: decay must be cosine, linear or constant, got ${o.decay}`);
+}

@@ -1,0 +1,46 @@
+// `chatwright reward`: train a reward model on ranked answers (src/stages/reward.ts). Options left out keep the resumed
+// run's values, else the defaults shown here.
+import { trainReward, type RewardOptions } from '../stages/reward.js';
+import { helpText, oneOf as oneOfFor, parseArgs, trainingOptions, wantsHelp } from './args.js';
+import { UserError } from '../util/errors.js';
+import { exitCodeOf } from '../train/loop.js';
+
+const int = { type: 'number', integer: true } as const;
+const spec = {
+  init: { type: 'string', description: 'the SFT model to start from, e.g. runs/demo/sft' },
+  data: { type: 'string', description: 'preferences: JSONL of {"prompt", "chosen", "rejected"} or {"prompt", "responses", "ranking"}, or a store folder' },
+  val: { type: 'string', description: 'held-out preferences (default: 1 in 10 prompts of --data)' },
+  out: { type: 'string', description: 'checkpoint folder, e.g. runs/demo/rm' },
+  steps: { ...int, min: 1, description: 'total optimizer steps (default 200)' },
+  'batch-size': { ...int, min: 1, description: 'prompts per step, each with all its ranked pairs (default 8)' },
+  margin: { type: 'number', min: 0, description: 'Bradley-Terry margin (default 0)' },
+  lr: { type: 'number', min: 0, description: 'peak learning rate (default 3e-4)' },
+  'min-lr': { type: 'number', min: 0, description: 'learning rate at the end of the decay (default 3e-5)' },
+  warmup: { ...int, min: 0, description: 'linear warmup steps (default 10)' },
+  'weight-decay': { type: 'number', min: 0, description: 'AdamW weight decay on matmul weights (default 0)' },
+  'eval-every': { ...int, min: 0, description: 'held-out pair accuracy every N steps (0: only at the end)' },
+  seed: { ...int, min: 0, description: 'seed of the score head and the prompt order' },
+  ...trainingOptions,
+} as const;
+
+export async function run(argv: string[]): Promise<number> {
+  if (wantsHelp(argv)) {
+    console.log(helpText('reward', 'train a reward model on ranked answers (Bradley-Terry over all pairs of a prompt)', spec));
+    return 0;
+  }
+  const a = parseArgs('reward', argv, spec);
+  if (a._.length) throw new UserError(`reward: unexpected argument "${a._[0]}"`, 'run `chatwright reward --help`');
+  if (!a.init) throw new UserError('reward: --init is required', 'start from the SFT model, e.g. --init runs/demo/sft');
+  if (!a.data) throw new UserError('reward: --data is required', 'rank answers first (`chatwright sample`, then `chatwright rank`)');
+  if (!a.out) throw new UserError('reward: --out is required', 'e.g. --out runs/demo/rm');
+  const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]) => oneOfFor('reward', name, v, ok);
+  const opts: Partial<RewardOptions> & { init: string; data: string; out: string } = {
+    init: a.init, data: a.data, val: a.val, out: a.out, steps: a.steps, batchSize: a['batch-size'], margin: a.margin, lr: a.lr,
+    minLr: a['min-lr'], warmup: a.warmup, decay: oneOf('decay', a.decay, ['cosine', 'linear', 'constant'] as const),
+    weightDecay: a['weight-decay'], beta1: a.beta1, beta2: a.beta2, clip: a.clip, evalEvery: a['eval-every'], seed: a.seed,
+    saveEvery: a['save-every'], resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const),
+    timeLimit: a['time-limit'], peakGflops: a['peak-gflops'], logEvery: a['log-every'],
+  };
+  if (a['grad-accum'] !== undefined) throw new UserError('reward: --grad-accum is not supported', 'raise --batch-size instead');
+  return exitCodeOf((await trainReward(opts)).stopped);
+}

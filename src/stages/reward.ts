@@ -1,0 +1,294 @@
+// The reward model: a copy of the SFT model whose language-model head is replaced by a scalar head (HF
+// *ForSequenceClassification, `score.weight`), trained to score answers the way the people who ranked them did.
+// Loss: Bradley-Terry over all K-choose-2 pairs of a prompt in the same batch, each prompt weighted once
+// (src/train/preferences.ts; InstructGPT, Ouyang et al. 2022, section 3.5 and eq. 1). The score is read at the last token
+// of the answer (its <|eot|>).
+//
+//   chatwright reward --init runs/demo/sft --data runs/demo/feedback/prefs.jsonl --out runs/demo/rm --steps 150   # tiny
+//   chatwright reward --init runs/full/sft --data my-pairs.jsonl --out runs/full/rm --steps 2000 --batch-size 16
+//
+// Then, as InstructGPT does before RL, the scores are normalised by a bias so that the SFT model's own answers (the
+// answers of the preference data, sampled from it) average 0; the bias is saved as reward.json beside the model and
+// applied by RewardModel.score. Reported: held-out pair accuracy (the share of held-out pairs scored in the people's
+// order; InstructGPT's 6B reward model reached 72.4% on its labellers' held-out comparisons).
+//
+// Resume is exact: the prompts of step s are a pure function of (groups, seed, s); the checkpoint holds the parameters,
+// the AdamW moments and the step.
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { UserError } from '../util/errors.js';
+import { readJson, writeJsonAtomic } from '../util/fsx.js';
+import { getBackend, setBackend, releaseTape } from '../tensor/index.js';
+import { GPT } from '../model/gpt.js';
+import { loadModel } from '../model/checkpoint.js';
+import type { Message, Tokenizer } from '../tokenizer/index.js';
+import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
+import { lrAt } from '../train/schedule.js';
+import { filterMetrics } from '../train/metrics.js';
+import { fnv1a, rowsForStep } from '../train/demos.js';
+import {
+  answerRow, bradleyTerryLoss, fits, lastTokenScores, padBatch, scoreRows, type AnswerRow, type PreferenceGroup,
+} from '../train/preferences.js';
+import {
+  METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, saveCheckpoint,
+  type EvalResult, type StopReason,
+} from '../train/loop.js';
+import { readPreferenceGroups } from '../feedback/index.js';
+
+// -----------------------------------------------------------------------------------------------------------------------
+// Options
+
+export interface RewardOptions {
+  init: string;              // the SFT model the reward model starts from
+  data: string;              // preferences: JSONL of pairs or K-way rankings, or a preference store folder
+  val: string | null;        // held-out preferences; default: 1 in 10 prompts of --data, chosen by a hash of the prompt
+  out: string;
+  steps: number;
+  batchSize: number;         // prompts per step (all pairs of each)
+  margin: number;            // Bradley-Terry margin (0: plain)
+  lr: number;
+  minLr: number;
+  warmup: number;
+  decay: 'cosine' | 'linear' | 'constant';
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  clip: number;
+  evalEvery: number;
+  saveEvery: number;
+  seed: number;
+  resume: boolean;
+  backend: 'js' | 'native' | null;
+  timeLimit: number;
+  peakGflops: number;
+  logEvery: number;
+}
+
+const DEFAULTS: Omit<RewardOptions, 'init' | 'data' | 'out'> = {
+  val: null, steps: 200, batchSize: 8, margin: 0, lr: 3e-4, minLr: 3e-5, warmup: 10, decay: 'cosine', weightDecay: 0,
+  beta1: 0.9, beta2: 0.95, clip: 1, evalEvery: 50, saveEvery: 100, seed: 1337, resume: true, backend: null, timeLimit: 0,
+  peakGflops: 0, logEvery: 10,
+};
+const RUN_KEYS = ['init', 'data', 'val', 'steps', 'batchSize', 'margin', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1',
+  'beta2', 'clip', 'evalEvery', 'saveEvery', 'seed'] as const;
+
+export function resolveRewardOptions(given: Partial<RewardOptions>, saved: Partial<RewardOptions> = {}): RewardOptions {
+  const o = mergeOptions('reward', DEFAULTS as RewardOptions, given, saved, ['init', 'data', 'out']);
+  if (!o.init) throw new UserError('reward: --init is required', 'start the reward model from the SFT model, e.g. --init runs/demo/sft');
+  if (!o.data) throw new UserError('reward: --data is required', 'rank answers first (`chatwright sample`, then `chatwright rank` or `chatwright label`)');
+  if (!o.out) throw new UserError('reward: --out is required', 'e.g. --out runs/demo/rm');
+  checkTrainingOptions('reward', o, { steps: o.steps, batchSize: o.batchSize });
+  if (!(o.margin >= 0)) throw new UserError(`reward: margin must be >= 0, got ${o.margin}`);
+  return o;
+}
+
+export interface RewardResult { step: number; trainLoss: number; valAccuracy: number | null; valLoss: number | null; offset: number; stopped: StopReason }
+
+// -----------------------------------------------------------------------------------------------------------------------
+// The reward model as a noun: scores answers, normalised by the saved bias.
+
+export const REWARD_JSON = 'reward.json';
+
+export class RewardModel {
+  constructor(readonly model: GPT, readonly tokenizer: Tokenizer, readonly offset: number) {}
+
+  static load(dir: string): RewardModel {
+    const { model, tokenizer } = loadModel(dir);
+    if (!model.config.scalarHead) throw new UserError(`${dir} is not a reward model (it has a language-model head)`, 'train one with `chatwright reward`');
+    if (!tokenizer) throw new UserError(`no tokenizer in ${dir}`, 'a reward model folder needs tokenizer.json (chatwright reward saves it)');
+    const norm = existsSync(join(dir, REWARD_JSON)) ? readJson(join(dir, REWARD_JSON), 'reward normalisation') : { offset: 0 };
+    if (!Number.isFinite(norm.offset)) throw new UserError(`${join(dir, REWARD_JSON)}: offset must be a finite number`, 'train the reward model again');
+    return new RewardModel(model, tokenizer, norm.offset);
+  }
+
+  // Normalised scores of answers to prompts (one per row).
+  score(items: { prompt: Message[]; answer: string }[]): number[] {
+    const rows = items.map((x) => answerRow(this.tokenizer, x.prompt, x.answer));
+    const raw = scoreRows(this.model, rows.map((r) => clip(r, this.model.config.maxSeqLen)), this.tokenizer.pad);
+    return Array.from(raw, (r) => r - this.offset);
+  }
+}
+
+// A row longer than the context keeps its end (the answer and its <|eot|>) and loses the start of its prompt.
+function clip(r: AnswerRow, maxT: number): AnswerRow {
+  if (r.ids.length <= maxT) return r;
+  const cut = r.ids.length - maxT;
+  return { ids: r.ids.slice(cut), start: Math.max(0, r.start - cut) };
+}
+
+// -----------------------------------------------------------------------------------------------------------------------
+// Batches: the prompts of a step, each answer forwarded once, every pair of each prompt
+
+interface EncodedGroup { rows: AnswerRow[]; pairs: [number, number][] }
+
+function encodeGroups(groups: PreferenceGroup[], tok: Tokenizer, maxT: number): { encoded: EncodedGroup[]; droppedPairs: number } {
+  let droppedPairs = 0;
+  const encoded: EncodedGroup[] = [];
+  for (const g of groups) {
+    const rows = g.responses.map((a) => answerRow(tok, g.prompt, a));
+    const pairs = g.pairs.filter(([c, r]) => fits(rows[c], maxT) && fits(rows[r], maxT));
+    droppedPairs += g.pairs.length - pairs.length;
+    if (pairs.length > 0) encoded.push({ rows, pairs });
+  }
+  return { encoded, droppedPairs };
+}
+
+interface PairBatch { rows: AnswerRow[]; chosen: Int32Array; rejected: Int32Array; weights: Float32Array }
+
+function pairBatch(groups: EncodedGroup[]): PairBatch {
+  const rows: AnswerRow[] = [], chosen: number[] = [], rejected: number[] = [], weights: number[] = [];
+  for (const g of groups) {
+    const at = new Map<number, number>(); // answer index in the group -> row in the batch
+    const rowOf = (i: number) => {
+      if (!at.has(i)) { at.set(i, rows.length); rows.push(g.rows[i]); }
+      return at.get(i)!;
+    };
+    for (const [c, r] of g.pairs) {
+      chosen.push(rowOf(c));
+      rejected.push(rowOf(r));
+      weights.push(1 / (g.pairs.length * groups.length));
+    }
+  }
+  return { rows, chosen: Int32Array.from(chosen), rejected: Int32Array.from(rejected), weights: Float32Array.from(weights) };
+}
+
+function fingerprint(groups: EncodedGroup[]): string {
+  let h = 0x811c9dc5;
+  for (const g of groups) {
+    for (const r of g.rows) for (const id of r.ids) h = Math.imul(h ^ id, 0x01000193) >>> 0;
+    for (const [c, r] of g.pairs) h = Math.imul(h ^ (c * 131 + r), 0x01000193) >>> 0;
+  }
+  return `${groups.length}:${h.toString(16)}`;
+}
+
+// 1 in 10 prompts held out, by a hash of the prompt (stable when lines are added or reordered).
+export function splitHeldOut(groups: PreferenceGroup[], every = 10): { train: PreferenceGroup[]; heldout: PreferenceGroup[] } {
+  const held = (g: PreferenceGroup) => fnv1a(JSON.stringify(g.prompt)) % every === 0;
+  return { train: groups.filter((g) => !held(g)), heldout: groups.filter(held) };
+}
+
+export async function trainReward(given: Partial<RewardOptions> & { init: string; data: string; out: string },
+  print: (line: string) => void = console.log): Promise<RewardResult> {
+  // -----------------------------------------------------------------------------------------------------------------------
+  // Resume or fresh start; the preferences
+  const saved = openRun(given.out, 'reward', given.resume);
+  const o = resolveRewardOptions(given, saved ? (saved.json.options as Partial<RewardOptions>) : {});
+  if (o.backend) setBackend(o.backend);
+  const be = getBackend();
+  const all = readPreferenceGroups(o.data);
+  const split = o.val ? { train: all, heldout: readPreferenceGroups(o.val) } : all.length >= 10 ? splitHeldOut(all) : { train: all, heldout: [] };
+
+  // -----------------------------------------------------------------------------------------------------------------------
+  // Model: the checkpoint's (resume), or the SFT model's trunk under a new scalar head
+  let model: GPT, tokenizer: Tokenizer;
+  if (saved) {
+    const l = loadModel(o.out);
+    model = l.model;
+    tokenizer = l.tokenizer!;
+  } else {
+    const l = loadModel(o.init);
+    if (!l.tokenizer) throw new UserError(`no tokenizer in ${o.init}`, 'the SFT model folder needs tokenizer.json (chatwright sft saves it)');
+    if (l.model.config.scalarHead) throw new UserError(`${o.init} is already a scalar-head model`, 'start the reward model from the SFT model');
+    model = GPT.create({ ...l.model.config, scalarHead: true }, o.seed);
+    const fresh = model.copyParamsFrom(l.model);
+    if (fresh.join() !== 'score.weight') throw new UserError(`${o.init}: could not copy ${fresh.filter((n) => n !== 'score.weight').join(', ')}`);
+    tokenizer = l.tokenizer;
+  }
+  const maxT = model.config.maxSeqLen;
+  const train = encodeGroups(split.train, tokenizer, maxT), heldout = encodeGroups(split.heldout, tokenizer, maxT);
+  if (train.encoded.length === 0) throw new UserError(`no training pair in ${o.data} fits the model's context of ${maxT} tokens`, 'rank more answers, or shorter ones');
+  const fp = fingerprint(train.encoded);
+  if (saved && saved.json.dataFingerprint !== fp) {
+    throw new UserError(`the preferences differ from those the checkpoint in ${o.out} was trained on`, 'resume with the same --data and --val, or start over with --no-resume');
+  }
+
+  const opt = new AdamW(model, { beta1: o.beta1, beta2: o.beta2, eps: 1e-8, weightDecay: o.weightDecay });
+  let step = 0;
+  if (saved) step = restoreOptimizer(opt, saved, o.out);
+  else filterMetrics(join(o.out, METRICS), () => false);
+  const pairsOf = (g: EncodedGroup[]) => g.reduce((a, x) => a + x.pairs.length, 0);
+  const meanTokens = train.encoded.reduce((a, g) => a + g.rows.reduce((b, r) => b + r.ids.length, 0) / g.rows.length, 0) / train.encoded.length;
+  const mfu = mfuFigures(model, Math.round(meanTokens * o.batchSize * 2), Math.round(meanTokens), o.peakGflops);
+
+  print(model.summary());
+  print(`${saved ? `resuming ${o.out} at step ${step}` : `new reward model in ${o.out} from ${o.init}`} | ${o.steps} steps of ` +
+    `${o.batchSize} prompts | backend ${be.name}`);
+  print(`preferences: ${train.encoded.length} prompts, ${pairsOf(train.encoded)} pairs for training; ${heldout.encoded.length} prompts, ` +
+    `${pairsOf(heldout.encoded)} pairs held out${train.droppedPairs + heldout.droppedPairs > 0 ? `; ${train.droppedPairs + heldout.droppedPairs} pairs longer than the context dropped` : ''}`);
+
+  // -----------------------------------------------------------------------------------------------------------------------
+  // Evaluation (held-out pair accuracy and loss) and checkpoints (with the normalising bias)
+
+  const pairAccuracy = (groups: EncodedGroup[]): { accuracy: number; loss: number } | null => {
+    if (groups.length === 0) return null;
+    let right = 0, n = 0, loss = 0;
+    for (const g of groups) {
+      const r = scoreRows(model, g.rows, tokenizer.pad);
+      for (const [c, x] of g.pairs) {
+        const d = r[c] - r[x];
+        right += d > 0 ? 1 : d === 0 ? 0.5 : 0;
+        loss += Math.log1p(Math.exp(-Math.abs(d))) + Math.max(0, -d); // -log sigmoid(d), stable
+        n++;
+      }
+    }
+    return { accuracy: right / n, loss: loss / n };
+  };
+  const evaluate = (): EvalResult | null => {
+    const e = pairAccuracy(heldout.encoded);
+    return e && { record: { valAccuracy: e.accuracy, valLoss: e.loss }, line: `held-out pair accuracy ${(100 * e.accuracy).toFixed(1)}%, loss ${e.loss.toFixed(4)}` };
+  };
+  // the bias that makes the SFT model's answers (every answer of the training preferences, up to 512) average 0
+  const offset = (): number => {
+    const rows = train.encoded.flatMap((g) => g.rows).slice(0, 512);
+    const r = scoreRows(model, rows, tokenizer.pad);
+    return r.reduce((a, x) => a + x, 0) / r.length;
+  };
+  let lastOffset = 0;
+  const save = (step: number, loss: number) => {
+    lastOffset = offset();
+    saveCheckpoint({
+      out: o.out, step, loss, model, tokenizer, opt, title: 'reward model (Bradley-Terry loss over ranked pairs)',
+      state: { stage: 'reward', options: Object.fromEntries(RUN_KEYS.map((k) => [k, o[k]])), dataFingerprint: fp },
+      extra: (dir) => writeJsonAtomic(join(dir, REWARD_JSON), {
+        offset: lastOffset, note: 'scores minus offset average 0 over the answers of the training preferences (InstructGPT)',
+      }),
+    });
+  };
+
+  // -----------------------------------------------------------------------------------------------------------------------
+  // The training loop: B prompts, all their pairs, one forward per answer
+
+  const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
+  const r = await runLoop({
+    stage: 'reward', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
+    logEvery: o.logEvery, ...mfu, print, evaluate, save,
+    trainStep: (step) => {
+      const lr = lrAt(step, schedule);
+      const groups = rowsForStep(train.encoded.length, Math.min(o.batchSize, train.encoded.length), o.seed, step).map((i) => train.encoded[i]);
+      const b = pairBatch(groups);
+      const batch = padBatch(b.rows, tokenizer.pad);
+      model.zeroGrad();
+      const scores = lastTokenScores(model, batch); // (rows)
+      const l = bradleyTerryLoss(scores, b.chosen, b.rejected, b.weights, o.margin);
+      const loss = l.item();
+      checkFinite('loss', loss, step + 1, lr, `lower --lr (now ${o.lr}); the last checkpoint in ${o.out} is untouched`);
+      let right = 0, gap = 0;
+      for (let p = 0; p < b.chosen.length; p++) {
+        const d = scores.data[b.chosen[p]] - scores.data[b.rejected[p]];
+        right += d > 0 ? 1 : 0;
+        gap += d;
+      }
+      l.backward();
+      releaseTape();
+      const gradNorm = clipAndStep(opt, model.gradFlat, o.clip, lr, step + 1, `lower --lr or --clip; the last checkpoint in ${o.out} is untouched`, be);
+      const accuracy = right / b.chosen.length;
+      return {
+        loss, lr, tokens: batch.B * batch.T, record: { gradNorm, accuracy, margin: gap / b.chosen.length, pairs: b.chosen.length },
+        show: `acc ${(100 * accuracy).toFixed(0)}%`,
+      };
+    },
+  });
+  if (r.step > step) print(`reward normalisation: offset ${lastOffset.toFixed(4)} (the mean raw score of the SFT answers)`);
+  const ev = r.eval as Record<string, number> | null;
+  return { step: r.step, trainLoss: r.loss, valAccuracy: ev?.valAccuracy ?? null, valLoss: ev?.valLoss ?? null, offset: lastOffset, stopped: r.stopped };
+}
