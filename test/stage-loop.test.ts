@@ -35,6 +35,8 @@ const STAGES: { name: string; signal: NodeJS.Signals; args: (out: string, steps:
     '--steps', String(steps), '--batch-size', '4', '--seq-len', '48', '--warmup', '2', '--eval-every', '5', '--no-eval'] },
   { name: 'reward', signal: 'SIGINT', args: (out, steps) => ['reward', '--init', fx.base, '--data', join(root, 'prefs.jsonl'), '--out', out,
     '--steps', String(steps), '--batch-size', '4', '--warmup', '2', '--eval-every', '5'] },
+  { name: 'dpo', signal: 'SIGTERM', args: (out, steps) => ['dpo', '--init', fx.base, '--data', join(root, 'prefs.jsonl'), '--out', out,
+    '--steps', String(steps), '--batch-size', '4', '--warmup', '2', '--eval-every', '5', '--kl-prompts', '2', '--kl-tokens', '8'] },
 ];
 
 const losses = (out: string) => readMetrics(join(out, 'metrics.jsonl')).filter((r) => typeof r.loss === 'number').map((r) => r.loss as number);

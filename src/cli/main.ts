@@ -10,6 +10,7 @@ const commands: Record<string, { module: string; summary: string }> = {
   pretrain: { module: './pretrain.js', summary: 'pretrain a GPT on token shards (next-token prediction)' },
   sft: { module: './sft.js', summary: 'supervised fine-tuning on demonstration dialogues' },
   reward: { module: './reward.js', summary: 'train a reward model on ranked answers (Bradley-Terry)' },
+  dpo: { module: './dpo.js', summary: 'direct preference optimisation of the SFT model on ranked answers' },
   eval: { module: './eval.js', summary: 'evaluate base and fine-tuned models on held-out prompts' },
   generate: { module: './generate.js', summary: 'continue a prompt with a base model' },
   chat: { module: './chat.js', summary: 'chat with a model in the terminal' },
