@@ -273,3 +273,40 @@ export function tokenLogprobs(logits: Tensor, targets: Int32Array): Tensor {
     giveBuffer(dl);
   });
 }
+
+// (N): the entropy -sum_v p log p of softmax(logits[i]) per row, for the entropy bonus and the entropy figure of RL.
+// Backward: dH/dz_j = -p_j (log p_j + H). The probabilities are recomputed in the backward rather than stored.
+export function entropy(logits: Tensor): Tensor {
+  rank('entropy', 'logits', logits, 2, '(N, V)');
+  const [N, V] = logits.shape;
+  const rec = needsGrad(logits);
+  const ld = logits.data, dt = dtypeOf(ld), B = be(ld);
+  const out = outBuffer(dt, N, rec);
+  const p = tmp(dt, V);
+  const rowEntropy = (i: number): number => {
+    B.softmaxForward(p, ld.subarray(i * V, (i + 1) * V), 1, V);
+    let h = 0;
+    for (let v = 0; v < V; v++) if (p[v] > 0) h -= p[v] * Math.log(p[v]);
+    return h;
+  };
+  for (let i = 0; i < N; i++) out[i] = rowEntropy(i);
+  giveBuffer(p);
+  return makeResult(out, [N], rec, [logits], (g) => {
+    const dst = gradForOverwrite(logits);
+    if (!dst) return;
+    const q = tmp(dt, V);
+    for (let i = 0; i < N; i++) {
+      const gi = g[i];
+      const row = dst.buf.subarray(i * V, (i + 1) * V);
+      if (gi === 0) { if (dst.fresh) row.fill(0); continue; }
+      B.softmaxForward(q, ld.subarray(i * V, (i + 1) * V), 1, V);
+      let h = 0;
+      for (let v = 0; v < V; v++) if (q[v] > 0) h -= q[v] * Math.log(q[v]);
+      for (let v = 0; v < V; v++) {
+        const d = q[v] > 0 ? -gi * q[v] * (Math.log(q[v]) + h) : 0;
+        row[v] = dst.fresh ? d : row[v] + d;
+      }
+    }
+    giveBuffer(q);
+  });
+}
