@@ -97,3 +97,19 @@ export function writePreferences(path: string, prompts: number, first = 0): void
   }
   writeFileSync(path, out.join('\n') + '\n');
 }
+
+// A verifiable toy reward for RL tests: 1 when the answer contains the preferred line, else 0 (a JS module, as a user's
+// `--reward FILE.mjs`), and a prompts file of the poem task.
+export function writeRewardModule(path: string): void {
+  writeFileSync(path, `export function reward(prompt, answer) { return answer.includes(${JSON.stringify(PREFERRED_LINE)}) ? 1 : 0; }\n`);
+}
+export function writePrompts(path: string, n: number, first = 0): void {
+  writeFileSync(path, Array.from({ length: n }, (_, i) => JSON.stringify({ prompt: poemPrompt(first + i) }) + '\n').join(''));
+}
+
+// The SFT model of RL and DPO tests: fine-tuned on answers of both kinds (half contain the preferred line), so it writes
+// either and a preference or a reward has room to act.
+export function mixedDemos(path: string, n = 200): void {
+  writeFileSync(path, demosToJsonl(Array.from({ length: n }, (_, i) => ({ messages: [
+    { role: 'user' as const, content: poemPrompt(i) }, { role: 'assistant' as const, content: synthAnswer(rand(i + 3), i % 2 === 0) }] }))));
+}

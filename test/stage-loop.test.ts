@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { prepareData } from '../src/stages/data.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { runLoop, exitCodeOf, type LoopSpec } from '../src/train/loop.js';
-import { cli, makeFixture, poem, runAndSignal, writePreferences, type StageFixture } from './stage-fixture.js';
+import { cli, makeFixture, poem, runAndSignal, writePreferences, writePrompts, writeRewardModule, type StageFixture } from './stage-fixture.js';
 
 let root = '', fx: StageFixture, data = '';
 before(() => {
@@ -21,6 +21,8 @@ before(() => {
   writeFileSync(text, Array.from({ length: 400 }, (_, i) => JSON.stringify({ text: poem(i).messages[1].content }) + '\n').join(''));
   prepareData({ corpus: [text], tokenizer: fx.base, out: (data = join(root, 'data')), valFraction: 0.05 });
   writePreferences(join(root, 'prefs.jsonl'), 40);
+  writeRewardModule(join(root, 'reward.mjs'));
+  writePrompts(join(root, 'prompts.jsonl'), 40);
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -37,6 +39,12 @@ const STAGES: { name: string; signal: NodeJS.Signals; args: (out: string, steps:
     '--steps', String(steps), '--batch-size', '4', '--warmup', '2', '--eval-every', '5'] },
   { name: 'dpo', signal: 'SIGTERM', args: (out, steps) => ['dpo', '--init', fx.base, '--data', join(root, 'prefs.jsonl'), '--out', out,
     '--steps', String(steps), '--batch-size', '4', '--warmup', '2', '--eval-every', '5', '--kl-prompts', '2', '--kl-tokens', '8'] },
+  { name: 'ppo', signal: 'SIGINT', args: (out, steps) => ['ppo', '--init', fx.base, '--reward', join(root, 'reward.mjs'), '--prompts',
+    join(root, 'prompts.jsonl'), '--out', out, '--steps', String(steps), '--batch-size', '4', '--mini-batch', '2', '--max-new-tokens', '8',
+    '--eval-every', '5', '--eval-prompts', '2', '--lr', '1e-3'] },
+  { name: 'grpo', signal: 'SIGTERM', args: (out, steps) => ['grpo', '--init', fx.base, '--reward', join(root, 'reward.mjs'), '--prompts',
+    join(root, 'prompts.jsonl'), '--out', out, '--steps', String(steps), '--batch-size', '2', '--group', '3', '--max-new-tokens', '8',
+    '--eval-every', '5', '--eval-prompts', '2', '--lr', '1e-3'] },
 ];
 
 const losses = (out: string) => readMetrics(join(out, 'metrics.jsonl')).filter((r) => typeof r.loss === 'number').map((r) => r.loss as number);

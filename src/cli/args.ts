@@ -93,3 +93,24 @@ export const trainingOptions = {
   'peak-gflops': { type: 'number', min: 0, description: 'GEMM peak for MFU (default: measured at start)' },
   'log-every': { ...int, min: 1, description: 'progress line every N steps when stdout is not a terminal' },
 } as const;
+
+// The options PPO and GRPO share (each has one description).
+export const rlOptions = {
+  init: { type: 'string', description: 'the SFT model the policy starts from, e.g. runs/demo/sft' },
+  ref: { type: 'string', description: 'the frozen reference of the KL penalty (default: --init)' },
+  reward: { type: 'string', description: 'a reward model folder (chatwright reward), `labeller`, or a .mjs file exporting reward(prompt, answer)' },
+  prompts: { type: 'string', description: 'chinese-poetry or a JSONL file of {"messages"} / {"prompt"} (default chinese-poetry)' },
+  limit: { ...int, min: 1, description: 'built-in prompts: poems read (default 5000)' },
+  out: { type: 'string', description: 'checkpoint folder, e.g. runs/demo/ppo' },
+  steps: { ...int, min: 1, description: 'iterations, one rollout batch each (default 100)' },
+  'max-new-tokens': { ...int, min: 1, description: 'longest answer (default 64)' },
+  'truncation-penalty': { type: 'number', min: 0, description: 'subtracted from the score of an answer cut at the length limit (default 1)' },
+  lr: { type: 'number', min: 0, description: 'policy learning rate' },
+  'min-lr': { type: 'number', min: 0, description: 'learning rate at the end of the decay (with --decay cosine or linear)' },
+  warmup: { ...int, min: 0, description: 'linear warmup steps (default 5)' },
+  'weight-decay': { type: 'number', min: 0, description: 'AdamW weight decay on matmul weights (default 0)' },
+  'eval-every': { ...int, min: 0, description: 'score and KL on held-out prompts every N steps (0: only at the end)' },
+  'eval-prompts': { ...int, min: 0, description: 'held-out prompts per evaluation (default 16)' },
+  seed: { ...int, min: 0, description: 'seed of the prompt order, the rollouts and the minibatches' },
+  ...trainingOptions,
+} as const;

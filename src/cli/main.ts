@@ -11,6 +11,8 @@ const commands: Record<string, { module: string; summary: string }> = {
   sft: { module: './sft.js', summary: 'supervised fine-tuning on demonstration dialogues' },
   reward: { module: './reward.js', summary: 'train a reward model on ranked answers (Bradley-Terry)' },
   dpo: { module: './dpo.js', summary: 'direct preference optimisation of the SFT model on ranked answers' },
+  ppo: { module: './ppo.js', summary: 'RLHF with PPO against a reward model, under a KL penalty to the SFT model' },
+  grpo: { module: './grpo.js', summary: 'GRPO: group-normalised advantages against a reward model or a verifiable reward' },
   eval: { module: './eval.js', summary: 'evaluate base and fine-tuned models on held-out prompts' },
   generate: { module: './generate.js', summary: 'continue a prompt with a base model' },
   chat: { module: './chat.js', summary: 'chat with a model in the terminal' },

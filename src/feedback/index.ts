@@ -25,3 +25,14 @@ export function readPreferenceGroups(path: string): PreferenceGroup[] {
   });
   return [...groups.values()];
 }
+
+// TEMPORARY until the feedback library lands.
+export function readPromptsFile(path: string): { messages: Message[] }[] {
+  return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim()).map((l) => {
+    const j = JSON.parse(l);
+    return { messages: j.messages ?? (typeof j.prompt === 'string' ? [{ role: 'user', content: j.prompt }] : j.prompt) };
+  });
+}
+export function labellerScore(_prompt: Message[], _answer: string): number | null {
+  throw new UserError('the simulated labeller is not in this build yet');
+}

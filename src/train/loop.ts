@@ -136,7 +136,7 @@ export interface LoopSpec {
   print?: (line: string) => void; // full lines (evaluations, samples, the end); default stderr
   // one optimizer step; `step` counts the steps done before it
   trainStep(step: number, loop: LoopControl): StepResult | Promise<StepResult>;
-  evaluate?(step: number): EvalResult | null;
+  evaluate?(step: number): EvalResult | null | Promise<EvalResult | null>;
   sample?(step: number): string[];
   save(step: number, loss: number): void;
 }
@@ -169,8 +169,8 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
     yield: yieldNow,
     note: (line) => progress.log(line),
   };
-  const evaluate = () => {
-    const e = spec.evaluate?.(step) ?? null;
+  const evaluate = async () => {
+    const e = (await spec.evaluate?.(step)) ?? null;
     if (e) {
       lastEval = e.record;
       appendMetrics(metricsPath, { step, ...e.record });
@@ -187,7 +187,7 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
   process.on('SIGTERM', onTerm);
   try {
     while (step < spec.steps) {
-      if (spec.evalEvery > 0 && step % spec.evalEvery === 0) evaluate();
+      if (spec.evalEvery > 0 && step % spec.evalEvery === 0) await evaluate();
       if (spec.sample && spec.sampleEvery && step > 0 && step % spec.sampleEvery === 0) {
         for (const s of spec.sample(step)) progress.log(`step ${step} sample: ${s}`);
       }
@@ -217,7 +217,7 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
 
     // ---- the end: the last evaluation and checkpoint
     progress.done();
-    if (step > spec.step && spec.evaluate) evaluate();
+    if (step > spec.step && spec.evaluate) await evaluate();
     if (step > spec.step && Number.isFinite(loss)) {
       spec.save(step, loss);
       if (stopped !== 'steps') {

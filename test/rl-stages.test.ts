@@ -1,0 +1,61 @@
+// PPO and GRPO learn a toy verifiable reward (1 for an answer containing 泥融飞燕子, else 0) on a tiny model within a few
+// dozen steps, and a large KL coefficient visibly holds the policy back near the reference (smaller KL, less reward).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sft } from '../src/stages/sft.js';
+import { trainPPO } from '../src/stages/ppo.js';
+import { trainGRPO } from '../src/stages/grpo.js';
+import { readMetrics } from '../src/train/metrics.js';
+import { makeFixture, mixedDemos, writePrompts, writeRewardModule } from './stage-fixture.js';
+
+let root = '', sftDir = '', rewardFn = '', prompts = '';
+before(async () => {
+  root = mkdtempSync(join(tmpdir(), 'cw-rl-'));
+  const fx = makeFixture(join(root, 'fx'));
+  mixedDemos(join(root, 'demos.jsonl'));
+  sftDir = join(root, 'sft');
+  await sft({ init: fx.base, data: join(root, 'demos.jsonl'), out: sftDir, steps: 150, batchSize: 8, seqLen: 64, lr: 3e-3, minLr: 3e-4,
+    warmup: 10, evalEvery: 0, evalAtEnd: false, peakGflops: 1, logEvery: 1000 }, () => {});
+  writeRewardModule((rewardFn = join(root, 'reward.mjs')));
+  writePrompts((prompts = join(root, 'prompts.jsonl')), 200);
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+// mean of a per-step figure over the first and the last k steps of a run
+const trend = (out: string, key: string, k = 5) => {
+  const xs = readMetrics(join(out, 'metrics.jsonl')).filter((r) => typeof r[key] === 'number').map((r) => r[key] as number);
+  const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
+  return { first: mean(xs.slice(0, k)), last: mean(xs.slice(-k)) };
+};
+
+test('PPO raises the toy reward; a large KL coefficient holds it near the reference', { timeout: 240_000 }, async () => {
+  const common = { init: sftDir, reward: rewardFn, prompts, steps: 25, batchSize: 16, miniBatch: 8, epochs: 2, maxNewTokens: 32, lr: 3e-4,
+    criticLr: 1e-3, evalEvery: 0, evalPrompts: 20, logEvery: 1000 };
+  const free = await trainPPO({ ...common, out: join(root, 'ppo'), klCoef: 0.02 }, () => {});
+  const held = await trainPPO({ ...common, out: join(root, 'ppo-held'), klCoef: 1 }, () => {});
+  const f = trend(join(root, 'ppo'), 'score'), h = trend(join(root, 'ppo-held'), 'score');
+  console.log(`# PPO beta 0.02: score ${f.first.toFixed(2)} -> ${f.last.toFixed(2)}, held-out ${free.eval!.score.toFixed(2)}, KL ${free.eval!.kl.toFixed(2)}; ` +
+    `beta 1: score ${h.first.toFixed(2)} -> ${h.last.toFixed(2)}, held-out ${held.eval!.score.toFixed(2)}, KL ${held.eval!.kl.toFixed(2)}`);
+  assert.ok(f.last > f.first + 0.25, `PPO score ${f.first} -> ${f.last}`);
+  assert.ok(free.eval!.score >= 0.8, `held-out score ${free.eval!.score}`);
+  assert.ok(held.eval!.kl < free.eval!.kl / 3, `KL with beta 1 (${held.eval!.kl}) vs beta 0.02 (${free.eval!.kl})`);
+  assert.ok(h.last < f.last, `score with beta 1 (${h.last}) vs beta 0.02 (${f.last})`);
+  for (const key of ['kl', 'entropy', 'clipFraction', 'valueLoss', 'approxKl', 'length', 'rolloutTokPerSec', 'trainTokPerSec']) {
+    assert.ok(Number.isFinite(trend(join(root, 'ppo'), key).last), `metric ${key} not logged`);
+  }
+});
+
+test('GRPO raises the toy reward; a large beta holds it near the reference', { timeout: 240_000 }, async () => {
+  const common = { init: sftDir, reward: rewardFn, prompts, steps: 30, batchSize: 4, group: 6, maxNewTokens: 32, lr: 2e-4, evalEvery: 0,
+    evalPrompts: 20, logEvery: 1000 };
+  const free = await trainGRPO({ ...common, out: join(root, 'grpo'), beta: 0.02 }, () => {});
+  const held = await trainGRPO({ ...common, out: join(root, 'grpo-held'), beta: 3 }, () => {});
+  const f = trend(join(root, 'grpo'), 'score'), h = trend(join(root, 'grpo-held'), 'score');
+  console.log(`# GRPO beta 0.02: score ${f.first.toFixed(2)} -> ${f.last.toFixed(2)}, held-out ${free.eval!.score.toFixed(2)}, KL ${free.eval!.kl.toFixed(2)}; ` +
+    `beta 3: score ${h.first.toFixed(2)} -> ${h.last.toFixed(2)}, held-out ${held.eval!.score.toFixed(2)}, KL ${held.eval!.kl.toFixed(2)}`);
+  assert.ok(f.last > f.first + 0.2, `GRPO score ${f.first} -> ${f.last}`);
+  assert.ok(held.eval!.kl < free.eval!.kl, `KL with beta 3 (${held.eval!.kl}) vs beta 0.02 (${free.eval!.kl})`);
+});
