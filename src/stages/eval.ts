@@ -18,24 +18,15 @@ import { loadModel } from '../model/checkpoint.js';
 import { validateConversation as validateChat, type Message, type Tokenizer } from '../tokenizer/index.js';
 import { generateBatch } from '../generate/index.js';
 import {
-  builtinDemos, countHan, isBuiltinDemos, makeBatch, packConversations, parseDemos, readDemos, splitPoemLines,
+  answerForm, formMatches, PROMPTS_FILE, builtinDemos, isBuiltinDemos, makeBatch, packConversations, parseDemos, readDemos,
   type Conversation, type EvalPrompt, type Reference,
 } from '../train/demos.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Metrics: pure functions
 
-// Lines and Han characters per line of an answer (split on ，。！？； and line breaks, as in the demonstrations).
-export function answerForm(text: string): { lines: number; chars: number[] } {
-  const lines = splitPoemLines(text).map(countHan).filter((n) => n > 0);
-  return { lines: lines.length, chars: lines };
-}
-
-// True when the answer has exactly `lines` lines of exactly `chars` Han characters each.
-export function formMatches(text: string, lines: number, chars: number): boolean {
-  const f = answerForm(text);
-  return f.lines === lines && f.chars.every((n) => n === chars);
-}
+// The form checks live with the poems (src/train/demos.ts), where the simulated labeller (src/feedback) reads them too.
+export { answerForm, formMatches };
 
 // True when the answer names the author (the author's name appears in it).
 export function authorMatches(text: string, author: string): boolean {
@@ -88,7 +79,7 @@ export interface EvalSet {
 }
 
 export const HELDOUT_FILE = 'heldout.jsonl';
-export const PROMPTS_FILE = 'eval_prompts.jsonl';
+export { PROMPTS_FILE };
 
 export function promptsToJsonl(prompts: EvalPrompt[]): string {
   return prompts.map((p) => JSON.stringify(p)).join('\n') + (prompts.length ? '\n' : '');
