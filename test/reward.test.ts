@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { trainReward, RewardModel } from '../src/stages/reward.js';
-import { readPreferenceGroups } from '../src/feedback/index.js';
+import { loadPreferences } from '../src/feedback/index.js';
 import { makeFixture, poemPrompt, rand, synthAnswer, writePreferences, type StageFixture } from './stage-fixture.js';
 
 let root = '', fx: StageFixture;
@@ -32,7 +32,7 @@ test('the reward model learns the synthetic preference: held-out pair accuracy >
 
   // normalised: the training answers average 0; a fresh pair is scored in the preferred order
   const rm = RewardModel.load(out);
-  const groups = readPreferenceGroups(join(root, 'prefs.jsonl'));
+  const groups = loadPreferences(join(root, 'prefs.jsonl'));
   const scores = rm.score(groups.flatMap((g) => g.responses.map((answer) => ({ prompt: g.prompt, answer }))));
   const mean = scores.reduce((a, x) => a + x, 0) / scores.length;
   assert.ok(Math.abs(mean) < 1e-3, `mean normalised score ${mean}`);

@@ -5,18 +5,24 @@ import { UserError } from '../util/errors.js';
 export type OptionSpec =
   | { type: 'string'; description: string; default?: string }
   | { type: 'number'; description: string; default?: number; integer?: boolean; min?: number; max?: number }
-  | { type: 'boolean'; description: string; default?: boolean };
+  | { type: 'boolean'; description: string; default?: boolean }
+  | { type: 'list'; description: string }; // a string option that may be given several times: string[] (empty when absent)
 
 export type OptionsSpec = Record<string, OptionSpec>;
 
-type ValueOf<S extends OptionSpec> = S extends { type: 'string' } ? string : S extends { type: 'number' } ? number : boolean;
-export type Parsed<T extends OptionsSpec> = { [K in keyof T]: T[K] extends { default: any } ? ValueOf<T[K]> : ValueOf<T[K]> | undefined } & {
+type ValueOf<S extends OptionSpec> = S extends { type: 'string' } ? string : S extends { type: 'number' } ? number : S extends { type: 'list' } ? string[] : boolean;
+export type Parsed<T extends OptionsSpec> = {
+  [K in keyof T]: T[K] extends { default: any } | { type: 'list' } ? ValueOf<T[K]> : ValueOf<T[K]> | undefined;
+} & {
   _: string[];
 };
 
 export function parseArgs<T extends OptionsSpec>(command: string, argv: string[], spec: T): Parsed<T> {
   const out: Record<string, unknown> = { _: [] as string[] };
-  for (const [name, s] of Object.entries(spec)) if (s.default !== undefined) out[name] = s.default;
+  for (const [name, s] of Object.entries(spec)) {
+    if (s.type === 'list') out[name] = [];
+    else if (s.default !== undefined) out[name] = s.default;
+  }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith('--')) {
@@ -47,6 +53,7 @@ export function parseArgs<T extends OptionsSpec>(command: string, argv: string[]
       value = argv[++i];
     }
     if (s.type === 'string') out[name] = value;
+    else if (s.type === 'list') (out[name] as string[]).push(value);
     else {
       const x = Number(value);
       if (value.trim() === '' || !Number.isFinite(x)) throw new UserError(`${command}: --${name} takes a number, got "${value}"`);
@@ -62,7 +69,7 @@ export function parseArgs<T extends OptionsSpec>(command: string, argv: string[]
 export function helpText(command: string, summary: string, spec: OptionsSpec): string {
   const lines = [`chatwright ${command}: ${summary}`, '', 'options:'];
   for (const [name, s] of Object.entries(spec)) {
-    const def = s.default !== undefined ? ` (default ${JSON.stringify(s.default)})` : '';
+    const def = s.type === 'list' ? ' (repeatable)' : s.default !== undefined ? ` (default ${JSON.stringify(s.default)})` : '';
     lines.push(`  --${name.padEnd(22)} ${s.description}${def}`);
   }
   return lines.join('\n');

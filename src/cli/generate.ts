@@ -29,7 +29,7 @@ export const samplingSpec = {
   'explain-top': { type: 'number', description: 'candidates shown per token with --explain', default: 5, integer: true, min: 1, max: 50 },
 } satisfies OptionsSpec;
 
-type SamplingArgs = { [K in keyof typeof samplingSpec]: unknown };
+type SamplingArgs = { [K in Exclude<keyof typeof samplingSpec, 'explain' | 'explain-top'>]: unknown };
 
 export function samplingFrom(a: SamplingArgs): Required<Omit<SamplingOptions, 'logitBias'>> & Pick<SamplingOptions, 'logitBias'> {
   let logitBias: Record<number, number> | undefined;

@@ -27,14 +27,15 @@ import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { filterMetrics } from '../train/metrics.js';
 import { rowsForStep } from '../train/demos.js';
-import { answerLogprobs, answerRow, dpoLoss, fits, logprobRows, padBatch, type AnswerRow, type DPOLoss, type PreferenceGroup } from '../train/preferences.js';
+import { answerLogprobs, answerRow, dpoLoss, fits, logprobRows, padBatch, type AnswerRow, type DPOLoss } from '../train/preferences.js';
 import {
   METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, saveCheckpoint,
   type EvalResult, type StopReason,
 } from '../train/loop.js';
-import { generateBatch } from '../generate/index.js';
-import { readPreferenceGroups } from '../feedback/index.js';
-import { splitHeldOut } from './reward.js';
+import type { PromptPreferences } from '../feedback/index.js';
+import type { Message } from '../tokenizer/index.js';
+import { preferenceSplit } from './reward.js';
+import { klFromReference } from './rollout.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
 // Options
@@ -99,14 +100,14 @@ export interface DPOResult {
 // -----------------------------------------------------------------------------------------------------------------------
 // Pairs as rows, with their reference log-probabilities
 
-interface Pairs { chosen: AnswerRow[]; rejected: AnswerRow[]; refChosen: Float64Array; refRejected: Float64Array; prompts: PreferenceGroup['prompt'][]; dropped: number }
+interface Pairs { chosen: AnswerRow[]; rejected: AnswerRow[]; refChosen: Float64Array; refRejected: Float64Array; prompts: Message[][]; dropped: number }
 
-function encodePairs(groups: PreferenceGroup[], tok: Tokenizer, maxT: number, ref: GPT): Pairs {
+function encodePairs(groups: PromptPreferences[], tok: Tokenizer, maxT: number, ref: GPT): Pairs {
   const chosen: AnswerRow[] = [], rejected: AnswerRow[] = [];
   let dropped = 0;
   for (const g of groups) {
     const rows = g.responses.map((a) => answerRow(tok, g.prompt, a));
-    for (const [c, r] of g.pairs) {
+    for (const { chosen: c, rejected: r } of g.pairs) {
       if (fits(rows[c], maxT) && fits(rows[r], maxT)) {
         chosen.push(rows[c]);
         rejected.push(rows[r]);
@@ -129,8 +130,7 @@ export async function trainDPO(given: Partial<DPOOptions> & { init: string; data
   const o = resolveDPOOptions(given, saved ? (saved.json.options as Partial<DPOOptions>) : {});
   if (o.backend) setBackend(o.backend);
   const be = getBackend();
-  const all = readPreferenceGroups(o.data);
-  const split = o.val ? { train: all, heldout: readPreferenceGroups(o.val) } : all.length >= 10 ? splitHeldOut(all) : { train: all, heldout: [] };
+  const split = preferenceSplit(o.data, o.val);
 
   const l = loadModel(saved ? o.out : o.init);
   if (!l.tokenizer) throw new UserError(`no tokenizer in ${saved ? o.out : o.init}`, 'the model folder needs tokenizer.json (chatwright sft saves it)');
@@ -231,20 +231,4 @@ export async function trainDPO(given: Partial<DPOOptions> & { init: string; data
     step: r.step, trainLoss: r.loss, stopped: r.stopped,
     eval: e && { loss: e.valLoss, accuracy: e.valAccuracy, margin: e.valMargin, kl: e.kl ?? null },
   };
-}
-
-// KL(policy || reference) per answer, estimated on the policy's own answers (sampled at temperature 1, seeded):
-// the mean over answers of sum_t [log pi(y_t) - log ref(y_t)] (k1). Used by the DPO and RL stages and the eval table.
-export function klFromReference(policy: GPT, ref: GPT, tok: Tokenizer, prompts: PreferenceGroup['prompt'][], maxNewTokens: number, seed: number): number {
-  const ids = prompts.map((p) => tok.renderForCompletion(p)).filter((p) => p.length < policy.config.maxSeqLen);
-  if (ids.length === 0) return 0;
-  const room = (p: number[]) => Math.max(1, Math.min(maxNewTokens, policy.config.maxSeqLen - p.length));
-  const answers = generateBatch(policy, tok, ids, ids.map((p, i) => ({ maxNewTokens: room(p), temperature: 1, seed: seed + i })));
-  const rows: AnswerRow[] = answers.map((a, i) => ({
-    ids: [...ids[i], ...a.ids, ...(a.stopToken !== null ? [a.stopToken] : [])], start: ids[i].length,
-  }));
-  const lp = logprobRows(policy, rows, tok.pad), lr = logprobRows(ref, rows, tok.pad);
-  let sum = 0;
-  for (let i = 0; i < rows.length; i++) sum += lp[i] - lr[i];
-  return sum / rows.length;
 }

@@ -1,10 +1,15 @@
 // Evaluation of chat models on held-out prompts: the held-out SFT loss (mean over assistant tokens, the SFT objective),
 // and checks of greedy answers against references: for poems, the share of answers in the requested form (number of lines
 // and Han characters per line) and the share naming the right author; for definitions, token F1 against the gloss.
-// Base and SFT models get the same chat template, so the table shows what fine-tuning adds.
+// Base and SFT models get the same chat template, so the table shows what fine-tuning adds. The poems are also judged
+// by the simulated labeller (src/feedback/labeller.ts: a rule-based judge, not a person): its mean score, how often the
+// even lines rhyme, how many characters repeat, and the win rate of each model's answer against a baseline model's
+// answer to the same prompt. Win rates are computed for every judge in `judges` (a Judge scores (prompt, answer); a
+// reward model can be one), so the table reads base | SFT | DPO | PPO for any list of models.
 //
 //   chatwright eval --base runs/demo/base --sft runs/demo/sft              (held-out set saved by `chatwright sft`)
 //   chatwright eval --sft runs/demo/sft --data chinese-poetry --limit 2000 (rebuild a built-in set)
+//   chatwright eval --model runs/demo/sft --model dpo=runs/demo/dpo --baseline sft
 //
 // Boundary: metrics are pure functions of strings (top of the file); the runner loads models, renders prompts with the
 // tokenizer and decodes with src/generate. It never trains.
@@ -17,25 +22,17 @@ import type { GPT } from '../model/gpt.js';
 import { loadModel } from '../model/checkpoint.js';
 import { validateConversation as validateChat, type Message, type Tokenizer } from '../tokenizer/index.js';
 import { generateBatch } from '../generate/index.js';
+import { judgePoem, poemRequest, simulatedLabeller, winRate, type Judge } from '../feedback/index.js';
 import {
-  builtinDemos, countHan, isBuiltinDemos, makeBatch, packConversations, parseDemos, readDemos, splitPoemLines,
+  answerForm, formMatches, PROMPTS_FILE, builtinDemos, isBuiltinDemos, makeBatch, packConversations, parseDemos, readDemos,
   type Conversation, type EvalPrompt, type Reference,
 } from '../train/demos.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Metrics: pure functions
 
-// Lines and Han characters per line of an answer (split on ，。！？； and line breaks, as in the demonstrations).
-export function answerForm(text: string): { lines: number; chars: number[] } {
-  const lines = splitPoemLines(text).map(countHan).filter((n) => n > 0);
-  return { lines: lines.length, chars: lines };
-}
-
-// True when the answer has exactly `lines` lines of exactly `chars` Han characters each.
-export function formMatches(text: string, lines: number, chars: number): boolean {
-  const f = answerForm(text);
-  return f.lines === lines && f.chars.every((n) => n === chars);
-}
+// The form checks live with the poems (src/train/demos.ts), where the simulated labeller (src/feedback) reads them too.
+export { answerForm, formMatches };
 
 // True when the answer names the author (the author's name appears in it).
 export function authorMatches(text: string, author: string): boolean {
@@ -88,7 +85,7 @@ export interface EvalSet {
 }
 
 export const HELDOUT_FILE = 'heldout.jsonl';
-export const PROMPTS_FILE = 'eval_prompts.jsonl';
+export { PROMPTS_FILE };
 
 export function promptsToJsonl(prompts: EvalPrompt[]): string {
   return prompts.map((p) => JSON.stringify(p)).join('\n') + (prompts.length ? '\n' : '');
@@ -172,14 +169,32 @@ export function heldoutLoss(model: GPT, tokenizer: Tokenizer, convs: Conversatio
 // ---------------------------------------------------------------------------------------------------------------------
 // Generation metrics: greedy answers to the held-out prompts
 
-export interface EvalSample { prompt: string; answer: string; reference: Reference; score: number }
+export interface EvalSample {
+  prompt: string;
+  promptIndex: number;   // into the evaluation set's prompts
+  answer: string;
+  reference: Reference;
+  score: number;
+  labeller?: { score: number; form: number; rhyme: number; repetition: number; title: number; rhymes: boolean; repeatRate: number };
+}
+
+export interface WinRate {
+  judge: string;
+  baseline: string;      // model name
+  rate: number | null;   // share of prompts won against the baseline's answer, ties half
+  n: number;             // prompts the judge scored
+}
 
 export interface ModelMetrics {
   heldoutLoss: number | null;
   poemForm: number | null;   // share of answers in the requested form
   author: number | null;     // share of answers naming the right author
   glossF1: number | null;    // mean token F1 against the gloss
-  counts: { heldout: number; poemForm: number; author: number; gloss: number };
+  labeller: number | null;   // mean simulated-labeller score of the poems
+  rhymeRate: number | null;  // share of poems whose even lines all rhyme (the labeller's rule)
+  repeatRate: number | null; // mean share of a poem's characters that repeat an earlier one
+  winRates: WinRate[];       // against the baseline model, one per judge (filled by runEval)
+  counts: { heldout: number; poemForm: number; author: number; gloss: number; labelled?: number };
 }
 
 const MAX_NEW: Record<Reference['task'], number> = { 'poem-form': 96, author: 32, gloss: 64 };
@@ -210,7 +225,16 @@ export function evaluateModel(
         ? generateBatch(model, tokenizer, ids, { maxNewTokens, temperature: 0, stopTokens: [tokenizer.eot, tokenizer.eos] }).map((r) => r.text)
         : group.map(() => '');
       group.forEach((p, j) => {
-        samples.push({ prompt: p.messages[p.messages.length - 1].content, answer: answers[j], reference: p.reference, score: score(answers[j], p.reference) });
+        const s: EvalSample = {
+          prompt: p.messages[p.messages.length - 1].content, promptIndex: set.prompts.indexOf(p), answer: answers[j],
+          reference: p.reference, score: score(answers[j], p.reference),
+        };
+        const req = task === 'poem-form' ? poemRequest(p.messages, p.reference) : null;
+        if (req) {
+          const c = judgePoem(answers[j], req);
+          s.labeller = { score: c.score, form: c.form, rhyme: c.rhyme, repetition: c.repetition, title: c.title, rhymes: c.rhymes, repeatRate: c.repeatRate };
+        }
+        samples.push(s);
       });
       done += group.length;
       opts.onProgress?.(done, total);
@@ -221,13 +245,20 @@ export function evaluateModel(
     return s.length ? s.reduce((a, x) => a + x.score, 0) / s.length : null;
   };
   const count = (task: Reference['task']) => samples.filter((x) => x.reference.task === task).length;
+  const judged = samples.filter((x) => x.labeller);
+  const meanOf = (f: (l: NonNullable<EvalSample['labeller']>) => number) =>
+    judged.length ? judged.reduce((a, x) => a + f(x.labeller!), 0) / judged.length : null;
   return {
     metrics: {
       heldoutLoss: loss === null || Number.isNaN(loss) ? null : loss,
       poemForm: mean('poem-form'),
       author: mean('author'),
       glossF1: mean('gloss'),
-      counts: { heldout: set.heldout.length, poemForm: count('poem-form'), author: count('author'), gloss: count('gloss') },
+      labeller: meanOf((l) => l.score),
+      rhymeRate: meanOf((l) => (l.rhymes ? 1 : 0)),
+      repeatRate: meanOf((l) => l.repeatRate),
+      winRates: [],
+      counts: { heldout: set.heldout.length, poemForm: count('poem-form'), author: count('author'), gloss: count('gloss'), labelled: judged.length },
     },
     samples,
   };
@@ -250,6 +281,20 @@ export function formatTable(report: EvalReport): string {
   if (first && first.counts.poemForm > 0) rows.push([`poems in the requested form (${first.counts.poemForm})`, (m) => pct(m.poemForm)]);
   if (first && first.counts.author > 0) rows.push([`correct author (${first.counts.author})`, (m) => pct(m.author)]);
   if (first && first.counts.gloss > 0) rows.push([`definition token F1 (${first.counts.gloss})`, (m) => (m.glossF1 === null ? '-' : m.glossF1.toFixed(3))]);
+  if (first && (first.counts.labelled ?? 0) > 0) {
+    const n = first.counts.labelled;
+    rows.push([`simulated labeller score (${n} poems)`, (m) => (m.labeller === null ? '-' : m.labeller.toFixed(3))]);
+    rows.push([`even lines rhyme (simulated labeller)`, (m) => pct(m.rhymeRate)]);
+    rows.push([`repeated characters`, (m) => pct(m.repeatRate)]);
+  }
+  const judges = [...new Set(report.models.flatMap((m) => m.metrics.winRates.map((w) => `${w.judge}\u0000${w.baseline}`)))];
+  for (const key of judges) {
+    const [judge, baseline] = key.split('\u0000');
+    rows.push([`win rate vs ${baseline} (${judge})`, (m) => {
+      const w = m.winRates.find((x) => x.judge === judge && x.baseline === baseline);
+      return w ? pct(w.rate) : '-';
+    }]);
+  }
   const w0 = Math.max(6, ...rows.map((r) => r[0].length));
   const cells = rows.map(([label, f]) => [label, ...report.models.map((m) => f(m.metrics))]);
   const widths = names.map((n, j) => Math.max(n.length, ...cells.map((c) => c[j + 1].length)));
@@ -264,6 +309,8 @@ export function formatTable(report: EvalReport): string {
 
 export interface EvalOptions {
   models: { name: string; dir: string }[];   // e.g. [{name: 'base', dir: 'runs/demo/base'}, {name: 'sft', dir: 'runs/demo/sft'}]
+  baseline?: string;                          // win rates against this model (default: the one named sft, else the first)
+  judges?: Judge[];                           // who decides a win (default: the simulated labeller)
   data?: string;                              // built-in set or JSONL; default: the held-out set saved in the sft dir
   limit?: number;                             // corpus entries to read for a built-in set
   maxPrompts?: number;                        // evaluation prompts per task
@@ -274,7 +321,8 @@ export interface EvalOptions {
 export function runEval(opts: EvalOptions): EvalReport {
   const log = opts.log ?? ((s: string) => console.log(s));
   if (opts.models.length === 0) throw new UserError('eval: no model given', 'pass --base DIR and/or --sft DIR');
-  const sftDir = opts.models.find((m) => m.name === 'sft')?.dir ?? opts.models[opts.models.length - 1].dir;
+  const sftDir = opts.models.find((m) => m.name === 'sft')?.dir ??
+    opts.models.find((m) => existsSync(join(m.dir, HELDOUT_FILE)))?.dir ?? opts.models[opts.models.length - 1].dir;
   const set = loadEvalSet({ data: opts.data, sftDir, limit: opts.limit, maxPrompts: opts.maxPrompts });
   if (opts.maxPrompts !== undefined) set.prompts = capPerTask(set.prompts, opts.maxPrompts);
   const report: EvalReport = { models: [] };
@@ -296,8 +344,28 @@ export function runEval(opts: EvalOptions): EvalReport {
     log(`eval ${m.name} (${m.dir}): ${set.heldout.length} held-out dialogues, ${set.prompts.length} prompts, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     report.models.push({ name: m.name, dir: m.dir, metrics: r.metrics, samples: r.samples });
   }
+  addWinRates(report, set, opts.baseline, opts.judges ?? [simulatedLabeller]);
   if (opts.out) writeJsonAtomic(opts.out, report);
   return report;
+}
+
+// Each model's answers against the baseline's, prompt by prompt, per judge (the baseline itself gets none).
+export function addWinRates(report: EvalReport, set: EvalSet, baselineName: string | undefined, judges: Judge[]): void {
+  const baseline = baselineName !== undefined ? report.models.find((m) => m.name === baselineName)
+    : report.models.find((m) => m.name === 'sft') ?? report.models[0];
+  if (!baseline) throw new UserError(`eval: no model named "${baselineName}" to compare with`, `the models are ${report.models.map((m) => m.name).join(', ')}`);
+  if (report.models.length < 2) return;
+  const byIndex = (m: EvalReport['models'][number]) => new Map(m.samples.map((s) => [s.promptIndex, s.answer]));
+  const base = byIndex(baseline);
+  for (const m of report.models) {
+    if (m === baseline) continue;
+    const mine = byIndex(m);
+    const idx = [...base.keys()].filter((i) => mine.has(i));
+    for (const judge of judges) {
+      const w = winRate(judge, idx.map((i) => set.prompts[i].messages), idx.map((i) => mine.get(i)!), idx.map((i) => base.get(i)!));
+      m.metrics.winRates.push({ judge: judge.name, baseline: baseline.name, rate: w.rate, n: w.n });
+    }
+  }
 }
 
 function capPerTask(prompts: EvalPrompt[], n: number): EvalPrompt[] {

@@ -25,15 +25,15 @@ import type { Message, Tokenizer } from '../tokenizer/index.js';
 import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { filterMetrics } from '../train/metrics.js';
-import { fnv1a, rowsForStep } from '../train/demos.js';
+import { rowsForStep } from '../train/demos.js';
 import {
-  answerRow, bradleyTerryLoss, fits, lastTokenScores, padBatch, scoreRows, type AnswerRow, type PreferenceGroup,
+  answerRow, bradleyTerryLoss, fits, lastTokenScores, padBatch, scoreRows, type AnswerRow,
 } from '../train/preferences.js';
 import {
   METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, saveCheckpoint,
   type EvalResult, type StopReason,
 } from '../train/loop.js';
-import { readPreferenceGroups } from '../feedback/index.js';
+import { loadPreferences, splitByPrompt, type PromptPreferences } from '../feedback/index.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
 // Options
@@ -119,14 +119,14 @@ function clip(r: AnswerRow, maxT: number): AnswerRow {
 // -----------------------------------------------------------------------------------------------------------------------
 // Batches: the prompts of a step, each answer forwarded once, every pair of each prompt
 
-interface EncodedGroup { rows: AnswerRow[]; pairs: [number, number][] }
+interface EncodedGroup { rows: AnswerRow[]; pairs: [number, number][] } // [chosen, rejected] indexes into rows
 
-function encodeGroups(groups: PreferenceGroup[], tok: Tokenizer, maxT: number): { encoded: EncodedGroup[]; droppedPairs: number } {
+function encodeGroups(groups: PromptPreferences[], tok: Tokenizer, maxT: number): { encoded: EncodedGroup[]; droppedPairs: number } {
   let droppedPairs = 0;
   const encoded: EncodedGroup[] = [];
   for (const g of groups) {
     const rows = g.responses.map((a) => answerRow(tok, g.prompt, a));
-    const pairs = g.pairs.filter(([c, r]) => fits(rows[c], maxT) && fits(rows[r], maxT));
+    const pairs = g.pairs.map((p): [number, number] => [p.chosen, p.rejected]).filter(([c, r]) => fits(rows[c], maxT) && fits(rows[r], maxT));
     droppedPairs += g.pairs.length - pairs.length;
     if (pairs.length > 0) encoded.push({ rows, pairs });
   }
@@ -161,10 +161,12 @@ function fingerprint(groups: EncodedGroup[]): string {
   return `${groups.length}:${h.toString(16)}`;
 }
 
-// 1 in 10 prompts held out, by a hash of the prompt (stable when lines are added or reordered).
-export function splitHeldOut(groups: PreferenceGroup[], every = 10): { train: PreferenceGroup[]; heldout: PreferenceGroup[] } {
-  const held = (g: PreferenceGroup) => fnv1a(JSON.stringify(g.prompt)) % every === 0;
-  return { train: groups.filter((g) => !held(g)), heldout: groups.filter(held) };
+// The preferences to train on and those held out: --val, else 1 in 10 prompts by a hash of the prompt (stable when lines
+// are added or reordered); none held out from fewer than 10 prompts.
+export function preferenceSplit(data: string, val: string | null): { train: PromptPreferences[]; heldout: PromptPreferences[] } {
+  const all = loadPreferences(data);
+  if (val) return { train: all, heldout: loadPreferences(val) };
+  return all.length >= 10 ? splitByPrompt(all, 0.1) : { train: all, heldout: [] };
 }
 
 export async function trainReward(given: Partial<RewardOptions> & { init: string; data: string; out: string },
@@ -175,8 +177,7 @@ export async function trainReward(given: Partial<RewardOptions> & { init: string
   const o = resolveRewardOptions(given, saved ? (saved.json.options as Partial<RewardOptions>) : {});
   if (o.backend) setBackend(o.backend);
   const be = getBackend();
-  const all = readPreferenceGroups(o.data);
-  const split = o.val ? { train: all, heldout: readPreferenceGroups(o.val) } : all.length >= 10 ? splitHeldOut(all) : { train: all, heldout: [] };
+  const split = preferenceSplit(o.data, o.val);
 
   // -----------------------------------------------------------------------------------------------------------------------
   // Model: the checkpoint's (resume), or the SFT model's trunk under a new scalar head

@@ -154,11 +154,21 @@ export async function rollouts(policy: GPT, ref: GPT, tok: Tokenizer, reward: Re
   }));
 }
 
-// The KL of the policy from the reference over its own answers: the mean over answers of sum_t (log pi - log ref), k1.
-export function answerKL(r: Rollout[]): number {
+// The KL of the policy from the reference over its own answers: the mean over answers of sum_t (log pi - log ref), k1
+// (Schulman, "Approximating KL divergence", 2020: unbiased on the policy's own samples).
+export function answerKL(r: Pick<Rollout, 'lpOld' | 'lpRef'>[]): number {
   let kl = 0;
   for (const x of r) for (let t = 0; t < x.lpOld.length; t++) kl += x.lpOld[t] - x.lpRef[t];
   return kl / Math.max(1, r.length);
+}
+
+// The same on fresh answers to prompts (temperature 1, seeded): what DPO and the eval table report as KL to the reference.
+export function klFromReference(policy: GPT, ref: GPT, tok: Tokenizer, prompts: Message[][], maxNewTokens: number, seed: number): number {
+  const fit = prompts.filter((p) => tok.renderForCompletion(p).length < policy.config.maxSeqLen);
+  if (fit.length === 0) return 0;
+  const rows = sampleAnswers(policy, tok, fit, fit.map((_, i) => seed + i), maxNewTokens).map((a) => a.row);
+  const lpOld = tokenLogprobsOf(policy, rows, tok.pad), lpRef = tokenLogprobsOf(ref, rows, tok.pad);
+  return answerKL(rows.map((_, i) => ({ lpOld: lpOld[i], lpRef: lpRef[i] })));
 }
 
 // Prompts held out from training: mean score, KL to the reference and answer length of seeded samples.

@@ -92,6 +92,9 @@ export type Reference =
   | { task: 'author'; author: string }                   // the answer must name the author
   | { task: 'gloss'; gloss: string };                    // token F1 of the answer against the gloss
 
+// The held-out prompts with references that `chatwright sft` saves beside its model (read by eval and by sample).
+export const PROMPTS_FILE = 'eval_prompts.jsonl';
+
 export interface EvalPrompt {
   messages: Message[];  // ends with the user's turn
   reference: Reference;
@@ -147,6 +150,18 @@ export function splitPoemLines(text: string): string[] {
 const HAN = /\p{Script=Han}/gu;
 export function countHan(s: string): number {
   return (s.match(HAN) ?? []).length;
+}
+
+// Lines and Han characters per line of an answer (split on ，。！？； and line breaks, as in the demonstrations).
+export function answerForm(text: string): { lines: number; chars: number[] } {
+  const lines = splitPoemLines(text).map(countHan).filter((n) => n > 0);
+  return { lines: lines.length, chars: lines };
+}
+
+// True when the answer has exactly `lines` lines of exactly `chars` Han characters each.
+export function formMatches(text: string, lines: number, chars: number): boolean {
+  const f = answerForm(text);
+  return f.lines === lines && f.chars.every((n) => n === chars);
 }
 
 export const FORM_NAMES: Record<string, string> = { '5x4': '五言绝句', '7x4': '七言绝句', '5x8': '五言律诗', '7x8': '七言律诗' };

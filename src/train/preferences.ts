@@ -6,9 +6,9 @@
 //   reward is read at that <|eot|>: the model has seen the whole answer and that it ended (InstructGPT, Ouyang et al.
 //   2022, section 3.5: "the reward model takes in a prompt and response, and outputs a scalar reward").
 // - Rows are right-padded: attention is causal, so pad tokens after a row's end change nothing before it.
-// - A preference group is one prompt with its K answers and the ordered pairs among them. InstructGPT trains on all
-//   K-choose-2 pairs of a prompt in one batch, as one element: each answer is forwarded once, and the prompt's loss is
-//   the mean over its pairs (spreading them over batches overfits: section 3.5 of the paper).
+// - The preferences of a prompt (src/feedback: PromptPreferences) are its K answers and the ordered pairs among them.
+//   InstructGPT trains on all K-choose-2 pairs of a prompt in one batch, as one element: each answer is forwarded once,
+//   and the prompt's loss is the mean over its pairs (spreading them over batches overfits: section 3.5 of the paper).
 //
 // Boundary: token ids and Tensors; no files (src/feedback reads and writes preferences) and no training loop.
 import { UserError } from '../util/errors.js';
@@ -17,12 +17,6 @@ import {
 } from '../tensor/index.js';
 import type { GPT } from '../model/gpt.js';
 import type { Message, Tokenizer } from '../tokenizer/index.js';
-
-export interface PreferenceGroup {
-  prompt: Message[]; // the conversation so far, ending with a user message
-  responses: string[]; // K answers
-  pairs: [number, number][]; // [chosen, rejected] indexes into responses
-}
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Rows and batches
