@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prepareData } from '../src/stages/data.js';
 import { readMetrics } from '../src/train/metrics.js';
-import { runLoop, exitCodeOf, type LoopSpec } from '../src/train/loop.js';
+import { runLoop, exitCodeOf, mergeOptions, stepBudget, type LoopSpec } from '../src/train/loop.js';
 import { cli, makeFixture, poem, runAndSignal, writePreferences, writePrompts, writeRewardModule, type StageFixture } from './stage-fixture.js';
 
 let root = '', fx: StageFixture, data = '';
@@ -128,4 +128,20 @@ test('runLoop: a stage that asks for a stop between the parts of a step sees it 
   }));
   assert.ok(sawStopping, 'LoopControl.stopping never turned true');
   assert.equal(r.stopped, 'time');
+});
+
+test('runLoop: a wall-clock budget sets the step count from the measured speed; a resumed run keeps it', async () => {
+  let told = 0;
+  const schedule = { total: 1000 };
+  const o = { budget: 0.5, steps: 1000 };
+  const slow = async () => { await new Promise((r) => setTimeout(r, 25)); return { loss: 1, tokens: 1, lr: 0 }; };
+  const r = await runLoop(fakeSpec(join(root, 'fake5'), { saves: [], evals: [], steps: 1000, trainStep: slow,
+    budget: { ...stepBudget(o, schedule)!, onSteps: (n) => { told = n; stepBudget(o, schedule)!.onSteps(n); } } }));
+  assert.ok(told >= 8 && told <= 21, `${told} steps of ~25 ms for a budget of 0.5 s`);
+  assert.equal(r.step, told);
+  assert.equal(o.steps, told);
+  assert.equal(schedule.total, told);
+  // resumed with the same budget: the measured count stands; with another budget the given one does
+  assert.equal(mergeOptions('x', { budget: 0, steps: 1 }, { budget: 0.5, steps: 1000 }, { budget: 0.5, steps: told }).steps, told);
+  assert.equal(mergeOptions('x', { budget: 0, steps: 1 }, { budget: 9, steps: 1000 }, { budget: 0.5, steps: told }).steps, 1000);
 });

@@ -97,6 +97,7 @@ export const trainingOptions = {
   resume: { type: 'boolean', description: 'continue from the checkpoint in --out when one exists (default true)' },
   backend: { type: 'string', description: 'js or native (default: native when the addon is built)' },
   'time-limit': { type: 'number', min: 0, description: 'minutes; stop cleanly with a checkpoint' },
+  budget: { type: 'number', min: 0, description: 'seconds: train as many steps as fit, measured on the first steps (at most --steps)' },
   'peak-gflops': { type: 'number', min: 0, description: 'GEMM peak for MFU (default: measured at start)' },
   'log-every': { ...int, min: 1, description: 'progress line every N steps when stdout is not a terminal' },
 } as const;

@@ -31,7 +31,7 @@ export async function run(argv: string[]): Promise<number> {
     truncationPenalty: a['truncation-penalty'], beta: a.beta, clipRange: a['clip-range'], lr: a.lr, minLr: a['min-lr'],
     warmup: a.warmup, decay: oneOf('decay', a.decay, ['cosine', 'linear', 'constant'] as const), weightDecay: a['weight-decay'],
     beta1: a.beta1, beta2: a.beta2, clip: a.clip, evalEvery: a['eval-every'], evalPrompts: a['eval-prompts'], saveEvery: a['save-every'],
-    seed: a.seed, resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const), timeLimit: a['time-limit'],
+    seed: a.seed, resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const), timeLimit: a['time-limit'], budget: a.budget,
     logEvery: a['log-every'],
   };
   return exitCodeOf((await trainGRPO(opts)).stopped);

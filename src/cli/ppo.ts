@@ -44,7 +44,7 @@ export async function run(argv: string[]): Promise<number> {
     ptxCoef: a['ptx-coef'], ptxBatch: a['ptx-batch'], lr: a.lr, criticLr: a['critic-lr'], minLr: a['min-lr'], warmup: a.warmup,
     decay: oneOf('decay', a.decay, ['cosine', 'linear', 'constant'] as const), weightDecay: a['weight-decay'], beta1: a.beta1,
     beta2: a.beta2, clip: a.clip, evalEvery: a['eval-every'], evalPrompts: a['eval-prompts'], saveEvery: a['save-every'], seed: a.seed,
-    resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const), timeLimit: a['time-limit'], logEvery: a['log-every'],
+    resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const), timeLimit: a['time-limit'], budget: a.budget, logEvery: a['log-every'],
   };
   return exitCodeOf((await trainPPO(opts)).stopped);
 }

@@ -39,7 +39,7 @@ export async function run(argv: string[]): Promise<number> {
     minLr: a['min-lr'], warmup: a.warmup, decay: oneOf('decay', a.decay, ['cosine', 'linear', 'constant'] as const),
     weightDecay: a['weight-decay'], beta1: a.beta1, beta2: a.beta2, clip: a.clip, evalEvery: a['eval-every'], seed: a.seed,
     saveEvery: a['save-every'], resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const),
-    timeLimit: a['time-limit'], peakGflops: a['peak-gflops'], logEvery: a['log-every'],
+    timeLimit: a['time-limit'], budget: a.budget, peakGflops: a['peak-gflops'], logEvery: a['log-every'],
   };
   if (a['grad-accum'] !== undefined) throw new UserError('reward: --grad-accum is not supported', 'raise --batch-size instead');
   return exitCodeOf((await trainReward(opts)).stopped);

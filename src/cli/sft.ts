@@ -50,7 +50,7 @@ export async function run(argv: string[]): Promise<number> {
     weightDecay: a['weight-decay'], beta1: a.beta1, beta2: a.beta2, clip: a.clip, evalEvery: a['eval-every'],
     evalBatches: a['eval-batches'], sampleEvery: a['sample-every'], saveEvery: a['save-every'], maxPrompts: a['max-prompts'],
     evalAtEnd: a.eval, seed: a.seed, resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const),
-    timeLimit: a['time-limit'], peakGflops: a['peak-gflops'], logEvery: a['log-every'],
+    timeLimit: a['time-limit'], budget: a.budget, peakGflops: a['peak-gflops'], logEvery: a['log-every'],
   };
   return exitCodeOf((await sft(opts)).stopped);
 }

@@ -29,7 +29,7 @@ import { filterMetrics } from '../train/metrics.js';
 import { rowsForStep } from '../train/demos.js';
 import { answerLogprobs, answerRow, dpoLoss, fits, logprobRows, padBatch, type AnswerRow, type DPOLoss } from '../train/preferences.js';
 import {
-  METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, saveCheckpoint,
+  METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint,
   type EvalResult, type StopReason,
 } from '../train/loop.js';
 import type { PromptPreferences } from '../feedback/index.js';
@@ -67,6 +67,7 @@ export interface DPOOptions {
   resume: boolean;
   backend: 'js' | 'native' | null;
   timeLimit: number;
+  budget: number;            // seconds: as many steps as fit, measured on the first steps (at most --steps); 0: --steps
   peakGflops: number;
   logEvery: number;
 }
@@ -74,9 +75,9 @@ export interface DPOOptions {
 const DEFAULTS: Omit<DPOOptions, 'init' | 'data' | 'out'> = {
   ref: null, val: null, steps: 200, batchSize: 8, beta: 0.1, loss: 'sigmoid', sftWeight: 0, lr: 1e-4, minLr: 1e-5, warmup: 10,
   decay: 'cosine', weightDecay: 0, beta1: 0.9, beta2: 0.95, clip: 1, evalEvery: 50, klPrompts: 8, klTokens: 64, saveEvery: 100,
-  seed: 1337, resume: true, backend: null, timeLimit: 0, peakGflops: 0, logEvery: 10,
+  seed: 1337, resume: true, backend: null, timeLimit: 0, budget: 0, peakGflops: 0, logEvery: 10,
 };
-const RUN_KEYS = ['init', 'ref', 'data', 'val', 'steps', 'batchSize', 'beta', 'loss', 'sftWeight', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay',
+const RUN_KEYS = ['init', 'ref', 'data', 'val', 'steps', 'budget', 'batchSize', 'beta', 'loss', 'sftWeight', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay',
   'beta1', 'beta2', 'clip', 'evalEvery', 'klPrompts', 'klTokens', 'saveEvery', 'seed'] as const;
 
 export function resolveDPOOptions(given: Partial<DPOOptions>, saved: Partial<DPOOptions> = {}): DPOOptions {
@@ -194,7 +195,7 @@ export async function trainDPO(given: Partial<DPOOptions> & { init: string; data
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
   const r = await runLoop({
     stage: 'dpo', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
-    logEvery: o.logEvery, ...mfu, print, evaluate, save,
+    logEvery: o.logEvery, budget: stepBudget(o, schedule), ...mfu, print, evaluate, save,
     trainStep: (step) => {
       const lr = lrAt(step, schedule);
       const idx = rowsForStep(P, B, o.seed, step);

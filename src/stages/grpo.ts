@@ -25,7 +25,7 @@ import { rowsForStep } from '../train/demos.js';
 import { padBatch } from '../train/preferences.js';
 import { clippedPolicyLoss, groupAdvantages, klPenalty } from '../train/rl.js';
 import {
-  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, saveCheckpoint, type EvalResult, type StopReason,
+  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint, type EvalResult, type StopReason,
 } from '../train/loop.js';
 import { answerKL, answerSlots, evaluatePolicy, rewardSource, rlPrompts, rollouts } from './rollout.js';
 
@@ -63,6 +63,7 @@ export interface GRPOOptions {
   resume: boolean;
   backend: 'js' | 'native' | null;
   timeLimit: number;
+  budget: number;            // seconds: as many steps as fit, measured on the first steps (at most --steps); 0: --steps
   logEvery: number;
 }
 
@@ -70,9 +71,9 @@ const DEFAULTS: Omit<GRPOOptions, 'init' | 'reward' | 'out'> = {
   ref: null, prompts: 'chinese-poetry', limit: 5000, steps: 100, batchSize: 4, group: 8, iterations: 1, miniBatch: 16,
   maxNewTokens: 64, truncationPenalty: 1, beta: 0.04, clipRange: 0.2, lr: 5e-5, minLr: 5e-6, warmup: 5, decay: 'constant',
   weightDecay: 0, beta1: 0.9, beta2: 0.95, clip: 1, evalEvery: 20, evalPrompts: 16, saveEvery: 20, seed: 1337, resume: true,
-  backend: null, timeLimit: 0, logEvery: 1,
+  backend: null, timeLimit: 0, budget: 0, logEvery: 1,
 };
-const RUN_KEYS = ['init', 'ref', 'reward', 'prompts', 'limit', 'steps', 'batchSize', 'group', 'iterations', 'miniBatch', 'maxNewTokens',
+const RUN_KEYS = ['init', 'ref', 'reward', 'prompts', 'limit', 'steps', 'budget', 'batchSize', 'group', 'iterations', 'miniBatch', 'maxNewTokens',
   'truncationPenalty', 'beta', 'clipRange', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1', 'beta2', 'clip', 'evalEvery',
   'evalPrompts', 'saveEvery', 'seed'] as const;
 
@@ -209,7 +210,7 @@ export async function trainGRPO(given: Partial<GRPOOptions> & { init: string; re
 
   const r = await runLoop({
     stage: 'grpo', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
-    logEvery: o.logEvery, print, evaluate, save, trainStep,
+    logEvery: o.logEvery, budget: stepBudget(o, schedule), print, evaluate, save, trainStep,
   });
   return { step: r.step, stopped: r.stopped, eval: lastEval };
 }

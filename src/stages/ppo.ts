@@ -39,7 +39,7 @@ import { BatchLoader, type Cursor } from '../train/loader.js';
 import { padBatch } from '../train/preferences.js';
 import { AdaptiveKL, clippedPolicyLoss, clippedValueLoss, gae, tokenRewards, whiten } from '../train/rl.js';
 import {
-  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, saveCheckpoint, type EvalResult, type StopReason,
+  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint, type EvalResult, type StopReason,
 } from '../train/loop.js';
 import { answerKL, answerSlots, evaluatePolicy, rewardSource, rlPrompts, rollouts, valuesOf, type Rollout } from './rollout.js';
 
@@ -87,6 +87,7 @@ export interface PPOOptions {
   resume: boolean;
   backend: 'js' | 'native' | null;
   timeLimit: number;
+  budget: number;            // seconds: as many steps as fit, measured on the first steps (at most --steps); 0: --steps
   logEvery: number;
 }
 
@@ -95,9 +96,9 @@ const DEFAULTS: Omit<PPOOptions, 'init' | 'reward' | 'out'> = {
   maxNewTokens: 64, truncationPenalty: 1, klCoef: 0.05, klTarget: 0, klHorizon: 10000, gamma: 1, lam: 0.95, clipRange: 0.2,
   valueClip: 0.2, entCoef: 0, ptxData: null, ptxCoef: 0, ptxBatch: 4, lr: 5e-5, criticLr: 1e-4, minLr: 5e-6, warmup: 5,
   decay: 'constant', weightDecay: 0, beta1: 0.9, beta2: 0.95, clip: 1, evalEvery: 20, evalPrompts: 16, saveEvery: 20,
-  seed: 1337, resume: true, backend: null, timeLimit: 0, logEvery: 1,
+  seed: 1337, resume: true, backend: null, timeLimit: 0, budget: 0, logEvery: 1,
 };
-const RUN_KEYS = ['init', 'ref', 'reward', 'critic', 'prompts', 'limit', 'steps', 'batchSize', 'miniBatch', 'epochs', 'maxNewTokens',
+const RUN_KEYS = ['init', 'ref', 'reward', 'critic', 'prompts', 'limit', 'steps', 'budget', 'batchSize', 'miniBatch', 'epochs', 'maxNewTokens',
   'truncationPenalty', 'klCoef', 'klTarget', 'klHorizon', 'gamma', 'lam', 'clipRange', 'valueClip', 'entCoef', 'ptxData', 'ptxCoef',
   'ptxBatch', 'lr', 'criticLr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1', 'beta2', 'clip', 'evalEvery', 'evalPrompts',
   'saveEvery', 'seed'] as const;
@@ -307,7 +308,7 @@ export async function trainPPO(given: Partial<PPOOptions> & { init: string; rewa
 
   const r = await runLoop({
     stage: 'ppo', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
-    logEvery: o.logEvery, print, evaluate, save, trainStep,
+    logEvery: o.logEvery, budget: stepBudget(o, schedule), print, evaluate, save, trainStep,
   });
   return { step: r.step, stopped: r.stopped, eval: lastEval };
 }

@@ -26,7 +26,7 @@ import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { Rng } from '../train/rng.js';
 import { filterMetrics } from '../train/metrics.js';
-import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
+import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
 // Options: defaults per preset, overridden by the saved run (on resume), overridden by what the caller gives.
@@ -60,6 +60,7 @@ export interface PretrainOptions {
   resume: boolean;           // continue from the checkpoint in --out when there is one
   backend: 'js' | 'native' | null;
   timeLimit: number;         // minutes; 0: none. Stops cleanly with a checkpoint.
+  budget: number;            // seconds: as many steps as fit, measured on the first steps (at most --steps); 0: --steps
   peakGflops: number;        // GEMM peak for MFU; 0: measure at start
   logEvery: number;          // progress line every N steps when stdout is not a terminal
 }
@@ -74,11 +75,11 @@ const DEFAULTS: Omit<PretrainOptions, 'data' | 'out'> = {
   preset: 'tiny', tokenizer: null, steps: 1000, batchSize: 16, seqLen: 128, context: null, model: {}, gradAccum: 1, lr: 3e-3,
   minLr: 3e-4, warmup: 50, decay: 'cosine', weightDecay: 0.1, decayAll: false, beta1: 0.9, beta2: 0.95, clip: 1.0,
   evalEvery: 100, evalBatches: 20, sampleEvery: 200, sampleTokens: 64, saveEvery: 250, seed: 1337, resume: true,
-  backend: null, timeLimit: 0, peakGflops: 0, logEvery: 10,
+  backend: null, timeLimit: 0, budget: 0, peakGflops: 0, logEvery: 10,
 };
 
 // The options saved with a checkpoint and taken again on resume (unless given anew); the rest are per invocation.
-const RUN_KEYS = ['preset', 'steps', 'batchSize', 'seqLen', 'context', 'model', 'gradAccum', 'lr', 'minLr', 'warmup', 'decay',
+const RUN_KEYS = ['preset', 'steps', 'budget', 'batchSize', 'seqLen', 'context', 'model', 'gradAccum', 'lr', 'minLr', 'warmup', 'decay',
   'weightDecay', 'decayAll', 'beta1', 'beta2', 'clip', 'evalEvery', 'evalBatches', 'sampleEvery', 'sampleTokens',
   'saveEvery', 'seed'] as const;
 
@@ -228,7 +229,7 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
   const r = await runLoop({
     stage: 'pretrain', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
-    sampleEvery: o.sampleEvery, logEvery: o.logEvery, ...mfu, print, evaluate, save,
+    sampleEvery: o.sampleEvery, logEvery: o.logEvery, budget: stepBudget(o, schedule), ...mfu, print, evaluate, save,
     sample: () => sample(2).map((t) => JSON.stringify(t)),
     trainStep: (step) => {
       const lr = lrAt(step, schedule);

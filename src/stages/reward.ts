@@ -30,7 +30,7 @@ import {
   answerRow, bradleyTerryLoss, fits, lastTokenScores, padBatch, scoreRows, type AnswerRow,
 } from '../train/preferences.js';
 import {
-  METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, saveCheckpoint,
+  METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint,
   type EvalResult, type StopReason,
 } from '../train/loop.js';
 import { loadPreferences, splitByPrompt, type PromptPreferences } from '../feedback/index.js';
@@ -60,16 +60,17 @@ export interface RewardOptions {
   resume: boolean;
   backend: 'js' | 'native' | null;
   timeLimit: number;
+  budget: number;            // seconds: as many steps as fit, measured on the first steps (at most --steps); 0: --steps
   peakGflops: number;
   logEvery: number;
 }
 
 const DEFAULTS: Omit<RewardOptions, 'init' | 'data' | 'out'> = {
   val: null, steps: 200, batchSize: 8, margin: 0, lr: 3e-4, minLr: 3e-5, warmup: 10, decay: 'cosine', weightDecay: 0,
-  beta1: 0.9, beta2: 0.95, clip: 1, evalEvery: 50, saveEvery: 100, seed: 1337, resume: true, backend: null, timeLimit: 0,
+  beta1: 0.9, beta2: 0.95, clip: 1, evalEvery: 50, saveEvery: 100, seed: 1337, resume: true, backend: null, timeLimit: 0, budget: 0,
   peakGflops: 0, logEvery: 10,
 };
-const RUN_KEYS = ['init', 'data', 'val', 'steps', 'batchSize', 'margin', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1',
+const RUN_KEYS = ['init', 'data', 'val', 'steps', 'budget', 'batchSize', 'margin', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1',
   'beta2', 'clip', 'evalEvery', 'saveEvery', 'seed'] as const;
 
 export function resolveRewardOptions(given: Partial<RewardOptions>, saved: Partial<RewardOptions> = {}): RewardOptions {
@@ -262,7 +263,7 @@ export async function trainReward(given: Partial<RewardOptions> & { init: string
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
   const r = await runLoop({
     stage: 'reward', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
-    logEvery: o.logEvery, ...mfu, print, evaluate, save,
+    logEvery: o.logEvery, budget: stepBudget(o, schedule), ...mfu, print, evaluate, save,
     trainStep: (step) => {
       const lr = lrAt(step, schedule);
       const groups = rowsForStep(train.encoded.length, Math.min(o.batchSize, train.encoded.length), o.seed, step).map((i) => train.encoded[i]);

@@ -23,7 +23,7 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { filterMetrics } from '../train/metrics.js';
-import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
+import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
 import {
   builtinDemos, demosToJsonl, fnv1a, isBuiltinDemos, makeBatch, packConversations, readDemos, rowsForStep,
   type Conversation, type EvalPrompt, type PackedRows, type PackReport, type SFTBatch,
@@ -66,6 +66,7 @@ export interface SFTOptions {
   resume: boolean;
   backend: 'js' | 'native' | null;
   timeLimit: number;         // minutes; 0: none
+  budget: number;            // seconds: as many steps as fit, measured on the first steps (at most --steps); 0: --steps
   peakGflops: number;
   logEvery: number;
 }
@@ -74,11 +75,11 @@ const DEFAULTS: Omit<SFTOptions, 'data' | 'out'> = {
   init: null, tokenizer: null, preset: 'tiny', val: null, limit: null, steps: 300, batchSize: 8, seqLen: null, gradAccum: 1,
   pack: true, overflow: 'truncate', lr: 1e-3, minLr: 1e-4, warmup: 20, decay: 'cosine', weightDecay: 0, beta1: 0.9,
   beta2: 0.95, clip: 1.0, evalEvery: 50, evalBatches: 8, sampleEvery: 0, saveEvery: 100, maxPrompts: 50, evalAtEnd: true,
-  seed: 1337, resume: true, backend: null, timeLimit: 0, peakGflops: 0, logEvery: 10,
+  seed: 1337, resume: true, backend: null, timeLimit: 0, budget: 0, peakGflops: 0, logEvery: 10,
 };
 
 // Saved with a checkpoint and taken again on resume unless given anew.
-const RUN_KEYS = ['init', 'tokenizer', 'preset', 'data', 'val', 'limit', 'steps', 'batchSize', 'seqLen', 'gradAccum', 'pack',
+const RUN_KEYS = ['init', 'tokenizer', 'preset', 'data', 'val', 'limit', 'steps', 'budget', 'batchSize', 'seqLen', 'gradAccum', 'pack',
   'overflow', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1', 'beta2', 'clip', 'evalEvery', 'evalBatches',
   'sampleEvery', 'saveEvery', 'maxPrompts', 'seed'] as const;
 
@@ -237,7 +238,7 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
   const r = await runLoop({
     stage: 'sft', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
-    sampleEvery: o.sampleEvery, logEvery: o.logEvery, ...mfu, print, evaluate, save,
+    sampleEvery: o.sampleEvery, logEvery: o.logEvery, budget: stepBudget(o, schedule), ...mfu, print, evaluate, save,
     sample: () => { const s = sampleAnswer(); return s ? [s] : []; },
     trainStep: (step) => {
       const lr = lrAt(step, schedule);

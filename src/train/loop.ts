@@ -131,6 +131,11 @@ export interface LoopSpec {
   saveEvery: number; // 0: only at the end
   sampleEvery?: number; // 0 / undefined: never
   logEvery: number; // progress line every N steps when stderr is not a terminal
+  // A wall-clock budget instead of a fixed count: after the first `calibrate` steps of a fresh run the loop measures the
+  // seconds per step (the first step left out: it warms caches) and sets the total to what fits, within [minSteps,
+  // maxSteps]; onSteps tells the stage, which keeps the count in its checkpoint (so a resumed run keeps its schedule).
+  // Calibrate within the warmup, before the schedule's total matters.
+  budget?: { seconds: number; calibrate: number; minSteps: number; maxSteps: number; onSteps(total: number): void };
   flopsPerToken?: number; // with peakGflops: MFU on the progress line
   peakGflops?: number;
   print?: (line: string) => void; // full lines (evaluations, samples, the end); default stderr
@@ -161,6 +166,7 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
   const meter = new StepMeter(spec.flopsPerToken ?? 0, spec.peakGflops ?? 0);
   const t0 = performance.now();
   let step = spec.step, loss = NaN, lastEval: Record<string, number> | null = null;
+  let steps = spec.steps, tCal = 0;
   let signal: 'SIGINT' | 'SIGTERM' | null = null;
   let stopped: StopReason = 'steps';
   const outOfTime = () => spec.timeLimit > 0 && (performance.now() - t0) / 60000 >= spec.timeLimit;
@@ -186,7 +192,7 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   try {
-    while (step < spec.steps) {
+    while (step < steps) {
       if (spec.evalEvery > 0 && step % spec.evalEvery === 0) await evaluate();
       if (spec.sample && spec.sampleEvery && step > 0 && step % spec.sampleEvery === 0) {
         for (const s of spec.sample(step)) progress.log(`step ${step} sample: ${s}`);
@@ -198,20 +204,28 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
       step++;
       loss = r.loss;
       const dt = (performance.now() - ts) / 1000;
-      const { tokPerSec, mfu, eta } = meter.step(r.tokens, dt, spec.steps - step);
+      const b = spec.budget;
+      if (b && spec.step === 0 && step === 1) tCal = performance.now();
+      if (b && spec.step === 0 && step === b.calibrate + 1) {
+        const perStep = (performance.now() - tCal) / 1000 / b.calibrate;
+        steps = Math.max(b.minSteps, Math.min(b.maxSteps, Math.round(b.seconds / perStep)));
+        b.onSteps(steps);
+        progress.log(`step ${step}: ${perStep.toFixed(3)} s per step here and now: ${steps} steps fit the budget of ${formatDuration(b.seconds)}`);
+      }
+      const { tokPerSec, mfu, eta } = meter.step(r.tokens, dt, steps - step);
       const withMfu = spec.flopsPerToken && spec.peakGflops;
       const rec: MetricsRecord = { step, loss, lr: r.lr, ...r.record, tokPerSec: Math.round(tokPerSec) };
       if (withMfu) rec.mfu = +mfu.toFixed(4);
       rec.time = +((performance.now() - t0) / 1000).toFixed(3);
       appendMetrics(metricsPath, rec);
-      progress.update(stepLine(`${spec.stage} `, step, spec.steps, loss, r.lr, tokPerSec, withMfu ? mfu : null, dt, eta, r.show),
-        step === spec.steps);
+      progress.update(stepLine(`${spec.stage} `, step, steps, loss, r.lr, tokPerSec, withMfu ? mfu : null, dt, eta, r.show),
+        step === steps);
 
       // ---- signals, time limit, checkpoint
       await (STEP_MS > 0 ? new Promise<void>((resolve) => setTimeout(resolve, STEP_MS)) : yieldNow());
       if (outOfTime()) stopped = 'time';
       if (signal) stopped = signal;
-      if (step === spec.steps || stopped !== 'steps') break;
+      if (step === steps || stopped !== 'steps') break;
       if (spec.saveEvery > 0 && step % spec.saveEvery === 0) spec.save(step, loss);
     }
 
@@ -225,7 +239,7 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
       }
       print(`saved ${spec.out} (step ${step}, ${formatDuration((performance.now() - t0) / 1000)})`);
     } else if (step === spec.step) {
-      print(`${spec.out} is already at step ${step} of ${spec.steps}: nothing to train (raise --steps to go on)`);
+      print(`${spec.out} is already at step ${step} of ${steps}: nothing to train (raise --steps to go on)`);
     }
   } finally {
     process.removeListener('SIGINT', onInt);
@@ -253,7 +267,20 @@ export function mfuFigures(model: GPT, tokens: number, T: number, peakGflops = 0
 export function mergeOptions<O extends object>(stage: string, defaults: O, given: Partial<O>, saved: Partial<O> = {}, required: string[] = []): O {
   for (const k of Object.keys(given)) if (!(k in defaults) && !required.includes(k)) throw new Error(`unknown ${stage} option ${k}`);
   const defined = (o: Partial<O>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
-  return { ...defaults, ...defined(saved), ...defined(given) } as O;
+  const o = { ...defaults, ...defined(saved), ...defined(given) } as O & { budget?: number; steps?: number };
+  // a run sized by a budget keeps the step count it measured, while the budget is the same
+  const s = saved as { budget?: number; steps?: number };
+  if (s.budget && s.budget > 0 && (o.budget ?? 0) === s.budget && s.steps !== undefined) o.steps = s.steps;
+  return o;
+}
+
+// The loop's budget for a stage with options { budget (seconds, 0: none), steps (the most) } and its LR schedule.
+export function stepBudget(o: { budget: number; steps: number }, schedule: { total: number }, calibrate = 5): LoopSpec['budget'] {
+  if (!(o.budget > 0)) return undefined;
+  return {
+    seconds: o.budget, calibrate, minSteps: Math.min(o.steps, calibrate + 1), maxSteps: o.steps,
+    onSteps: (n) => { o.steps = n; schedule.total = n; },
+  };
 }
 
 // The checks every optimizer-driven stage shares: positive integer counts, a learning-rate range, a decay shape.
