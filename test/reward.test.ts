@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { trainReward, RewardModel } from '../src/stages/reward.js';
+import { trainReward } from '../src/stages/reward.js';
+import { RewardModel } from '../src/train/reward-model.js';
 import { loadPreferences } from '../src/feedback/index.js';
 import { makeFixture, poemPrompt, rand, synthAnswer, writePreferences, type StageFixture } from './stage-fixture.js';
 

@@ -4,6 +4,8 @@
 //   chatwright eval --model runs/demo/sft --model dpo=runs/demo/dpo --baseline sft
 import { join, dirname, basename } from 'node:path';
 import { runEval, formatTable } from '../stages/eval.js';
+import { rewardJudge } from '../stages/reward.js';
+import { simulatedLabeller } from '../feedback/index.js';
 import { helpText, parseArgs, wantsHelp } from './args.js';
 import { UserError } from '../util/errors.js';
 
@@ -15,7 +17,9 @@ const spec = {
   data: { type: 'string', description: 'chinese-poetry, wordnet, a JSONL of dialogues, or a folder with heldout.jsonl (default: the set saved in --sft)' },
   limit: { type: 'number', integer: true, min: 1, description: 'built-in sets: corpus entries to read' },
   'max-prompts': { type: 'number', integer: true, min: 0, description: 'evaluation prompts per task' },
-  out: { type: 'string', description: 'JSON report (default: eval.json beside the --sft folder)' },
+  out: { type: 'string', description: 'JSON report (default: eval.json beside the --sft folder; eval.html beside it)' },
+  reward: { type: 'string', description: 'a reward model folder: its win rates join the simulated labeller\'s' },
+  'kl-prompts': { type: 'number', integer: true, min: 0, description: 'prompts answered by each model for its KL to the baseline (default 16; 0: none)' },
 } as const;
 
 export async function run(argv: string[]): Promise<number> {
@@ -39,7 +43,8 @@ export async function run(argv: string[]): Promise<number> {
   if (a.baseline !== undefined && !names.includes(a.baseline))
     throw new UserError(`eval: --baseline ${a.baseline} is not one of the models (${names.join(', ')})`);
   const out = a.out ?? join(dirname(models[models.length - 1].dir), 'eval.json');
-  const report = runEval({ models, baseline: a.baseline, data: a.data, limit: a.limit, maxPrompts: a['max-prompts'], out });
+  const judges = [simulatedLabeller, ...(a.reward ? [rewardJudge(a.reward)] : [])];
+  const report = runEval({ models, baseline: a.baseline, data: a.data, limit: a.limit, maxPrompts: a['max-prompts'], out, judges, klPrompts: a['kl-prompts'] });
   console.log(formatTable(report));
   console.log(`wrote ${out}`);
   return 0;

@@ -14,6 +14,7 @@ const spec = {
   steps: { ...int, min: 1, description: 'total optimizer steps (default 200)' },
   'batch-size': { ...int, min: 1, description: 'prompts per step, each with all its ranked pairs (default 8)' },
   margin: { type: 'number', min: 0, description: 'Bradley-Terry margin (default 0)' },
+  'agreement-prompts': { ...int, min: 0, description: 'poem prompts the SFT model answers afresh at the end to compare the reward model with the simulated labeller (default 32; 0: none)' },
   lr: { type: 'number', min: 0, description: 'peak learning rate (default 3e-4)' },
   'min-lr': { type: 'number', min: 0, description: 'learning rate at the end of the decay (default 3e-5)' },
   warmup: { ...int, min: 0, description: 'linear warmup steps (default 10)' },
@@ -35,7 +36,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!a.out) throw new UserError('reward: --out is required', 'e.g. --out runs/demo/rm');
   const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]) => oneOfFor('reward', name, v, ok);
   const opts: Partial<RewardOptions> & { init: string; data: string; out: string } = {
-    init: a.init, data: a.data, val: a.val, out: a.out, steps: a.steps, batchSize: a['batch-size'], margin: a.margin, lr: a.lr,
+    init: a.init, data: a.data, val: a.val, out: a.out, steps: a.steps, batchSize: a['batch-size'], margin: a.margin, agreementPrompts: a['agreement-prompts'], lr: a.lr,
     minLr: a['min-lr'], warmup: a.warmup, decay: oneOf('decay', a.decay, ['cosine', 'linear', 'constant'] as const),
     weightDecay: a['weight-decay'], beta1: a.beta1, beta2: a.beta2, clip: a.clip, evalEvery: a['eval-every'], seed: a.seed,
     saveEvery: a['save-every'], resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const),

@@ -16,7 +16,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
-import { writeJsonAtomic } from '../util/fsx.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/fsx.js';
+import { klFromReference } from './rollout.js';
+import { evalHtml } from './eval-report.js';
 import { noGrad, releaseTape } from '../tensor/index.js';
 import type { GPT } from '../model/gpt.js';
 import { loadModel } from '../model/checkpoint.js';
@@ -194,6 +196,7 @@ export interface ModelMetrics {
   rhymeRate: number | null;  // share of poems whose even lines all rhyme (the labeller's rule)
   repeatRate: number | null; // mean share of a poem's characters that repeat an earlier one
   winRates: WinRate[];       // against the baseline model, one per judge (filled by runEval)
+  klToBaseline?: number | null; // KL(model || baseline) per answer on its own sampled answers (nats; filled by runEval)
   counts: { heldout: number; poemForm: number; author: number; gloss: number; labelled?: number };
 }
 
@@ -287,6 +290,10 @@ export function formatTable(report: EvalReport): string {
     rows.push([`even lines rhyme (simulated labeller)`, (m) => pct(m.rhymeRate)]);
     rows.push([`repeated characters`, (m) => pct(m.repeatRate)]);
   }
+  if (report.models.some((m) => typeof m.metrics.klToBaseline === 'number')) {
+    const base = report.models.find((m) => m.metrics.klToBaseline === 0)?.name ?? 'baseline';
+    rows.push([`KL to ${base} (nats per answer, sampled)`, (m) => (typeof m.klToBaseline === 'number' ? m.klToBaseline.toFixed(2) : '-')]);
+  }
   const judges = [...new Set(report.models.flatMap((m) => m.metrics.winRates.map((w) => `${w.judge}\u0000${w.baseline}`)))];
   for (const key of judges) {
     const [judge, baseline] = key.split('\u0000');
@@ -314,7 +321,8 @@ export interface EvalOptions {
   data?: string;                              // built-in set or JSONL; default: the held-out set saved in the sft dir
   limit?: number;                             // corpus entries to read for a built-in set
   maxPrompts?: number;                        // evaluation prompts per task
-  out?: string;                               // JSON report path
+  out?: string;                               // JSON report path; the same name with .html gets the picture
+  klPrompts?: number;                         // prompts answered (sampled) for the KL to the baseline (default 16; 0: none)
   log?: (line: string) => void;
 }
 
@@ -326,8 +334,10 @@ export function runEval(opts: EvalOptions): EvalReport {
   const set = loadEvalSet({ data: opts.data, sftDir, limit: opts.limit, maxPrompts: opts.maxPrompts });
   if (opts.maxPrompts !== undefined) set.prompts = capPerTask(set.prompts, opts.maxPrompts);
   const report: EvalReport = { models: [] };
+  const loaded = new Map<string, { model: GPT; tokenizer: Tokenizer }>();
   for (const m of opts.models) {
     const { model, tokenizer } = loadModel(m.dir);
+    if (tokenizer) loaded.set(m.name, { model, tokenizer });
     if (!tokenizer) throw new UserError(`no tokenizer in ${m.dir}`, 'a model directory needs tokenizer.json; save it with its tokenizer');
     const t0 = Date.now();
     let last = 0;
@@ -345,7 +355,11 @@ export function runEval(opts: EvalOptions): EvalReport {
     report.models.push({ name: m.name, dir: m.dir, metrics: r.metrics, samples: r.samples });
   }
   addWinRates(report, set, opts.baseline, opts.judges ?? [simulatedLabeller]);
-  if (opts.out) writeJsonAtomic(opts.out, report);
+  addKL(report, loaded, set, opts.baseline, opts.klPrompts ?? 16);
+  if (opts.out) {
+    writeJsonAtomic(opts.out, report);
+    writeFileAtomic(opts.out.replace(/\.json$/, '') + '.html', evalHtml(report, formatTable(report)));
+  }
   return report;
 }
 
@@ -365,6 +379,19 @@ export function addWinRates(report: EvalReport, set: EvalSet, baselineName: stri
       const w = winRate(judge, idx.map((i) => set.prompts[i].messages), idx.map((i) => mine.get(i)!), idx.map((i) => base.get(i)!));
       m.metrics.winRates.push({ judge: judge.name, baseline: baseline.name, rate: w.rate, n: w.n });
     }
+  }
+}
+
+// KL(model || baseline) on each model's own sampled answers to the first n prompts (k1 per answer, src/stages/rollout.ts).
+function addKL(report: EvalReport, models: Map<string, { model: GPT; tokenizer: Tokenizer }>, set: EvalSet, baselineName: string | undefined, n: number): void {
+  const baseline = report.models.find((m) => m.name === (baselineName ?? 'sft')) ?? report.models[0];
+  const ref = models.get(baseline.name);
+  const prompts = set.prompts.slice(0, n).map((p) => p.messages);
+  if (!ref || n === 0 || prompts.length === 0) return;
+  for (const m of report.models) {
+    const { model, tokenizer } = models.get(m.name)!;
+    if (model.config.vocabSize !== ref.model.config.vocabSize) continue;
+    m.metrics.klToBaseline = m === baseline ? 0 : klFromReference(model, ref.model, tokenizer, prompts, 64, 4242);
   }
 }
 

@@ -15,13 +15,13 @@
 // Resume is exact: the prompts of step s are a pure function of (groups, seed, s); the checkpoint holds the parameters,
 // the AdamW moments and the step.
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
-import { readJson, writeJsonAtomic } from '../util/fsx.js';
+import { writeJsonAtomic } from '../util/fsx.js';
 import { getBackend, setBackend, releaseTape } from '../tensor/index.js';
 import { GPT } from '../model/gpt.js';
 import { loadModel } from '../model/checkpoint.js';
-import type { Message, Tokenizer } from '../tokenizer/index.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import { REWARD_JSON, RewardModel } from '../train/reward-model.js';
 import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { filterMetrics } from '../train/metrics.js';
@@ -33,7 +33,8 @@ import {
   METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint,
   type EvalResult, type StopReason,
 } from '../train/loop.js';
-import { loadPreferences, splitByPrompt, type PromptPreferences } from '../feedback/index.js';
+import { labellerScore, loadPreferences, splitByPrompt, type Judge, type PromptPreferences } from '../feedback/index.js';
+import { sampleAnswers } from './rollout.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
 // Options
@@ -46,6 +47,7 @@ export interface RewardOptions {
   steps: number;
   batchSize: number;         // prompts per step (all pairs of each)
   margin: number;            // Bradley-Terry margin (0: plain)
+  agreementPrompts: number;  // prompts the SFT model answers afresh at the end, to compare the RM with the labeller (0: none)
   lr: number;
   minLr: number;
   warmup: number;
@@ -66,11 +68,11 @@ export interface RewardOptions {
 }
 
 const DEFAULTS: Omit<RewardOptions, 'init' | 'data' | 'out'> = {
-  val: null, steps: 200, batchSize: 8, margin: 0, lr: 3e-4, minLr: 3e-5, warmup: 10, decay: 'cosine', weightDecay: 0,
+  val: null, steps: 200, batchSize: 8, margin: 0, agreementPrompts: 32, lr: 3e-4, minLr: 3e-5, warmup: 10, decay: 'cosine', weightDecay: 0,
   beta1: 0.9, beta2: 0.95, clip: 1, evalEvery: 50, saveEvery: 100, seed: 1337, resume: true, backend: null, timeLimit: 0, budget: 0,
   peakGflops: 0, logEvery: 10,
 };
-const RUN_KEYS = ['init', 'data', 'val', 'steps', 'budget', 'batchSize', 'margin', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1',
+const RUN_KEYS = ['init', 'data', 'val', 'steps', 'budget', 'batchSize', 'margin', 'agreementPrompts', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1',
   'beta2', 'clip', 'evalEvery', 'saveEvery', 'seed'] as const;
 
 export function resolveRewardOptions(given: Partial<RewardOptions>, saved: Partial<RewardOptions> = {}): RewardOptions {
@@ -83,38 +85,15 @@ export function resolveRewardOptions(given: Partial<RewardOptions>, saved: Parti
   return o;
 }
 
-export interface RewardResult { step: number; trainLoss: number; valAccuracy: number | null; valLoss: number | null; offset: number; stopped: StopReason }
-
-// -----------------------------------------------------------------------------------------------------------------------
-// The reward model as a noun: scores answers, normalised by the saved bias.
-
-export const REWARD_JSON = 'reward.json';
-
-export class RewardModel {
-  constructor(readonly model: GPT, readonly tokenizer: Tokenizer, readonly offset: number) {}
-
-  static load(dir: string): RewardModel {
-    const { model, tokenizer } = loadModel(dir);
-    if (!model.config.scalarHead) throw new UserError(`${dir} is not a reward model (it has a language-model head)`, 'train one with `chatwright reward`');
-    if (!tokenizer) throw new UserError(`no tokenizer in ${dir}`, 'a reward model folder needs tokenizer.json (chatwright reward saves it)');
-    const norm = existsSync(join(dir, REWARD_JSON)) ? readJson(join(dir, REWARD_JSON), 'reward normalisation') : { offset: 0 };
-    if (!Number.isFinite(norm.offset)) throw new UserError(`${join(dir, REWARD_JSON)}: offset must be a finite number`, 'train the reward model again');
-    return new RewardModel(model, tokenizer, norm.offset);
-  }
-
-  // Normalised scores of answers to prompts (one per row).
-  score(items: { prompt: Message[]; answer: string }[]): number[] {
-    const rows = items.map((x) => answerRow(this.tokenizer, x.prompt, x.answer));
-    const raw = scoreRows(this.model, rows.map((r) => clip(r, this.model.config.maxSeqLen)), this.tokenizer.pad);
-    return Array.from(raw, (r) => r - this.offset);
-  }
+export interface RewardResult {
+  step: number; trainLoss: number; valAccuracy: number | null; valLoss: number | null; offset: number; stopped: StopReason;
+  labellerAgreement: { rate: number; pairs: number } | null;
 }
 
-// A row longer than the context keeps its end (the answer and its <|eot|>) and loses the start of its prompt.
-function clip(r: AnswerRow, maxT: number): AnswerRow {
-  if (r.ids.length <= maxT) return r;
-  const cut = r.ids.length - maxT;
-  return { ids: r.ids.slice(cut), start: Math.max(0, r.start - cut) };
+// The reward model as a judge of the eval table (src/feedback/judge.ts): its normalised score, batched.
+export function rewardJudge(dir: string): Judge {
+  const rm = RewardModel.load(dir);
+  return { name: 'reward model', score: (prompt, answer) => rm.score([{ prompt, answer }])[0], scoreMany: (items) => rm.score(items) };
 }
 
 // -----------------------------------------------------------------------------------------------------------------------
@@ -291,6 +270,37 @@ export async function trainReward(given: Partial<RewardOptions> & { init: string
     },
   });
   if (r.step > step) print(`reward normalisation: offset ${lastOffset.toFixed(4)} (the mean raw score of the SFT answers)`);
+
+  // -----------------------------------------------------------------------------------------------------------------------
+  // Agreement with the simulated labeller on answers neither has seen: 4 fresh answers of the SFT model to each of the
+  // prompts that ask for a poem, every pair the labeller tells apart, ordered the same way by the reward model?
+  let agreement: RewardResult['labellerAgreement'] = null;
+  if (r.stopped === 'steps' && o.agreementPrompts > 0) {
+    const prompts = [...split.heldout, ...split.train].map((g) => g.prompt).filter((p) => labellerScore(p, '') !== null).slice(0, o.agreementPrompts);
+    if (prompts.length > 0) {
+      const sft = loadModel(o.init).model, K = 4;
+      const asked = prompts.flatMap((p) => Array.from({ length: K }, () => p));
+      const answers = sampleAnswers(sft, tokenizer, asked, asked.map((_, i) => o.seed + 31 * i), 96).map((a) => a.text);
+      const rm = new RewardModel(model, tokenizer, lastOffset).score(asked.map((prompt, i) => ({ prompt, answer: answers[i] })));
+      const lab = asked.map((p, i) => labellerScore(p, answers[i])!);
+      let agree = 0, pairs = 0;
+      for (let g = 0; g < prompts.length; g++) {
+        for (let i = g * K; i < (g + 1) * K; i++) for (let j = i + 1; j < (g + 1) * K; j++) {
+          if (lab[i] === lab[j]) continue;
+          pairs++;
+          if ((lab[i] - lab[j]) * (rm[i] - rm[j]) > 0) agree++;
+        }
+      }
+      if (pairs > 0) {
+        agreement = { rate: agree / pairs, pairs };
+        print(`agreement with the simulated labeller on fresh SFT answers: ${(100 * agreement.rate).toFixed(1)}% of ${pairs} pairs ` +
+          `(${prompts.length} prompts x ${K} answers)`);
+      }
+    }
+  }
   const ev = r.eval as Record<string, number> | null;
-  return { step: r.step, trainLoss: r.loss, valAccuracy: ev?.valAccuracy ?? null, valLoss: ev?.valLoss ?? null, offset: lastOffset, stopped: r.stopped };
+  return {
+    step: r.step, trainLoss: r.loss, valAccuracy: ev?.valAccuracy ?? null, valLoss: ev?.valLoss ?? null, offset: lastOffset,
+    stopped: r.stopped, labellerAgreement: agreement,
+  };
 }

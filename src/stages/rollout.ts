@@ -20,7 +20,7 @@ import { generateBatch } from '../generate/index.js';
 import { builtinDemos, readDemos } from '../train/demos.js';
 import { padBatch, type AnswerBatch, type AnswerRow } from '../train/preferences.js';
 import { readPromptsFile, labellerScore } from '../feedback/index.js';
-import { RewardModel } from './reward.js';
+import { RewardModel } from '../train/reward-model.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Prompts
