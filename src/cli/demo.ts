@@ -7,14 +7,14 @@ import { helpText, parseArgs, wantsHelp } from './args.js';
 import { UserError } from '../util/errors.js';
 
 const spec = {
-  out: { type: 'string', description: 'run folder: tokenizer, data, base, sft, eval.json', default: 'runs/demo' },
-  quick: { type: 'boolean', description: 'a small slice, a few dozen steps per stage: under 2 minutes', default: false },
-  chat: { type: 'boolean', description: 'open the chat with the SFT model at the end (only with a terminal)', default: true },
+  out: { type: 'string', description: 'run folder: tokenizer, data, base, sft, feedback, rm, dpo, ppo, grpo, eval.json', default: 'runs/demo' },
+  quick: { type: 'boolean', description: 'a small slice, a few steps per stage: about a minute', default: false },
+  chat: { type: 'boolean', description: 'open the chat with the PPO model at the end (only with a terminal)', default: true },
 } as const;
 
 export async function run(argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {
-    console.log(helpText('demo', 'the whole path on the built-in poetry corpus: tokenizer, pretrain, SFT, eval, chat', spec));
+    console.log(helpText('demo', 'the whole path on the built-in poetry corpus: tokenizer, pretrain, SFT, preferences, reward model, DPO, PPO, GRPO, eval, chat', spec));
     return 0;
   }
   const a = parseArgs('demo', argv, spec);
@@ -23,9 +23,9 @@ export async function run(argv: string[]): Promise<number> {
   if (r.stopped !== 'steps') return exitCodeOf(r.stopped);
   const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   if (a.chat && tty) {
-    console.log(`\nopening the chat with ${join(r.out, 'sft')} (Ctrl-D to leave)\n`);
+    console.log(`\nopening the chat with ${join(r.out, 'ppo')} (Ctrl-D to leave)\n`);
     const chat = await import('./chat.js');
-    return chat.run(['--model', join(r.out, 'sft')]);
+    return chat.run(['--model', join(r.out, 'ppo')]);
   }
   return 0;
 }

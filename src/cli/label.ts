@@ -9,9 +9,7 @@
 // It also says how much room the sampled answers leave: the mean score of all answers and of the best of each K.
 import { UserError } from '../util/errors.js';
 import { helpText, parseArgs, wantsHelp } from './args.js';
-import {
-  LABELLER, PreferenceConflict, PreferenceStore, judgePoem, labellerRanking, poemRequest, readSamples, WEIGHTS,
-} from '../feedback/index.js';
+import { LABELLER, labelSamples, readSamples } from '../feedback/index.js';
 
 const spec = {
   samples: { type: 'string', description: 'samples file from `chatwright sample`' },
@@ -32,51 +30,8 @@ export async function run(argv: string[]): Promise<number> {
   if (!a.samples) throw new UserError('label: --samples FILE is required', 'make one with `chatwright sample`');
   if (!a.store) throw new UserError('label: --store DIR is required', 'e.g. --store runs/demo/feedback');
   const items = readSamples(a.samples, (s) => process.stderr.write(`[${s}]\n`));
-  const store = PreferenceStore.open(a.store, { command: 'chatwright label' });
-  let ranked = 0, notPoems = 0, already = 0, answers = 0, sum = 0, bestSum = 0, judged = 0;
-  const crit = { form: 0, rhyme: 0, repetition: 0, title: 0, rhymes: 0, repeatRate: 0 };
-  try {
-    for (const r of store.repaired) process.stderr.write(`[${r}]\n`);
-    store.addItems(items);
-    for (const item of items) {
-      const req = poemRequest(item.prompt, item.reference);
-      const l = labellerRanking(item, { noise: a.noise, seed: a.seed });
-      if (!req || !l) {
-        notPoems++;
-        continue;
-      }
-      // the headroom figures: every answer, and the best of each prompt's K (noise-free scores)
-      judged++;
-      bestSum += Math.max(...l.scores);
-      for (const ans of item.responses) {
-        const c = judgePoem(ans, req);
-        answers++;
-        sum += c.score;
-        crit.form += c.form; crit.rhyme += c.rhyme; crit.repetition += c.repetition; crit.title += c.title;
-        crit.rhymes += c.rhymes ? 1 : 0; crit.repeatRate += c.repeatRate;
-      }
-      try {
-        store.submit(LABELLER, item.id, { verdict: 'ranked', ranking: l.ranking }, {
-          labeller: LABELLER, noise: a.noise, seed: a.seed, scores: l.scores.map((s) => Number(s.toFixed(4))),
-        });
-        ranked++;
-      } catch (e) {
-        if (!(e instanceof PreferenceConflict)) throw e;
-        already++;
-      }
-    }
-  } finally {
-    store.close();
-  }
-  const mean = (x: number) => (answers ? x / answers : null);
-  const result = {
-    annotator: LABELLER, store: a.store, noise: a.noise, seed: a.seed, items: items.length, ranked, alreadyRanked: already,
-    notPoemPrompts: notPoems, answers,
-    meanScore: mean(sum), bestOfKMeanScore: judged ? bestSum / judged : null,
-    criteria: { form: mean(crit.form), rhyme: mean(crit.rhyme), repetition: mean(crit.repetition), title: mean(crit.title),
-      rhymeRate: mean(crit.rhymes), repeatedCharRate: mean(crit.repeatRate) },
-    weights: WEIGHTS,
-  };
+  const result = labelSamples(items, a.store, { noise: a.noise, seed: a.seed, warn: (s) => process.stderr.write(`[${s}]\n`) });
+  const { ranked, alreadyRanked: already, notPoemPrompts: notPoems, answers } = result;
   if (a.json) {
     console.log(JSON.stringify(result));
     return 0;

@@ -31,6 +31,8 @@ import { Rng } from '../train/rng.js';
 import { lineEndRhyme, type RhymeGroup } from './rhyme.js';
 import type { Judge } from './judge.js';
 import type { Ranking } from './ranking.js';
+import type { SampleItem } from './items.js';
+import { PreferenceConflict, PreferenceStore } from './store.js';
 
 export const LABELLER = 'simulated-labeller v1';
 
@@ -138,4 +140,62 @@ export function labellerRanking(item: { id: string; prompt: Message[]; responses
     else ranking.push([i]);
   }
   return { ranking, scores, noisy };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Ranking a samples file into a store by the simulated labeller (`chatwright label`, the demo): each poem item ranked
+// once (an item already ranked is left alone), with the headroom figures of the answers: their mean score and the mean
+// of the best of each item's K (noise-free scores).
+
+export interface LabelSummary {
+  annotator: string; store: string; noise: number; seed: number; items: number; ranked: number; alreadyRanked: number;
+  notPoemPrompts: number; answers: number; meanScore: number | null; bestOfKMeanScore: number | null;
+  criteria: { form: number | null; rhyme: number | null; repetition: number | null; title: number | null; rhymeRate: number | null; repeatedCharRate: number | null };
+  weights: typeof WEIGHTS;
+}
+
+export function labelSamples(items: SampleItem[], storeDir: string, opts: { noise: number; seed: number; warn?: (s: string) => void }): LabelSummary {
+  const store = PreferenceStore.open(storeDir, { command: 'chatwright label' });
+  let ranked = 0, notPoems = 0, already = 0, answers = 0, sum = 0, bestSum = 0, judged = 0;
+  const crit = { form: 0, rhyme: 0, repetition: 0, title: 0, rhymes: 0, repeatRate: 0 };
+  try {
+    for (const r of store.repaired) opts.warn?.(r);
+    store.addItems(items);
+    for (const item of items) {
+      const req = poemRequest(item.prompt, item.reference);
+      const l = labellerRanking(item, { noise: opts.noise, seed: opts.seed });
+      if (!req || !l) {
+        notPoems++;
+        continue;
+      }
+      judged++;
+      bestSum += Math.max(...l.scores);
+      for (const ans of item.responses) {
+        const c = judgePoem(ans, req);
+        answers++;
+        sum += c.score;
+        crit.form += c.form; crit.rhyme += c.rhyme; crit.repetition += c.repetition; crit.title += c.title;
+        crit.rhymes += c.rhymes ? 1 : 0; crit.repeatRate += c.repeatRate;
+      }
+      try {
+        store.submit(LABELLER, item.id, { verdict: 'ranked', ranking: l.ranking }, {
+          labeller: LABELLER, noise: opts.noise, seed: opts.seed, scores: l.scores.map((s) => Number(s.toFixed(4))),
+        });
+        ranked++;
+      } catch (e) {
+        if (!(e instanceof PreferenceConflict)) throw e;
+        already++;
+      }
+    }
+  } finally {
+    store.close();
+  }
+  const mean = (x: number) => (answers ? x / answers : null);
+  return {
+    annotator: LABELLER, store: storeDir, noise: opts.noise, seed: opts.seed, items: items.length, ranked, alreadyRanked: already,
+    notPoemPrompts: notPoems, answers, meanScore: mean(sum), bestOfKMeanScore: judged ? bestSum / judged : null,
+    criteria: { form: mean(crit.form), rhyme: mean(crit.rhyme), repetition: mean(crit.repetition), title: mean(crit.title),
+      rhymeRate: mean(crit.rhymes), repeatedCharRate: mean(crit.repeatRate) },
+    weights: WEIGHTS,
+  };
 }
