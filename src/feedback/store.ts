@@ -180,16 +180,19 @@ export class PreferenceStore {
     mkdirSync(dir, { recursive: true });
     if (fresh) fsyncDir(join(dir, '..'));
     this.release = acquireLock(join(dir, LOCK_FILE), opts.command ?? 'chatwright', `the preference store ${dir}`);
+    const logs: JsonlAppender[] = [];
     try {
-      this.itemsLog = new JsonlAppender(join(dir, ITEMS_FILE));
-      this.log = new JsonlAppender(join(dir, RANKINGS_FILE));
+      logs.push(new JsonlAppender(join(dir, ITEMS_FILE)));
+      logs.push(new JsonlAppender(join(dir, RANKINGS_FILE)));
+      this.s = loadState(dir, logs[0].existing.records, logs[1].existing.records);
     } catch (e) {
+      for (const l of logs) l.close();
       this.release();
       throw e;
     }
-    for (const l of [this.itemsLog, this.log])
+    [this.itemsLog, this.log] = logs;
+    for (const l of logs)
       if (l.existing.torn) this.repaired.push(`${l.path}: cut off an incomplete last line (${l.existing.torn} bytes) left by a crash`);
-    this.s = loadState(dir, this.itemsLog.existing.records, this.log.existing.records);
   }
 
   // Open (or create) the store for writing. Throws when another process has it open.
