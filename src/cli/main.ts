@@ -12,6 +12,7 @@ const commands: Record<string, { module: string; summary: string }> = {
   eval: { module: './eval.js', summary: 'evaluate base and fine-tuned models on held-out prompts' },
   generate: { module: './generate.js', summary: 'continue a prompt with a base model' },
   chat: { module: './chat.js', summary: 'chat with a model in the terminal' },
+  serve: { module: './serve.js', summary: 'serve models over an OpenAI-compatible API, with a web page' },
   demo: { module: './demo.js', summary: 'the whole path on the built-in poetry corpus: tokenizer, pretrain, SFT, eval, chat' },
 };
 
