@@ -64,8 +64,9 @@ interface Plan {
   prompts: number[][]; // one per choice
   opts: GenerateOptions[];
   seed: number;
-  signal: AbortSignal;
+  signal: AbortSignal; // the client left, or the time limit passed
   timedOut: () => boolean;
+  release: () => void; // clears the timer; call when the request is answered
 }
 
 function plan(ctx: ApiContext, sm: ServedModel, p: GenerationParams, prompts: number[][], param: string, extra: Partial<GenerateOptions>, disconnect: AbortSignal): Plan {
@@ -82,19 +83,32 @@ function plan(ctx: ApiContext, sm: ServedModel, p: GenerationParams, prompts: nu
   for (const k of Object.keys(p.sampling.logitBias ?? {}))
     if (Number(k) >= V) throw new ApiError(400, `'logit_bias': token id ${k} is outside the vocabulary of ${V}`, 'invalid_request_error', `logit_bias.${k}`, 'invalid_value');
   const seed = p.sampling.seed ?? Math.floor(Math.random() * 2 ** 31);
-  const timeout = AbortSignal.timeout(ctx.limits.timeoutMs);
-  const signal = AbortSignal.any([disconnect, timeout]);
+  // one signal for both ends of a request (AbortSignal.any needs Node 20.3, and a timer per request is cleared here)
+  const ac = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ac.abort();
+  }, ctx.limits.timeoutMs);
+  const leave = () => ac.abort();
+  disconnect.addEventListener('abort', leave, { once: true });
+  if (disconnect.aborted) ac.abort();
   const opts = prompts.map((ids, i): GenerateOptions => ({
     ...p.sampling, ...extra, seed: seed + i, stop: p.stop, explain: p.explain,
     maxNewTokens: p.maxTokens ?? Math.min(ctx.limits.maxTokens, contextSize - ids.length),
   }));
-  return { sm, prompts, opts, seed, signal, timedOut: () => timeout.aborted };
+  const release = () => {
+    clearTimeout(timer);
+    disconnect.removeEventListener('abort', leave);
+  };
+  return { sm, prompts, opts, seed, signal: ac.signal, timedOut: () => timedOut, release };
 }
 
 function submit(pl: Plan): AsyncIterable<StreamChunk>[] {
   try {
     return pl.sm.batcher.submit(pl.prompts, pl.opts, pl.signal);
   } catch (e) {
+    pl.release();
     if (e instanceof BusyError) throw new ApiError(503, `${e.message}; ${e.hint}`, 'server_error', null, 'server_overloaded');
     if (e instanceof UserError) throw new ApiError(400, e.message, 'invalid_request_error', null, 'invalid_value');
     throw e;
@@ -172,60 +186,64 @@ export async function chatCompletions(ctx: ApiContext, body: unknown, sink: Sink
     stopTokens: chatStopTokens(sm.tokenizer), logprobs: req.logprobs ? req.topLogprobs : undefined,
   }, disconnect);
   const streams = submit(pl);
-  const id = newId('chatcmpl'), created = now(), view = tokenViews(sm);
-  const headers = { 'x-chatwright-seed': String(pl.seed) };
-  const head = { id, object: 'chat.completion.chunk', created, model: sm.id, system_fingerprint: ctx.fingerprint };
+  try {
+    const id = newId('chatcmpl'), created = now(), view = tokenViews(sm);
+    const headers = { 'x-chatwright-seed': String(pl.seed) };
+    const head = { id, object: 'chat.completion.chunk', created, model: sm.id, system_fingerprint: ctx.fingerprint };
 
-  if (!req.stream) {
-    const choices = await Promise.all(streams.map(collect));
-    if (choices.some((c) => c.result.aborted)) {
-      if (pl.timedOut()) throw timeoutError(ctx);
-      return; // the client left; nobody to answer
-    }
-    sink.json(200, {
-      id, object: 'chat.completion', created, model: sm.id, system_fingerprint: ctx.fingerprint,
-      choices: choices.map((c, index) => ({
-        index, message: { role: 'assistant', content: c.text, refusal: null },
-        logprobs: req.logprobs ? { content: c.steps.map((s) => view.chatLogprob(s.step)), refusal: null } : null,
-        finish_reason: c.result.finishReason,
-        ...(req.explain > 0 ? { explain: c.steps.map((s) => view.explain(s.step, s.delta)) } : {}),
-      })),
-      usage: usageOf(ids.length, choices.map((c) => c.result)),
-    }, headers);
-    return;
-  }
-
-  sink.startStream(headers);
-  const usageField = req.includeUsage ? { usage: null } : {};
-  const send = (choice: Record<string, unknown>) => sink.event({ ...head, choices: [{ logprobs: null, finish_reason: null, ...choice }], ...usageField });
-  const results = await Promise.all(streams.map(async (it, index) => {
-    send({ index, delta: { role: 'assistant', content: '' } });
-    let result: GenerateResult | undefined;
-    for await (const ch of it) {
-      if (ch.step) {
-        if (ch.delta === '' && !req.logprobs && req.explain === 0) continue;
-        send({
-          index, delta: { content: ch.delta },
-          logprobs: req.logprobs ? { content: [view.chatLogprob(ch.step)], refusal: null } : null,
-          ...(req.explain > 0 ? { explain: [view.explain(ch.step, ch.delta)] } : {}),
-        });
-      } else if (ch.result) {
-        result = ch.result;
-        if (result.aborted) break;
-        if (ch.delta) send({ index, delta: { content: ch.delta } });
-        send({ index, delta: {}, finish_reason: result.finishReason });
+    if (!req.stream) {
+      const choices = await Promise.all(streams.map(collect));
+      if (choices.some((c) => c.result.aborted)) {
+        if (pl.timedOut()) throw timeoutError(ctx);
+        return; // the client left; nobody to answer
       }
+      sink.json(200, {
+        id, object: 'chat.completion', created, model: sm.id, system_fingerprint: ctx.fingerprint,
+        choices: choices.map((c, index) => ({
+          index, message: { role: 'assistant', content: c.text, refusal: null },
+          logprobs: req.logprobs ? { content: c.steps.map((s) => view.chatLogprob(s.step)), refusal: null } : null,
+          finish_reason: c.result.finishReason,
+          ...(req.explain > 0 ? { explain: c.steps.map((s) => view.explain(s.step, s.delta)) } : {}),
+        })),
+        usage: usageOf(ids.length, choices.map((c) => c.result)),
+      }, headers);
+      return;
     }
-    return result!;
-  }));
-  if (results.some((r) => r.aborted)) {
-    if (pl.timedOut()) sink.event(timeoutError(ctx).toJSON());
+
+    sink.startStream(headers);
+    const usageField = req.includeUsage ? { usage: null } : {};
+    const send = (choice: Record<string, unknown>) => sink.event({ ...head, choices: [{ logprobs: null, finish_reason: null, ...choice }], ...usageField });
+    const results = await Promise.all(streams.map(async (it, index) => {
+      send({ index, delta: { role: 'assistant', content: '' } });
+      let result: GenerateResult | undefined;
+      for await (const ch of it) {
+        if (ch.step) {
+          if (ch.delta === '' && !req.logprobs && req.explain === 0) continue;
+          send({
+            index, delta: { content: ch.delta },
+            logprobs: req.logprobs ? { content: [view.chatLogprob(ch.step)], refusal: null } : null,
+            ...(req.explain > 0 ? { explain: [view.explain(ch.step, ch.delta)] } : {}),
+          });
+        } else if (ch.result) {
+          result = ch.result;
+          if (result.aborted) break;
+          if (ch.delta) send({ index, delta: { content: ch.delta } });
+          send({ index, delta: {}, finish_reason: result.finishReason });
+        }
+      }
+      return result!;
+    }));
+    if (results.some((r) => r.aborted)) {
+      if (pl.timedOut()) sink.event(timeoutError(ctx).toJSON());
+      sink.end();
+      return;
+    }
+    if (req.includeUsage) sink.event({ ...head, choices: [], usage: usageOf(ids.length, results) });
+    sink.event('[DONE]');
     sink.end();
-    return;
+  } finally {
+    pl.release();
   }
-  if (req.includeUsage) sink.event({ ...head, choices: [], usage: usageOf(ids.length, results) });
-  sink.event('[DONE]');
-  sink.end();
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -245,57 +263,61 @@ export async function completions(ctx: ApiContext, body: unknown, sink: Sink, di
   const rows = encoded.flatMap((ids) => Array.from({ length: req.n }, () => ids));
   const pl = plan(ctx, sm, req, rows, 'prompt', { logprobs: req.logprobs ?? undefined }, disconnect);
   const streams = submit(pl);
-  const id = newId('cmpl'), created = now(), view = tokenViews(sm);
-  const headers = { 'x-chatwright-seed': String(pl.seed) };
-  const head = { id, object: 'text_completion', created, model: sm.id, system_fingerprint: ctx.fingerprint };
-  const promptTokens = encoded.reduce((s, p) => s + p.length, 0);
+  try {
+    const id = newId('cmpl'), created = now(), view = tokenViews(sm);
+    const headers = { 'x-chatwright-seed': String(pl.seed) };
+    const head = { id, object: 'text_completion', created, model: sm.id, system_fingerprint: ctx.fingerprint };
+    const promptTokens = encoded.reduce((s, p) => s + p.length, 0);
 
-  if (!req.stream) {
-    const choices = await Promise.all(streams.map(collect));
-    if (choices.some((c) => c.result.aborted)) {
-      if (pl.timedOut()) throw timeoutError(ctx);
+    if (!req.stream) {
+      const choices = await Promise.all(streams.map(collect));
+      if (choices.some((c) => c.result.aborted)) {
+        if (pl.timedOut()) throw timeoutError(ctx);
+        return;
+      }
+      sink.json(200, {
+        ...head,
+        choices: choices.map((c, index) => ({
+          text: c.text, index, logprobs: req.logprobs !== null ? view.legacyLogprobs(c.steps, 0) : null,
+          finish_reason: c.result.finishReason,
+          ...(req.explain > 0 ? { explain: c.steps.map((s) => view.explain(s.step, s.delta)) } : {}),
+        })),
+        usage: usageOf(promptTokens, choices.map((c) => c.result)),
+      }, headers);
       return;
     }
-    sink.json(200, {
-      ...head,
-      choices: choices.map((c, index) => ({
-        text: c.text, index, logprobs: req.logprobs !== null ? view.legacyLogprobs(c.steps, 0) : null,
-        finish_reason: c.result.finishReason,
-        ...(req.explain > 0 ? { explain: c.steps.map((s) => view.explain(s.step, s.delta)) } : {}),
-      })),
-      usage: usageOf(promptTokens, choices.map((c) => c.result)),
-    }, headers);
-    return;
-  }
 
-  sink.startStream(headers);
-  const usageField = req.includeUsage ? { usage: null } : {};
-  const send = (choice: Record<string, unknown>) => sink.event({ ...head, choices: [{ logprobs: null, finish_reason: null, ...choice }], ...usageField });
-  const results = await Promise.all(streams.map(async (it, index) => {
-    let result: GenerateResult | undefined;
-    let offset = 0;
-    for await (const ch of it) {
-      if (ch.step) {
-        if (ch.delta === '' && req.logprobs === null && req.explain === 0) continue;
-        send({
-          index, text: ch.delta, logprobs: req.logprobs !== null ? view.legacyLogprobs([{ step: ch.step, delta: ch.delta }], offset) : null,
-          ...(req.explain > 0 ? { explain: [view.explain(ch.step, ch.delta)] } : {}),
-        });
-        offset += ch.delta.length;
-      } else if (ch.result) {
-        result = ch.result;
-        if (result.aborted) break;
-        send({ index, text: ch.delta, finish_reason: result.finishReason });
+    sink.startStream(headers);
+    const usageField = req.includeUsage ? { usage: null } : {};
+    const send = (choice: Record<string, unknown>) => sink.event({ ...head, choices: [{ logprobs: null, finish_reason: null, ...choice }], ...usageField });
+    const results = await Promise.all(streams.map(async (it, index) => {
+      let result: GenerateResult | undefined;
+      let offset = 0;
+      for await (const ch of it) {
+        if (ch.step) {
+          if (ch.delta === '' && req.logprobs === null && req.explain === 0) continue;
+          send({
+            index, text: ch.delta, logprobs: req.logprobs !== null ? view.legacyLogprobs([{ step: ch.step, delta: ch.delta }], offset) : null,
+            ...(req.explain > 0 ? { explain: [view.explain(ch.step, ch.delta)] } : {}),
+          });
+          offset += ch.delta.length;
+        } else if (ch.result) {
+          result = ch.result;
+          if (result.aborted) break;
+          send({ index, text: ch.delta, finish_reason: result.finishReason });
+        }
       }
+      return result!;
+    }));
+    if (results.some((r) => r.aborted)) {
+      if (pl.timedOut()) sink.event(timeoutError(ctx).toJSON());
+      sink.end();
+      return;
     }
-    return result!;
-  }));
-  if (results.some((r) => r.aborted)) {
-    if (pl.timedOut()) sink.event(timeoutError(ctx).toJSON());
+    if (req.includeUsage) sink.event({ ...head, choices: [], usage: usageOf(promptTokens, results) });
+    sink.event('[DONE]');
     sink.end();
-    return;
+  } finally {
+    pl.release();
   }
-  if (req.includeUsage) sink.event({ ...head, choices: [], usage: usageOf(promptTokens, results) });
-  sink.event('[DONE]');
-  sink.end();
 }
