@@ -171,6 +171,16 @@ test('the explain extension: per token the candidates, the cut of each, and the 
   }
 });
 
+test('unknown fields are ignored, null means absent; max_completion_tokens and the developer role as OpenAI has them', async () => {
+  const r = await client.chat.completions.create({
+    model: 'sft', messages: [{ role: 'developer', content: 'be brief' }, ...user('hi')], max_completion_tokens: 6, seed: 8,
+    temperature: null, user: 'someone', metadata: { a: 'b' }, ...({ some_future_field: [1, 2] } as object),
+  });
+  const want = libraryChat(sft, [{ role: 'system', content: 'be brief' }, ...user('hi')], { seed: 8, maxNewTokens: 6 });
+  assert.equal(r.choices[0].message.content, want.text);
+  assert.equal(r.usage!.completion_tokens, want.completionTokens);
+});
+
 test('errors arrive as the SDK\'s typed errors, in OpenAI\'s shape', async () => {
   const bad = (body: object) => client.chat.completions.create({ model: 'sft', messages: user('hi'), ...body } as never);
   await assert.rejects(bad({ temperature: 'hot' }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === 'temperature' && e.type === 'invalid_request_error');

@@ -228,11 +228,16 @@ function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promi
       if (size > max) refuse();
       else parts.push(chunk);
     });
+    let ended = false;
     req.on('end', () => {
+      ended = true;
       if (!over) resolve(Buffer.concat(parts).toString('utf8'));
     });
     req.on('error', (e) => {
       if (!over) reject(e);
+    });
+    req.on('close', () => {
+      if (!ended && !over) reject(new ApiError(400, 'the client closed the connection before the body was complete'));
     });
   });
 }
