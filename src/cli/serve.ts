@@ -12,6 +12,7 @@ import { UserError } from '../util/errors.js';
 import { helpText, parseArgs, wantsHelp, type OptionsSpec } from './args.js';
 import { loadServedModels } from '../serve/models.js';
 import { DEFAULT_LIMITS, startServer } from '../serve/server.js';
+import { headDim } from '../model/config.js';
 
 const int = { type: 'number', integer: true } as const;
 const spec = {
@@ -21,7 +22,7 @@ const spec = {
   'api-key': { type: 'string', description: 'require `Authorization: Bearer KEY` on every route but /health (default: $CHATWRIGHT_API_KEY)' },
   cors: { type: 'string', description: 'allow browser pages of this origin (or *) to call the API (default: no CORS)' },
   runs: { type: 'string', description: 'runs folder the page shows curves and eval tables from, read-only (default: ./runs if it exists)' },
-  'max-batch': { ...int, min: 1, max: 256, description: 'requests decoded together per model (KV cache slots)', default: 16 },
+  'max-batch': { ...int, min: 1, max: 256, description: 'requests decoded together per model (KV cache slots, allocated at start over the whole context)', default: 8 },
   'max-queue': { ...int, min: 0, description: 'requests waiting for a slot per model; more get 503', default: 64 },
   'max-tokens': { ...int, min: 1, description: 'most new tokens per answer (default: up to the context)' },
   'max-n': { ...int, min: 1, max: 64, description: 'most choices (n) per request', default: DEFAULT_LIMITS.maxN },
@@ -63,8 +64,11 @@ export async function run(argv: string[]): Promise<number> {
     if (code === 'EACCES') throw new UserError(`serve: no permission to listen on port ${a.port}`, 'use a port above 1023');
     throw e;
   }
-  for (const m of models)
-    process.stderr.write(`model ${m.id}: ${m.model.config.nLayer} layers, context ${m.batcher.contextSize}, ${a['max-batch']} slots\n`);
+  for (const m of models) {
+    const c = m.model.config, kvBytes = 2 * 4 * c.nLayer * a['max-batch'] * m.batcher.contextSize * c.nKvHead * headDim(c);
+    process.stderr.write(`model ${m.id}: ${c.nLayer} layers, context ${m.batcher.contextSize}, ${a['max-batch']} slots ` +
+      `(KV cache ${(kvBytes / 2 ** 20).toFixed(0)} MiB)\n`);
+  }
   process.stderr.write(`listening on ${srv.url} (the page at /, the API at /v1)${apiKey ? '; API key required' : ''}` +
     `${runsDir ? `; runs from ${runsDir}` : ''}${a.host !== '127.0.0.1' && a.host !== 'localhost' && !apiKey ? '; WARNING: open to the network without an API key' : ''}\n`);
   console.log(srv.url);
