@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  applyLogitBias, applyPresenceFrequency, applyRepetitionPenalty, applyTemperature, minP, processLogits,
+  applyLogitBias, applyPresenceFrequency, applyRepetitionPenalty, applyTemperature, explainChain, minP, processLogits,
   resolveSampling, Sampler, softmax, topK, topN, topP,
 } from '../src/generate/sampler.js';
 import { Rng } from '../src/generate/rng.js';
@@ -225,4 +225,25 @@ test('stop strings split over deltas are found and not emitted; false starts are
   assert.equal(m3.push('\nUse'), '');
   assert.equal(m3.push('r: hi'), '');
   assert.equal(m3.stopped, '\n\nUser:');
+});
+
+test('explainChain: which step cut each candidate of {0.1, 0.2, 0.3, 0.4}, and the odds in the draw', () => {
+  const o = resolveSampling({ topK: 3, topP: 0.6, minP: 0.8, temperature: 1 });
+  // top-k 3 drops 0.1; top-p 0.6 over {2/9, 3/9, 4/9} keeps {4/9, 3/9}; min-p 0.8 drops 3/9 (0.75 of the top)
+  const chain = explainChain(logitsOf(P), o, [], new Map(), 4, 3);
+  assert.deepEqual(chain.map((c) => [c.id, c.cut]), [[3, null], [2, 'min-p'], [1, 'top-p'], [0, 'top-k']]);
+  chain.forEach((c) => assert.ok(Math.abs(c.p - P[c.id]) < 1e-6, `p of ${c.id}`));
+  assert.deepEqual(chain.map((c) => c.prob), [1, 0, 0, 0]);
+  // without min-p, temperature 2 reshapes the odds of the two left: sqrt(0.4) : sqrt(0.3)
+  const hot = explainChain(logitsOf(P), resolveSampling({ topK: 3, topP: 0.6, temperature: 2 }), [], new Map(), 2, 0);
+  const want = Math.sqrt(0.4) / (Math.sqrt(0.4) + Math.sqrt(0.3));
+  assert.ok(Math.abs(hot[0].prob - want) < 1e-6 && Math.abs(hot[1].prob - (1 - want)) < 1e-6, JSON.stringify(hot));
+  assert.deepEqual(hot.map((c) => c.id), [3, 2, 0], 'the drawn token (0) is appended when not in the top n');
+  assert.equal(hot[2].cut, 'top-k');
+  // greedy: the argmax stays, the rest are cut by it
+  const g = explainChain(logitsOf(P), resolveSampling({ temperature: 0 }), [], new Map(), 2, 3);
+  assert.deepEqual(g.map((c) => [c.id, c.prob, c.cut]), [[3, 1, null], [2, 0, 'greedy']]);
+  // the sampler gives the same chain with its step
+  const r = new Sampler({ topK: 3, topP: 0.6, minP: 0.8, seed: 1 }).sample(logitsOf(P), undefined, 4);
+  assert.deepEqual(r.chain, chain);
 });

@@ -1,16 +1,18 @@
-// A small typed option parser: `--name value`, `--name=value`, `--flag`, `--no-flag`. Unknown options, missing values
-// and wrong types are UserErrors that name the option. Each option has one description, shown by --help.
+// A small typed option parser: `--name value`, `--name=value`, `--flag`, `--no-flag`; a 'list' option may be repeated
+// and collects its values in order. Unknown options, missing values and wrong types are UserErrors that name the
+// option. Each option has one description, shown by --help.
 import { UserError } from '../util/errors.js';
 
 export type OptionSpec =
   | { type: 'string'; description: string; default?: string }
   | { type: 'number'; description: string; default?: number; integer?: boolean; min?: number; max?: number }
   | { type: 'boolean'; description: string; default?: boolean }
-  | { type: 'list'; description: string }; // a string option that may be given several times: string[] (empty when absent)
+  | { type: 'list'; description: string; default?: string[] }; // may be given several times: string[] ([] when absent)
 
 export type OptionsSpec = Record<string, OptionSpec>;
 
-type ValueOf<S extends OptionSpec> = S extends { type: 'string' } ? string : S extends { type: 'number' } ? number : S extends { type: 'list' } ? string[] : boolean;
+type ValueOf<S extends OptionSpec> = S extends { type: 'string' } ? string : S extends { type: 'number' } ? number :
+  S extends { type: 'list' } ? string[] : boolean;
 export type Parsed<T extends OptionsSpec> = {
   [K in keyof T]: T[K] extends { default: any } | { type: 'list' } ? ValueOf<T[K]> : ValueOf<T[K]> | undefined;
 } & {
@@ -20,9 +22,10 @@ export type Parsed<T extends OptionsSpec> = {
 export function parseArgs<T extends OptionsSpec>(command: string, argv: string[], spec: T): Parsed<T> {
   const out: Record<string, unknown> = { _: [] as string[] };
   for (const [name, s] of Object.entries(spec)) {
-    if (s.type === 'list') out[name] = [];
-    else if (s.default !== undefined) out[name] = s.default;
+    if (s.default !== undefined) out[name] = s.default;
+    else if (s.type === 'list') out[name] = [];
   }
+  const explicit = new Set<string>(); // list options given on the command line (they replace the default)
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (!a.startsWith('--')) {
@@ -52,8 +55,12 @@ export function parseArgs<T extends OptionsSpec>(command: string, argv: string[]
       if (i + 1 >= argv.length) throw new UserError(`${command}: --${name} needs a value`);
       value = argv[++i];
     }
+    if (s.type === 'list') {
+      out[name] = [...(explicit.has(name) ? (out[name] as string[]) : []), value];
+      explicit.add(name);
+      continue;
+    }
     if (s.type === 'string') out[name] = value;
-    else if (s.type === 'list') (out[name] as string[]).push(value);
     else {
       const x = Number(value);
       if (value.trim() === '' || !Number.isFinite(x)) throw new UserError(`${command}: --${name} takes a number, got "${value}"`);

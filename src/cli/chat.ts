@@ -14,7 +14,7 @@ import { UserError } from '../util/errors.js';
 import { helpText, parseArgs, wantsHelp } from './args.js';
 import { loadChatModel, samplingFrom, samplingSpec } from './generate.js';
 import type { Message, Tokenizer } from '../tokenizer/index.js';
-import { Engine, generateStream, renderExplain, tokenTextOf, resolveSampling, type SamplingOptions, type Session } from '../generate/index.js';
+import { Engine, chatStopTokens, generateStream, renderExplain, tokenTextOf, resolveSampling, type SamplingOptions, type Session } from '../generate/index.js';
 
 const spec = {
   model: { type: 'string', description: 'model directory (config.json, model.safetensors, tokenizer.json)' },
@@ -31,10 +31,7 @@ const HELP = `commands:
   /explain [on|off] show the candidates of every token     /system    show the system prompt
   /help             this list                              /quit      leave (or Ctrl-D)`;
 
-// A reply ends at the end of its turn; any other special token (a new turn, a new document) also ends it.
-export function chatStopTokens(t: Tokenizer): number[] {
-  return [t.eot, t.eos, t.bos, t.system, t.user, t.assistant, t.pad].filter((id) => id >= 0);
-}
+export { chatStopTokens };
 
 // Drop the oldest user/assistant turns until the prompt leaves `reserve` tokens of room; the system message stays.
 // Returns the prompt ids and how many turns were dropped (null when even the newest message alone does not fit).

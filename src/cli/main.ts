@@ -20,6 +20,7 @@ const commands: Record<string, { module: string; summary: string }> = {
   prefs: { module: './prefs.js', summary: 'export, import and count preference data (K-way, TRL pairs, Anthropic-HH)' },
   generate: { module: './generate.js', summary: 'continue a prompt with a base model' },
   chat: { module: './chat.js', summary: 'chat with a model in the terminal' },
+  serve: { module: './serve.js', summary: 'serve models over an OpenAI-compatible API, with a web page' },
   demo: { module: './demo.js', summary: 'the whole path on the built-in poetry corpus: pretrain, SFT, preferences, RM, DPO, PPO, GRPO, eval, chat' },
 };
 

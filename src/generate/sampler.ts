@@ -311,6 +311,37 @@ export interface SampleResult {
   top?: TokenLogprob[]; // top-n of the raw distribution
   candidates?: { id: number; prob: number }[]; // explain: top-n of the distribution the draw used
   prob?: number; // explain: the drawn token's probability under that distribution
+  chain?: ChainCandidate[]; // explain: the top-n before the truncations, each with the step that cut it
+}
+
+// One candidate of the lottery, seen through the chain: p is its probability after the penalties and bias at
+// temperature 1 (what the truncations choose from), prob its probability in the draw, and cut the step that removed it
+// (null when it stayed in the draw). 'greedy': temperature 0 keeps only the argmax.
+export type CutBy = 'top-k' | 'top-p' | 'min-p' | 'greedy';
+export interface ChainCandidate { id: number; p: number; prob: number; cut: CutBy | null }
+
+// The chain replayed step by step for the n most probable tokens before truncation (the explain view of the API and the
+// web page's lottery). The drawn token is appended when it is not among them. Pure; costs a few passes over V, so it
+// runs only when explain is asked for.
+export function explainChain(
+  logits: Float32Array, o: ResolvedSampling, context: ArrayLike<number>, counts: ReadonlyMap<number, number>,
+  n: number, drawn: number,
+): ChainCandidate[] {
+  let x = applyRepetitionPenalty(logits, context, o.repetitionPenalty);
+  x = applyPresenceFrequency(x, counts, o.presencePenalty, o.frequencyPenalty);
+  if (o.logitBias.size > 0) x = applyLogitBias(x, o.logitBias);
+  const before = softmax(x);
+  const ids = topN(before, n).map((c) => c.id);
+  if (!ids.includes(drawn)) ids.push(drawn);
+  if (o.temperature === 0) {
+    const best = argmax(x);
+    return ids.map((id) => ({ id, p: before[id], prob: id === best ? 1 : 0, cut: id === best ? null : 'greedy' as const }));
+  }
+  const k = topK(x, o.topK), pp = topP(k, o.topP), m = minP(pp, o.minP);
+  const final = softmax(applyTemperature(m, o.temperature));
+  const cutOf = (id: number): CutBy | null =>
+    k[id] === -Infinity ? 'top-k' : pp[id] === -Infinity ? 'top-p' : m[id] === -Infinity ? 'min-p' : null;
+  return ids.map((id) => ({ id, p: before[id], prob: final[id], cut: cutOf(id) }));
 }
 
 export class Sampler {
@@ -341,6 +372,7 @@ export class Sampler {
       const final = softmax(x);
       res.candidates = topN(final, explain).map((c) => ({ id: c.id, prob: c.logprob }));
       res.prob = final[id];
+      res.chain = explainChain(logits, this.opts, this.context, this.counts, explain, id);
     }
     this.accept(id);
     return res;

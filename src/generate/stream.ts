@@ -1,7 +1,8 @@
 // Generation with text: the engine's token ids turned into text deltas, with stop strings. Three entry points over the
 // same loop: generate (one prompt, returns the result), generateBatch (several prompts decoded together), and
 // generateStream (an async iterator of deltas that yields to the event loop between tokens, so a server can flush and a
-// REPL can catch Ctrl-C mid-reply).
+// REPL can catch Ctrl-C mid-reply). A server's many requests go through batcher.ts, which uses the same row pieces
+// (RowText, textStep, resultOf) over one continuous batch.
 // - Text is decoded incrementally with the tokenizer's stream decoder, which holds back the bytes of a character split
 //   over tokens, so a delta never contains U+FFFD for valid UTF-8.
 // - Stop strings go through StopMatcher (stop.ts): matched across token boundaries, never emitted; the row's ids keep
@@ -35,12 +36,17 @@ export interface StreamChunk {
   result?: GenerateResult; // on the final chunk only
 }
 
-function withDefaults<O extends GenerateOptions>(tokenizer: Tokenizer, o: O): O {
+// A chat reply ends at the end of its turn; any other special token (a new turn, a new document) also ends it.
+export function chatStopTokens(t: Tokenizer): number[] {
+  return [t.eot, t.eos, t.bos, t.system, t.user, t.assistant, t.pad].filter((id) => id >= 0);
+}
+
+export function withDefaults<O extends GenerateOptions>(tokenizer: Tokenizer, o: O): O {
   return { ...o, stopTokens: o.stopTokens ?? [tokenizer.eot, tokenizer.eos] };
 }
 
 // Per-row text state: stream decoder + stop matcher.
-class RowText {
+export class RowText {
   private readonly decoder;
   private readonly matcher: StopMatcher;
   text = '';
@@ -63,7 +69,7 @@ class RowText {
   }
 }
 
-function resultOf(run: DecodeRun, b: number, t: RowText): GenerateResult {
+export function resultOf(run: DecodeRun, b: number, t: RowText): GenerateResult {
   const r = run.rows[b];
   return {
     ids: r.ids, text: t.text, finishReason: r.finishReason ?? 'stop', stopToken: r.stopToken, stopString: t.stopped,
@@ -71,13 +77,15 @@ function resultOf(run: DecodeRun, b: number, t: RowText): GenerateResult {
   };
 }
 
-// One step of the batch: decode each row's token to text and end the rows whose stop string matched.
-function textStep(run: DecodeRun, texts: RowText[]): { steps: (TokenStep | null)[]; deltas: string[] } {
+// One step of the batch: decode each row's token to text and end the rows whose stop string matched. texts is per
+// slot of the run (a continuous batch's free slots have none).
+export function textStep(run: DecodeRun, texts: (RowText | undefined)[]): { steps: (TokenStep | null)[]; deltas: string[] } {
   const steps = run.step();
   const deltas = steps.map((s, b) => {
-    if (!s || run.rows[b].stopToken === s.id) return '';
-    const d = texts[b].push(s.id);
-    if (texts[b].stopped !== null) run.finish(b, 'stop');
+    const t = texts[b];
+    if (!s || !t || run.rows[b].stopToken === s.id) return '';
+    const d = t.push(s.id);
+    if (t.stopped !== null) run.finish(b, 'stop');
     return d;
   });
   return { steps, deltas };
