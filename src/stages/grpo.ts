@@ -130,7 +130,7 @@ export async function trainGRPO(given: Partial<GRPOOptions> & { init: string; re
       line: `held-out score ${e.score.toFixed(3)}, KL to reference ${e.kl.toFixed(3)}, length ${e.length.toFixed(1)}: ${JSON.stringify(e.sample)}` };
   };
   const save = (step: number, loss: number) => saveCheckpoint({
-    out: o.out, step, loss, model: policy, tokenizer: tok, opt, title: 'GRPO (policy loss)',
+    out: o.out, step, loss, model: policy, tokenizer: tok, opt, title: 'GRPO: mean reward of the groups (line) and of held-out answers (dots)', curve: { train: 'score', val: 'valScore' },
     state: { stage: 'grpo', options: Object.fromEntries(RUN_KEYS.map((k) => [k, o[k]])) },
   });
 

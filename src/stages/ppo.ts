@@ -194,7 +194,7 @@ export async function trainPPO(given: Partial<PPOOptions> & { init: string; rewa
       line: `held-out score ${e.score.toFixed(3)}, KL to reference ${e.kl.toFixed(3)}, length ${e.length.toFixed(1)}: ${JSON.stringify(e.sample)}` };
   };
   const save = (step: number, loss: number) => saveCheckpoint({
-    out: o.out, step, loss, model: policy, tokenizer: tok, opt, title: 'PPO (policy loss)', moreParams: [critic.flat],
+    out: o.out, step, loss, model: policy, tokenizer: tok, opt, title: 'PPO: mean score of the rollouts (line) and of held-out answers (dots)', curve: { train: 'score', val: 'valScore' }, moreParams: [critic.flat],
     state: { stage: 'ppo', options: Object.fromEntries(RUN_KEYS.map((k) => [k, o[k]])), klCoef: kl.coef, ptxCursor: ptx?.cursor ?? null },
     extra: (dir) => {
       mkdirSync(join(dir, CRITIC_DIR), { recursive: true });

@@ -84,7 +84,8 @@ export interface CheckpointParts {
   tokenizer: Tokenizer | null;
   opt: AdamW;
   state: Omit<TrainerStateJson, 'step' | 'version'> & { stage: string }; // options, cursors, RNG state, ...
-  title: string; // of the loss curve
+  title: string; // of the curve
+  curve?: { train: string; val: string }; // the metrics.jsonl fields drawn (default loss and valLoss)
   carry?: string[]; // files of the folder kept across checkpoints besides metrics.jsonl
   extra?: (dir: string) => void; // more files in the new folder (a value model, a report), written before the state
   moreParams?: Float32Array[]; // other trained parameters checked for non-finite values (a separate value model)
@@ -99,7 +100,7 @@ export function saveCheckpoint(p: CheckpointParts): void {
   }
   const records = readMetrics(join(p.out, METRICS));
   const series = (key: string) => records.filter((r) => typeof r[key] === 'number').map((r): [number, number] => [r.step, r[key] as number]);
-  const svg = lossCurveSvg({ title: p.title, train: series('loss'), val: series('valLoss') });
+  const svg = lossCurveSvg({ title: p.title, train: series(p.curve?.train ?? 'loss'), val: series(p.curve?.val ?? 'valLoss') });
   writeCheckpointDir(p.out, (dir) => {
     saveModel(dir, p.model, p.tokenizer ?? undefined);
     writeFileAtomic(join(dir, 'loss.svg'), svg);
