@@ -1,17 +1,19 @@
 // PPO and GRPO learn a toy verifiable reward (1 for an answer containing 泥融飞燕子, else 0) on a tiny model within a few
-// dozen steps, and a large KL coefficient visibly holds the policy back near the reference (smaller KL, less reward).
+// dozen steps, and a large KL coefficient visibly holds the policy back near the reference (smaller KL, less reward);
+// PPO-ptx mixes the pretraining loss in.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sft } from '../src/stages/sft.js';
 import { trainPPO } from '../src/stages/ppo.js';
 import { trainGRPO } from '../src/stages/grpo.js';
 import { readMetrics } from '../src/train/metrics.js';
-import { makeFixture, mixedDemos, writePrompts, writeRewardModule } from './stage-fixture.js';
+import { prepareData } from '../src/stages/data.js';
+import { makeFixture, mixedDemos, poem, writePrompts, writeRewardModule } from './stage-fixture.js';
 
-let root = '', sftDir = '', rewardFn = '', prompts = '';
+let root = '', sftDir = '', rewardFn = '', prompts = '', shards = '';
 before(async () => {
   root = mkdtempSync(join(tmpdir(), 'cw-rl-'));
   const fx = makeFixture(join(root, 'fx'));
@@ -21,6 +23,8 @@ before(async () => {
     warmup: 10, evalEvery: 0, evalAtEnd: false, peakGflops: 1, logEvery: 1000 }, () => {});
   writeRewardModule((rewardFn = join(root, 'reward.mjs')));
   writePrompts((prompts = join(root, 'prompts.jsonl')), 200);
+  writeFileSync(join(root, 'poems.jsonl'), Array.from({ length: 300 }, (_, i) => JSON.stringify({ text: poem(i).messages[1].content }) + '\n').join(''));
+  prepareData({ corpus: [join(root, 'poems.jsonl')], tokenizer: fx.base, out: (shards = join(root, 'data')), valFraction: 0.05 });
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -58,4 +62,17 @@ test('GRPO raises the toy reward; a large beta holds it near the reference', { t
     `beta 3: score ${h.first.toFixed(2)} -> ${h.last.toFixed(2)}, held-out ${held.eval!.score.toFixed(2)}, KL ${held.eval!.kl.toFixed(2)}`);
   assert.ok(f.last > f.first + 0.2, `GRPO score ${f.first} -> ${f.last}`);
   assert.ok(held.eval!.kl < free.eval!.kl, `KL with beta 3 (${held.eval!.kl}) vs beta 0.02 (${free.eval!.kl})`);
+});
+
+test('PPO-ptx: the pretraining loss on the shards is mixed into every policy update and logged', { timeout: 120_000 }, async () => {
+  const common = { init: sftDir, reward: rewardFn, prompts, steps: 4, batchSize: 8, miniBatch: 4, epochs: 1, maxNewTokens: 24, lr: 3e-4,
+    evalEvery: 0, evalPrompts: 0, logEvery: 1000 };
+  await trainPPO({ ...common, out: join(root, 'ptx'), ptxData: shards, ptxCoef: 1, ptxBatch: 2 }, () => {});
+  await trainPPO({ ...common, out: join(root, 'no-ptx') }, () => {});
+  const ptx = readMetrics(join(root, 'ptx', 'metrics.jsonl')).filter((r) => r.loss !== undefined);
+  assert.equal(ptx.length, 4);
+  for (const r of ptx) assert.ok(typeof r.ptxLoss === 'number' && r.ptxLoss > 0 && r.ptxLoss < 20, `ptxLoss ${r.ptxLoss}`);
+  assert.equal(readMetrics(join(root, 'no-ptx', 'metrics.jsonl')).find((r) => r.ptxLoss !== undefined), undefined);
+  assert.ok(!readFileSync(join(root, 'ptx', 'model.safetensors')).equals(readFileSync(join(root, 'no-ptx', 'model.safetensors'))),
+    'the pretraining term changed nothing');
 });
