@@ -119,6 +119,7 @@ export const rlOptions = {
   out: { type: 'string', description: 'checkpoint folder, e.g. runs/demo/ppo' },
   steps: { ...int, min: 1, description: 'iterations, one rollout batch each (default 100)' },
   'max-new-tokens': { ...int, min: 1, description: 'longest answer (default 64)' },
+  temperature: { type: 'number', min: 0, max: 2, description: 'the policy trained is the model at this temperature: answers drawn and log-probabilities taken at it (default 1)' },
   'truncation-penalty': { type: 'number', min: 0, description: 'subtracted from the score of an answer cut at the length limit (default 1)' },
   lr: { type: 'number', min: 0, description: 'policy learning rate' },
   'min-lr': { type: 'number', min: 0, description: 'learning rate at the end of the decay (with --decay cosine or linear)' },

@@ -19,6 +19,8 @@ const spec = {
   'max-prompts': { type: 'number', integer: true, min: 0, description: 'evaluation prompts per task' },
   out: { type: 'string', description: 'JSON report (default: eval.json beside the --sft folder; eval.html beside it)' },
   reward: { type: 'string', description: 'a reward model folder: its win rates join the simulated labeller\'s' },
+  temperature: { type: 'number', min: 0, max: 2, description: 'answers at this temperature, seeded per prompt (default 0: greedy)' },
+  seed: { type: 'number', integer: true, min: 0, description: 'seed of sampled answers (default 0)' },
   'kl-prompts': { type: 'number', integer: true, min: 0, description: 'prompts answered by each model for its KL to the baseline (default 16; 0: none)' },
 } as const;
 
@@ -44,7 +46,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new UserError(`eval: --baseline ${a.baseline} is not one of the models (${names.join(', ')})`);
   const out = a.out ?? join(dirname(models[models.length - 1].dir), 'eval.json');
   const judges = [simulatedLabeller, ...(a.reward ? [rewardJudge(a.reward)] : [])];
-  const report = runEval({ models, baseline: a.baseline, data: a.data, limit: a.limit, maxPrompts: a['max-prompts'], out, judges, klPrompts: a['kl-prompts'] });
+  const report = runEval({ models, baseline: a.baseline, data: a.data, limit: a.limit, maxPrompts: a['max-prompts'], out, judges, klPrompts: a['kl-prompts'], temperature: a.temperature, seed: a.seed });
   console.log(formatTable(report));
   console.log(`wrote ${out}`);
   return 0;

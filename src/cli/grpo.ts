@@ -27,7 +27,7 @@ export async function run(argv: string[]): Promise<number> {
   const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]) => oneOfFor('grpo', name, v, ok);
   const opts: Partial<GRPOOptions> & { init: string; reward: string; out: string } = {
     init: a.init!, ref: a.ref, reward: a.reward!, prompts: a.prompts, limit: a.limit, out: a.out!, steps: a.steps, batchSize: a['batch-size'],
-    group: a.group, iterations: a.iterations, miniBatch: a['mini-batch'], maxNewTokens: a['max-new-tokens'],
+    group: a.group, iterations: a.iterations, miniBatch: a['mini-batch'], maxNewTokens: a['max-new-tokens'], temperature: a.temperature,
     truncationPenalty: a['truncation-penalty'], beta: a.beta, clipRange: a['clip-range'], lr: a.lr, minLr: a['min-lr'],
     warmup: a.warmup, decay: oneOf('decay', a.decay, ['cosine', 'linear', 'constant'] as const), weightDecay: a['weight-decay'],
     beta1: a.beta1, beta2: a.beta2, clip: a.clip, evalEvery: a['eval-every'], evalPrompts: a['eval-prompts'], saveEvery: a['save-every'],

@@ -38,7 +38,7 @@ export async function run(argv: string[]): Promise<number> {
   const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]) => oneOfFor('ppo', name, v, ok);
   const opts: Partial<PPOOptions> & { init: string; reward: string; out: string } = {
     init: a.init!, ref: a.ref, reward: a.reward!, critic: a.critic, prompts: a.prompts, limit: a.limit, out: a.out!, steps: a.steps,
-    batchSize: a['batch-size'], miniBatch: a['mini-batch'], epochs: a.epochs, maxNewTokens: a['max-new-tokens'],
+    batchSize: a['batch-size'], miniBatch: a['mini-batch'], epochs: a.epochs, maxNewTokens: a['max-new-tokens'], temperature: a.temperature,
     truncationPenalty: a['truncation-penalty'], klCoef: a['kl-coef'], klTarget: a['kl-target'], klHorizon: a['kl-horizon'],
     gamma: a.gamma, lam: a.lam, clipRange: a['clip-range'], valueClip: a['value-clip'], entCoef: a['ent-coef'], ptxData: a['ptx-data'],
     ptxCoef: a['ptx-coef'], ptxBatch: a['ptx-batch'], lr: a.lr, criticLr: a['critic-lr'], minLr: a['min-lr'], warmup: a.warmup,

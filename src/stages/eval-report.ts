@@ -29,7 +29,7 @@ table.answers th, table.answers td { border: 1px solid #ddd; padding: 0.5em; ver
 .score { color: #666; font-size: 0.8em; }
 </style></head><body>
 <h1>Evaluation on held-out prompts</h1>
-<p>Greedy answers; win rates are against the baseline model's answer to the same prompt (ties count half). The simulated
+<p>${report.decoding && report.decoding.temperature > 0 ? `Answers sampled at temperature ${report.decoding.temperature} (seed ${report.decoding.seed} + prompt)` : 'Greedy answers'}; win rates are against the baseline model's answer to the same prompt (ties count half). The simulated
 labeller is a rule-based judge (form, rhyme, repeated characters, the title's characters), not a person.</p>
 <pre class="table">${esc(table)}</pre>
 <h2>Answers side by side</h2>

@@ -169,7 +169,7 @@ export function heldoutLoss(model: GPT, tokenizer: Tokenizer, convs: Conversatio
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
-// Generation metrics: greedy answers to the held-out prompts
+// Generation metrics: answers to the held-out prompts (greedy, or sampled at a temperature with a seed per prompt)
 
 export interface EvalSample {
   prompt: string;
@@ -206,13 +206,13 @@ export function evaluateModel(
   model: GPT,
   tokenizer: Tokenizer,
   set: EvalSet,
-  opts: { T?: number; maxNewTokens?: number; batchSize?: number; onProgress?: (done: number, total: number) => void } = {},
+  opts: { T?: number; maxNewTokens?: number; batchSize?: number; temperature?: number; seed?: number; onProgress?: (done: number, total: number) => void } = {},
 ): { metrics: ModelMetrics; samples: EvalSample[] } {
   const samples: EvalSample[] = [];
   const total = set.prompts.length + 1;
   const loss = set.heldout.length ? heldoutLoss(model, tokenizer, set.heldout, { T: opts.T }) : null;
   opts.onProgress?.(1, total);
-  // greedy answers, decoded in batches of prompts of one task (one answer budget per batch)
+  // answers decoded in batches of prompts of one task (one answer budget per batch)
   const batch = opts.batchSize ?? 16;
   const byTask = new Map<Reference['task'], EvalPrompt[]>();
   for (const p of set.prompts) byTask.set(p.reference.task, [...(byTask.get(p.reference.task) ?? []), p]);
@@ -225,7 +225,9 @@ export function evaluateModel(
       const room = model.config.maxSeqLen - longest;
       const maxNewTokens = Math.min(room, opts.maxNewTokens ?? MAX_NEW[task]);
       const answers = maxNewTokens >= 1
-        ? generateBatch(model, tokenizer, ids, { maxNewTokens, temperature: 0, stopTokens: [tokenizer.eot, tokenizer.eos] }).map((r) => r.text)
+        ? generateBatch(model, tokenizer, ids, group.map((p) => ({
+          maxNewTokens, temperature: opts.temperature ?? 0, seed: (opts.seed ?? 0) + set.prompts.indexOf(p), stopTokens: [tokenizer.eot, tokenizer.eos],
+        }))).map((r) => r.text)
         : group.map(() => '');
       group.forEach((p, j) => {
         const s: EvalSample = {
@@ -272,6 +274,7 @@ export function evaluateModel(
 
 export interface EvalReport {
   models: { name: string; dir: string; metrics: ModelMetrics; samples: EvalSample[] }[];
+  decoding?: { temperature: number; seed: number }; // how the judged answers were drawn (temperature 0: greedy)
 }
 
 export function formatTable(report: EvalReport): string {
@@ -323,6 +326,8 @@ export interface EvalOptions {
   maxPrompts?: number;                        // evaluation prompts per task
   out?: string;                               // JSON report path; the same name with .html gets the picture
   klPrompts?: number;                         // prompts answered (sampled) for the KL to the baseline (default 16; 0: none)
+  temperature?: number;                       // of the answers judged: 0 (default) greedy; else sampled, seeded per prompt
+  seed?: number;
   log?: (line: string) => void;
 }
 
@@ -333,7 +338,7 @@ export function runEval(opts: EvalOptions): EvalReport {
     opts.models.find((m) => existsSync(join(m.dir, HELDOUT_FILE)))?.dir ?? opts.models[opts.models.length - 1].dir;
   const set = loadEvalSet({ data: opts.data, sftDir, limit: opts.limit, maxPrompts: opts.maxPrompts });
   if (opts.maxPrompts !== undefined) set.prompts = capPerTask(set.prompts, opts.maxPrompts);
-  const report: EvalReport = { models: [] };
+  const report: EvalReport = { models: [], decoding: { temperature: opts.temperature ?? 0, seed: opts.seed ?? 0 } };
   const loaded = new Map<string, { model: GPT; tokenizer: Tokenizer }>();
   for (const m of opts.models) {
     const { model, tokenizer } = loadModel(m.dir);
@@ -342,6 +347,7 @@ export function runEval(opts: EvalOptions): EvalReport {
     const t0 = Date.now();
     let last = 0;
     const r = evaluateModel(model, tokenizer, set, {
+      temperature: opts.temperature, seed: opts.seed,
       onProgress: (done, total) => {
         const now = Date.now();
         if (process.stderr.isTTY && (now - last > 250 || done === total)) {

@@ -27,7 +27,7 @@ import { clippedPolicyLoss, groupAdvantages, klPenalty } from '../train/rl.js';
 import {
   METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint, type EvalResult, type StopReason,
 } from '../train/loop.js';
-import { answerKL, answerSlots, evaluatePolicy, rewardSource, rlPrompts, rollouts } from './rollout.js';
+import { answerKL, answerSlots, evaluatePolicy, rewardSource, rlPrompts, rollouts, tempered } from './rollout.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
 // Options
@@ -45,6 +45,7 @@ export interface GRPOOptions {
   iterations: number;        // updates per batch of answers (mu)
   miniBatch: number;         // answers per forward/backward (gradients accumulate over the batch)
   maxNewTokens: number;
+  temperature: number;       // the policy trained is the model at this temperature (src/stages/rollout.ts)
   truncationPenalty: number;
   beta: number;              // weight of the KL term
   clipRange: number;
@@ -69,12 +70,12 @@ export interface GRPOOptions {
 
 const DEFAULTS: Omit<GRPOOptions, 'init' | 'reward' | 'out'> = {
   ref: null, prompts: 'chinese-poetry', limit: 5000, steps: 100, batchSize: 4, group: 8, iterations: 1, miniBatch: 16,
-  maxNewTokens: 64, truncationPenalty: 1, beta: 0.04, clipRange: 0.2, lr: 5e-5, minLr: 5e-6, warmup: 5, decay: 'constant',
+  maxNewTokens: 64, temperature: 1, truncationPenalty: 1, beta: 0.04, clipRange: 0.2, lr: 5e-5, minLr: 5e-6, warmup: 5, decay: 'constant',
   weightDecay: 0, beta1: 0.9, beta2: 0.95, clip: 1, evalEvery: 20, evalPrompts: 16, saveEvery: 20, seed: 1337, resume: true,
   backend: null, timeLimit: 0, budget: 0, logEvery: 1,
 };
 const RUN_KEYS = ['init', 'ref', 'reward', 'prompts', 'limit', 'steps', 'budget', 'batchSize', 'group', 'iterations', 'miniBatch', 'maxNewTokens',
-  'truncationPenalty', 'beta', 'clipRange', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1', 'beta2', 'clip', 'evalEvery',
+  'temperature', 'truncationPenalty', 'beta', 'clipRange', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1', 'beta2', 'clip', 'evalEvery',
   'evalPrompts', 'saveEvery', 'seed'] as const;
 
 export function resolveGRPOOptions(given: Partial<GRPOOptions>, saved: Partial<GRPOOptions> = {}): GRPOOptions {
@@ -85,6 +86,7 @@ export function resolveGRPOOptions(given: Partial<GRPOOptions>, saved: Partial<G
   checkTrainingOptions('grpo', o, { steps: o.steps, batchSize: o.batchSize, iterations: o.iterations, miniBatch: o.miniBatch, maxNewTokens: o.maxNewTokens });
   if (!(Number.isInteger(o.group) && o.group >= 2)) throw new UserError(`grpo: group must be an integer >= 2, got ${o.group}`, 'a group of one answer has no relative advantage');
   for (const k of ['beta', 'truncationPenalty'] as const) if (!(o[k] >= 0 && Number.isFinite(o[k]))) throw new UserError(`grpo: ${k} must be a finite number >= 0, got ${o[k]}`);
+  if (!(o.temperature > 0 && o.temperature <= 2)) throw new UserError(`grpo: temperature must be in (0, 2], got ${o.temperature}`);
   if (!(o.clipRange > 0)) throw new UserError(`grpo: clip-range must be > 0, got ${o.clipRange}`);
   return o;
 }
@@ -123,7 +125,7 @@ export async function trainGRPO(given: Partial<GRPOOptions> & { init: string; re
 
   let lastEval: { score: number; kl: number; length: number } | null = null;
   const evaluate = async (): Promise<EvalResult | null> => {
-    const e = await evaluatePolicy(policy, ref, tok, reward, prompts.heldout, o.seed + 999_983, o.maxNewTokens);
+    const e = await evaluatePolicy(policy, ref, tok, reward, prompts.heldout, o.seed + 999_983, o.maxNewTokens, o.temperature);
     if (!e) return null;
     lastEval = e;
     return { record: { valScore: e.score, valKl: e.kl, valLength: e.length },
@@ -174,10 +176,11 @@ export async function trainGRPO(given: Partial<GRPOOptions> & { init: string; re
           w[p] = 1 / (sl.length * batch.length); lpOld[p] = part[j].lpOld[t]; lpRef[p] = part[j].lpRef[t]; adv[p] = A[s + j];
         }));
         const { logits } = policy.forward(b.ids, b.B, b.T);
-        const lp = tokenLogprobs(logits, b.targets);
+        const lg = tempered(logits, o.temperature);
+        const lp = tokenLogprobs(lg, b.targets);
         const pl = clippedPolicyLoss(lp, lpOld, adv, w, o.clipRange);
         const kt = klPenalty(lp, lpRef, w);
-        const H = entropy(logits);
+        const H = entropy(lg);
         for (let p = 0; p < N; p++) ent += (w[p] * H.data[p]) / o.iterations;
         const l = o.beta > 0 ? add(pl.loss, mulScalar(kt, o.beta)) : pl.loss;
         const value = l.item();

@@ -41,7 +41,7 @@ import { AdaptiveKL, clippedPolicyLoss, clippedValueLoss, gae, tokenRewards, whi
 import {
   METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint, type EvalResult, type StopReason,
 } from '../train/loop.js';
-import { answerKL, answerSlots, evaluatePolicy, rewardSource, rlPrompts, rollouts, valuesOf, type Rollout } from './rollout.js';
+import { answerKL, answerSlots, evaluatePolicy, rewardSource, rlPrompts, rollouts, tempered, valuesOf, type Rollout } from './rollout.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
 // Options
@@ -59,6 +59,7 @@ export interface PPOOptions {
   miniBatch: number;         // answers per optimizer step
   epochs: number;            // passes over each rollout batch
   maxNewTokens: number;
+  temperature: number;       // the policy trained is the model at this temperature (src/stages/rollout.ts)
   truncationPenalty: number;
   klCoef: number;            // beta of the per-token KL penalty
   klTarget: number;          // > 0: the adaptive controller aims at this KL per answer (nats); 0: beta stays fixed
@@ -93,13 +94,13 @@ export interface PPOOptions {
 
 const DEFAULTS: Omit<PPOOptions, 'init' | 'reward' | 'out'> = {
   ref: null, critic: null, prompts: 'chinese-poetry', limit: 5000, steps: 100, batchSize: 16, miniBatch: 8, epochs: 2,
-  maxNewTokens: 64, truncationPenalty: 1, klCoef: 0.05, klTarget: 0, klHorizon: 10000, gamma: 1, lam: 0.95, clipRange: 0.2,
+  maxNewTokens: 64, temperature: 1, truncationPenalty: 1, klCoef: 0.05, klTarget: 0, klHorizon: 10000, gamma: 1, lam: 0.95, clipRange: 0.2,
   valueClip: 0.2, entCoef: 0, ptxData: null, ptxCoef: 0, ptxBatch: 4, lr: 5e-5, criticLr: 1e-4, minLr: 5e-6, warmup: 5,
   decay: 'constant', weightDecay: 0, beta1: 0.9, beta2: 0.95, clip: 1, evalEvery: 20, evalPrompts: 16, saveEvery: 20,
   seed: 1337, resume: true, backend: null, timeLimit: 0, budget: 0, logEvery: 1,
 };
 const RUN_KEYS = ['init', 'ref', 'reward', 'critic', 'prompts', 'limit', 'steps', 'budget', 'batchSize', 'miniBatch', 'epochs', 'maxNewTokens',
-  'truncationPenalty', 'klCoef', 'klTarget', 'klHorizon', 'gamma', 'lam', 'clipRange', 'valueClip', 'entCoef', 'ptxData', 'ptxCoef',
+  'temperature', 'truncationPenalty', 'klCoef', 'klTarget', 'klHorizon', 'gamma', 'lam', 'clipRange', 'valueClip', 'entCoef', 'ptxData', 'ptxCoef',
   'ptxBatch', 'lr', 'criticLr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1', 'beta2', 'clip', 'evalEvery', 'evalPrompts',
   'saveEvery', 'seed'] as const;
 
@@ -113,6 +114,7 @@ export function resolvePPOOptions(given: Partial<PPOOptions>, saved: Partial<PPO
   for (const k of ['klCoef', 'klTarget', 'entCoef', 'ptxCoef', 'truncationPenalty', 'criticLr'] as const) {
     if (!(o[k] >= 0 && Number.isFinite(o[k]))) throw new UserError(`ppo: ${k} must be a finite number >= 0, got ${o[k]}`);
   }
+  if (!(o.temperature > 0 && o.temperature <= 2)) throw new UserError(`ppo: temperature must be in (0, 2], got ${o.temperature}`);
   for (const k of ['gamma', 'lam'] as const) if (!(o[k] >= 0 && o[k] <= 1)) throw new UserError(`ppo: ${k} must be in [0, 1], got ${o[k]}`);
   for (const k of ['clipRange', 'valueClip'] as const) if (!(o[k] > 0)) throw new UserError(`ppo: ${k} must be > 0, got ${o[k]}`);
   if (o.ptxCoef > 0 && !o.ptxData) throw new UserError('ppo: --ptx-coef needs --ptx-data', 'give the pretraining shards (chatwright data prepare)');
@@ -187,7 +189,7 @@ export async function trainPPO(given: Partial<PPOOptions> & { init: string; rewa
 
   let lastEval: { score: number; kl: number; length: number } | null = null;
   const evaluate = async (): Promise<EvalResult | null> => {
-    const e = await evaluatePolicy(policy, ref, tok, reward, prompts.heldout, o.seed + 999_983, o.maxNewTokens);
+    const e = await evaluatePolicy(policy, ref, tok, reward, prompts.heldout, o.seed + 999_983, o.maxNewTokens, o.temperature);
     if (!e) return null;
     lastEval = e;
     return { record: { valScore: e.score, valKl: e.kl, valLength: e.length },
@@ -253,9 +255,10 @@ export async function trainPPO(given: Partial<PPOOptions> & { init: string; rewa
         // policy
         policy.zeroGrad();
         const { logits } = policy.forward(b.ids, b.B, b.T);
-        const lp = tokenLogprobs(logits, b.targets);
+        const lg = tempered(logits, o.temperature);
+        const lp = tokenLogprobs(lg, b.targets);
         const pl = clippedPolicyLoss(lp, lpOld, A, w, o.clipRange);
-        const H = entropy(logits);
+        const H = entropy(lg);
         let hMean = 0;
         for (let p = 0; p < N; p++) hMean += w[p] * H.data[p];
         let loss = o.entCoef > 0 ? add(pl.loss, mulScalar(sum(mul(H, Tensor.from(w, [N]))), -o.entCoef)) : pl.loss;

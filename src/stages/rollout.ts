@@ -4,6 +4,11 @@
 // score from the reward source. Also here: the reward sources (a reward model, the simulated labeller's rules, or the
 // user's JS module), the RL prompts, token slots of a batch, and the KL of a policy from its reference.
 //
+// Temperature: the policy RL trains may be the model's distribution at a temperature T (logits / T), as TRL's PPO
+// trainer does: answers are drawn at T and every log-probability (old, new and the reference's) is taken of logits / T,
+// so the ratio and the KL compare the same distributions. A small model's T = 1 distribution has a long tail of junk
+// that a lower T cuts.
+//
 // Token slots: in a right-padded batch (src/train/preferences.ts padBatch) answer token i of row b is predicted at flat
 // position b*T + start - 1 + i, where start is the answer's first index in the row. Log-probabilities, values,
 // advantages and weights of a minibatch are laid out on those positions, so every loss is one masked sum.
@@ -13,7 +18,7 @@ import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { UserError } from '../util/errors.js';
-import { noGrad, releaseTape, tokenLogprobs } from '../tensor/index.js';
+import { noGrad, releaseTape, tokenLogprobs, mulScalar, type Tensor } from '../tensor/index.js';
 import type { GPT } from '../model/gpt.js';
 import type { Message, Tokenizer } from '../tokenizer/index.js';
 import { generateBatch } from '../generate/index.js';
@@ -90,8 +95,8 @@ export interface Rollout {
   score: number; // the reward source's score (minus the truncation penalty)
 }
 
-// Answers to prompts[i] drawn at temperature 1 with seed seeds[i], at most maxNewTokens each (less near the context).
-export function sampleAnswers(policy: GPT, tok: Tokenizer, prompts: Message[][], seeds: number[], maxNewTokens: number):
+// Answers to prompts[i] drawn at the temperature with seed seeds[i], at most maxNewTokens each (less near the context).
+export function sampleAnswers(policy: GPT, tok: Tokenizer, prompts: Message[][], seeds: number[], maxNewTokens: number, temperature = 1):
   { row: AnswerRow; text: string; truncated: boolean }[] {
   const ids = prompts.map((p) => tok.renderForCompletion(p));
   for (const p of ids) {
@@ -100,7 +105,7 @@ export function sampleAnswers(policy: GPT, tok: Tokenizer, prompts: Message[][],
     }
   }
   const out = generateBatch(policy, tok, ids, ids.map((p, i) => ({
-    maxNewTokens: Math.min(maxNewTokens, policy.config.maxSeqLen - p.length), temperature: 1, seed: seeds[i],
+    maxNewTokens: Math.min(maxNewTokens, policy.config.maxSeqLen - p.length), temperature, seed: seeds[i],
   })));
   return out.map((a, i) => ({
     row: { ids: [...ids[i], ...a.ids, ...(a.stopToken !== null ? [a.stopToken] : [])], start: ids[i].length },
@@ -113,13 +118,18 @@ export function answerSlots(batch: AnswerBatch, rows: AnswerRow[]): Int32Array[]
   return rows.map((r, b) => Int32Array.from({ length: r.ids.length - r.start }, (_, i) => b * batch.T + r.start - 1 + i));
 }
 
-// Per row, per answer token: log p(token) under the model (no gradient), in chunks of `chunk` rows.
-export function tokenLogprobsOf(model: GPT, rows: AnswerRow[], pad: number, chunk = 8): Float32Array[] {
+// The logits at temperature T (a view when T = 1).
+export function tempered(logits: Tensor, temperature: number): Tensor {
+  return temperature === 1 ? logits : mulScalar(logits, 1 / temperature);
+}
+
+// Per row, per answer token: log p(token) under the model at the temperature (no gradient), in chunks of `chunk` rows.
+export function tokenLogprobsOf(model: GPT, rows: AnswerRow[], pad: number, temperature = 1, chunk = 8): Float32Array[] {
   const out: Float32Array[] = [];
   for (let i = 0; i < rows.length; i += chunk) {
     const part = rows.slice(i, i + chunk), batch = padBatch(part, pad);
     noGrad(() => {
-      const lp = tokenLogprobs(model.forward(batch.ids, batch.B, batch.T).logits, batch.targets).data;
+      const lp = tokenLogprobs(tempered(model.forward(batch.ids, batch.B, batch.T).logits, temperature), batch.targets).data;
       for (const s of answerSlots(batch, part)) out.push(Float32Array.from(s, (j) => lp[j]));
     });
     releaseTape();
@@ -143,10 +153,10 @@ export function valuesOf(critic: GPT, rows: AnswerRow[], pad: number, chunk = 8)
 
 // Sample, then score and take both log-probabilities: a rollout batch.
 export async function rollouts(policy: GPT, ref: GPT, tok: Tokenizer, reward: RewardSource, prompts: Message[][], seeds: number[],
-  o: { maxNewTokens: number; truncationPenalty: number }): Promise<Rollout[]> {
-  const answers = sampleAnswers(policy, tok, prompts, seeds, o.maxNewTokens);
+  o: { maxNewTokens: number; truncationPenalty: number; temperature: number }): Promise<Rollout[]> {
+  const answers = sampleAnswers(policy, tok, prompts, seeds, o.maxNewTokens, o.temperature);
   const rows = answers.map((a) => a.row);
-  const lpOld = tokenLogprobsOf(policy, rows, tok.pad), lpRef = tokenLogprobsOf(ref, rows, tok.pad);
+  const lpOld = tokenLogprobsOf(policy, rows, tok.pad, o.temperature), lpRef = tokenLogprobsOf(ref, rows, tok.pad, o.temperature);
   const scores = await reward.score(answers.map((a, i) => ({ prompt: prompts[i], answer: a.text })));
   return answers.map((a, i) => ({
     prompt: prompts[i], row: a.row, text: a.text, truncated: a.truncated, lpOld: lpOld[i], lpRef: lpRef[i],
@@ -173,9 +183,9 @@ export function klFromReference(policy: GPT, ref: GPT, tok: Tokenizer, prompts: 
 
 // Prompts held out from training: mean score, KL to the reference and answer length of seeded samples.
 export async function evaluatePolicy(policy: GPT, ref: GPT, tok: Tokenizer, reward: RewardSource, prompts: Message[][], seed: number,
-  maxNewTokens: number): Promise<{ score: number; kl: number; length: number; sample: string } | null> {
+  maxNewTokens: number, temperature = 1): Promise<{ score: number; kl: number; length: number; sample: string } | null> {
   if (prompts.length === 0) return null;
-  const r = await rollouts(policy, ref, tok, reward, prompts, prompts.map((_, i) => seed + i), { maxNewTokens, truncationPenalty: 0 });
+  const r = await rollouts(policy, ref, tok, reward, prompts, prompts.map((_, i) => seed + i), { maxNewTokens, truncationPenalty: 0, temperature });
   return {
     score: r.reduce((a, x) => a + x.score, 0) / r.length, kl: answerKL(r),
     length: r.reduce((a, x) => a + x.lpOld.length, 0) / r.length, sample: r[0].text,
