@@ -76,3 +76,24 @@ test('PPO-ptx: the pretraining loss on the shards is mixed into every policy upd
   assert.ok(!readFileSync(join(root, 'ptx', 'model.safetensors')).equals(readFileSync(join(root, 'no-ptx', 'model.safetensors'))),
     'the pretraining term changed nothing');
 });
+
+test('rollout log-probabilities at a temperature are those of softmax(logits / T), at the answer tokens', async () => {
+  const { loadModel } = await import('../src/model/checkpoint.js');
+  const { tokenLogprobsOf, sampleAnswers } = await import('../src/stages/rollout.js');
+  const { noGrad, releaseTape } = await import('../src/tensor/index.js');
+  const { padBatch } = await import('../src/train/preferences.js');
+  const { model, tokenizer } = loadModel(sftDir);
+  const [a] = sampleAnswers(model, tokenizer!, [[{ role: 'user', content: '写一首五言绝句' }]], [5], 12, 0.5);
+  const T = 0.5, lp = tokenLogprobsOf(model, [a.row], tokenizer!.pad, T)[0];
+  assert.equal(lp.length, a.row.ids.length - a.row.start);
+  const b = padBatch([a.row], tokenizer!.pad);
+  const logits = noGrad(() => Array.from(model.forward(b.ids, 1, b.T).logits.data));
+  releaseTape();
+  const V = model.config.vocabSize;
+  for (let i = 0; i < lp.length; i++) {
+    const t = a.row.start - 1 + i, row = logits.slice(t * V, (t + 1) * V).map((x) => x / T);
+    const m = Math.max(...row), z = row.reduce((s, x) => s + Math.exp(x - m), 0);
+    const want = row[a.row.ids[t + 1]] - m - Math.log(z);
+    assert.ok(Math.abs(lp[i] - want) < 1e-4, `token ${i}: ${lp[i]} vs ${want}`);
+  }
+});
