@@ -68,5 +68,6 @@ NAPI_MODULE_INIT() {
   cw_register_core(env, exports);
   cw_register_gemm(env, exports);
   cw_register_kernels(env, exports);
+  cw_register_qgemm(env, exports);
   return exports;
 }

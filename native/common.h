@@ -41,6 +41,8 @@ int cw_arg_f32(napi_env env, napi_value v, const char* fn, const char* arg, floa
 int cw_arg_f32_or_null(napi_env env, napi_value v, const char* fn, const char* arg, float** ptr, size_t* len);
 int cw_arg_i32(napi_env env, napi_value v, const char* fn, const char* arg, int32_t** ptr, size_t* len);
 int cw_arg_i32_or_null(napi_env env, napi_value v, const char* fn, const char* arg, int32_t** ptr, size_t* len);
+int cw_arg_u8(napi_env env, napi_value v, const char* fn, const char* arg, uint8_t** ptr, size_t* len);
+int cw_arg_u16(napi_env env, napi_value v, const char* fn, const char* arg, uint16_t** ptr, size_t* len);
 int cw_arg_int(napi_env env, napi_value v, const char* fn, const char* arg, int64_t* out);
 int cw_arg_double(napi_env env, napi_value v, const char* fn, const char* arg, double* out);
 int cw_arg_bool(napi_env env, napi_value v, const char* fn, const char* arg, int* out);
@@ -54,6 +56,7 @@ void cw_export(napi_env env, napi_value exports, const char* name, napi_callback
 void cw_register_core(napi_env env, napi_value exports);    // addon.c: cpuLevel, setCpuLevel, numThreads, setNumThreads
 void cw_register_gemm(napi_env env, napi_value exports);    // gemm.c: gemm
 void cw_register_kernels(napi_env env, napi_value exports); // kernels*.c: every other Backend primitive
+void cw_register_qgemm(napi_env env, napi_value exports);   // qgemm.c: gemmBf16, gemmQ8_0
 
 #ifdef __cplusplus
 }

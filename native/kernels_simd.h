@@ -56,8 +56,28 @@
 #define vsigmoid CW_FN(vsigmoid)
 #define vtanh CW_FN(vtanh)
 #define vlog_sigmoid CW_FN(vlog_sigmoid)
+#define vld_i8 CW_FN(vld_i8)
+#define vld_bf16 CW_FN(vld_bf16)
+#define vtranspose CW_FN(vtranspose)
 
 #define CW_INLINE static inline __attribute__((always_inline))
+
+#ifndef CW_SIMD_HALF
+#define CW_SIMD_HALF
+// IEEE half -> float, exact and branch-free for every input (normals, subnormals, inf, NaN): Marat Dukhan's FP16
+// library, fp16_ieee_to_fp32_value (github.com/Maratyszcza/FP16, include/fp16/fp16.h), as ggml uses it.
+static inline float cw_f16_to_f32(uint16_t h) {
+  union { uint32_t u; float f; } w, norm, denorm, out;
+  w.u = (uint32_t)h << 16;
+  const uint32_t sign = w.u & 0x80000000u, two_w = w.u + w.u;
+  norm.u = (two_w >> 4) + (0xE0u << 23);
+  norm.f *= 0x1.0p-112f;
+  denorm.u = (two_w >> 17) | (126u << 23);
+  denorm.f -= 0.5f;
+  out.u = sign | (two_w < (1u << 27) ? denorm.u : norm.u);
+  return out.f;
+}
+#endif
 
 // vexp's polynomial: exp(r) ~ 1 + r (C1 + r (C2 + r (C3 + r (C4 + r C5)))) on |r| <= ln2/2, fitted for least maximum
 // relative error (Lawson-reweighted least squares, i.e. near-minimax; float32 coefficients). Whole vexp, float32 with
@@ -110,6 +130,37 @@ CW_T CW_INLINE float vhmax_avx512(__m512 a) { return _mm512_reduce_max_ps(a); }
 // c != 0 ? a : b (NaN counts as nonzero)
 CW_T CW_INLINE __m512 vsel_nz_avx512(__m512 c, __m512 a, __m512 b) {
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(c, _mm512_setzero_ps(), _CMP_NEQ_UQ), b, a);
+}
+// VW int8 -> float; VW bf16 (the high halves of float32s) -> float
+CW_T CW_INLINE __m512 vld_i8_avx512(const int8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p)));
+}
+CW_T CW_INLINE __m512 vld_bf16_avx512(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
+}
+// In-register transpose of a VW x VW block: r[i] holds row i on entry, column i on return.
+CW_T CW_INLINE void vtranspose_avx512(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+    t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xDD);
+    t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+    t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xDD);
+  }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
+  }
 }
 CW_T CW_INLINE __m512 vexp_avx512(__m512 x) {
   // below -87 the result is under 1.7e-38: it is flushed to 0, because producing a subnormal costs a microcode
@@ -219,6 +270,29 @@ CW_T CW_INLINE float vhmax_avx2(__m256 a) {
 CW_T CW_INLINE __m256 vsel_nz_avx2(__m256 c, __m256 a, __m256 b) {
   return _mm256_blendv_ps(b, a, _mm256_cmp_ps(c, _mm256_setzero_ps(), _CMP_NEQ_UQ));
 }
+CW_T CW_INLINE __m256 vld_i8_avx2(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p)));
+}
+CW_T CW_INLINE __m256 vld_bf16_avx2(const uint16_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p)), 16));
+}
+CW_T CW_INLINE void vtranspose_avx2(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; i++) {
+    u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[4 + i], 0x20);
+    r[4 + i] = _mm256_permute2f128_ps(u[i], u[4 + i], 0x31);
+  }
+}
 CW_T CW_INLINE __m256 vexp_avx2(__m256 x) {
   const __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);  // flushed to 0, as for AVX-512
   x = _mm256_min_ps(_mm256_set1_ps(88.7228394f), _mm256_max_ps(_mm256_set1_ps(-87.0f), x));
@@ -306,6 +380,12 @@ CW_INLINE float vabs_scalar(float a) { return fabsf(a); }
 CW_INLINE float vhsum_scalar(float a) { return a; }
 CW_INLINE float vhmax_scalar(float a) { return a; }
 CW_INLINE float vsel_nz_scalar(float c, float a, float b) { return c != 0.0f ? a : b; }
+CW_INLINE float vld_i8_scalar(const int8_t* p) { return (float)*p; }
+CW_INLINE float vld_bf16_scalar(const uint16_t* p) {
+  union { uint32_t u; float f; } w = {(uint32_t)*p << 16};
+  return w.f;
+}
+CW_INLINE void vtranspose_scalar(float r[1]) { (void)r; }
 CW_INLINE float vexp_scalar(float x) { return expf(x); }
 CW_INLINE float vlog_scalar(float x) { return logf(x); }
 #endif
