@@ -14,7 +14,7 @@ extern "C" {
 // ---- CPU dispatch (cpu.c)
 // Levels, from CPUID + XGETBV at load time, lowered by CHATWRIGHT_CPU=scalar|avx2|avx512 (never raised above what the
 // CPU supports). SIMD code lives in functions marked __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
-// or target("avx2,fma"), chosen at run time by cw_cpu_level(), so the addon never executes an illegal instruction.
+// or target("avx2,fma,f16c"), chosen at run time by cw_cpu_level(), so the addon never executes an illegal instruction.
 enum { CW_SCALAR = 0, CW_AVX2 = 1, CW_AVX512 = 2 };
 int cw_cpu_level(void);
 // Sets the level used from now on, clamped to what the CPU supports; returns the level in force.

@@ -21,7 +21,8 @@ static uint64_t xgetbv0(void) {
 static int detect_hardware(void) {
   unsigned a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return CW_SCALAR;
-  int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
+  // F16C (half <-> float) ships with AVX2 on every x86 CPU; the SIMD levels use it for the q8_0 scales
+  int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
   if (!osxsave || !avx) return CW_SCALAR;
   uint64_t xcr0 = xgetbv0();
   if ((xcr0 & 0x6) != 0x6) return CW_SCALAR;  // XMM and YMM state
@@ -29,8 +30,8 @@ static int detect_hardware(void) {
   __cpuid_count(7, 0, a, b, c, d);
   int avx2 = (b >> 5) & 1;
   int avx512 = ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);  // F, DQ, BW, VL
-  if (avx2 && fma && avx512 && (xcr0 & 0xE6) == 0xE6) return CW_AVX512;  // + opmask, ZMM_Hi256, Hi16_ZMM state
-  if (avx2 && fma) return CW_AVX2;
+  if (avx2 && fma && f16c && avx512 && (xcr0 & 0xE6) == 0xE6) return CW_AVX512;  // + opmask, ZMM_Hi256, Hi16_ZMM
+  if (avx2 && fma && f16c) return CW_AVX2;
   return CW_SCALAR;
 }
 #else

@@ -19,6 +19,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifndef CW_SIMD
 #error "define CW_SIMD (0, 1 or 2) before including kernels_simd.h"
@@ -59,6 +60,7 @@
 #define vld_i8 CW_FN(vld_i8)
 #define vld_bf16 CW_FN(vld_bf16)
 #define vtranspose CW_FN(vtranspose)
+#define vhalf CW_FN(vhalf)
 
 #define CW_INLINE static inline __attribute__((always_inline))
 
@@ -132,6 +134,12 @@ CW_T CW_INLINE __m512 vsel_nz_avx512(__m512 c, __m512 a, __m512 b) {
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(c, _mm512_setzero_ps(), _CMP_NEQ_UQ), b, a);
 }
 // VW int8 -> float; VW bf16 (the high halves of float32s) -> float
+// the IEEE half at p (any alignment), broadcast
+CW_T CW_INLINE __m512 vhalf_avx512(const void* p) {
+  short h;
+  memcpy(&h, p, 2);
+  return _mm512_cvtph_ps(_mm256_set1_epi16(h));
+}
 CW_T CW_INLINE __m512 vld_i8_avx512(const int8_t* p) {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p)));
 }
@@ -216,7 +224,7 @@ CW_T CW_INLINE __m512 vlog_avx512(__m512 x) {
 #elif CW_SIMD == 1
 // ------------------------------------------------------------------------------------------------------ AVX2 + FMA
 #define CW_FN(name) name##_avx2
-#define CW_T __attribute__((target("avx2,fma")))
+#define CW_T __attribute__((target("avx2,fma,f16c")))
 #define VW 8
 #define vf __m256
 #define CW_MR 4  // 4 rows x 2 vectors: 8 of the 16 ymm registers accumulate
@@ -269,6 +277,11 @@ CW_T CW_INLINE float vhmax_avx2(__m256 a) {
 }
 CW_T CW_INLINE __m256 vsel_nz_avx2(__m256 c, __m256 a, __m256 b) {
   return _mm256_blendv_ps(b, a, _mm256_cmp_ps(c, _mm256_setzero_ps(), _CMP_NEQ_UQ));
+}
+CW_T CW_INLINE __m256 vhalf_avx2(const void* p) {
+  short h;
+  memcpy(&h, p, 2);
+  return _mm256_cvtph_ps(_mm_set1_epi16(h));
 }
 CW_T CW_INLINE __m256 vld_i8_avx2(const int8_t* p) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p)));
@@ -380,6 +393,11 @@ CW_INLINE float vabs_scalar(float a) { return fabsf(a); }
 CW_INLINE float vhsum_scalar(float a) { return a; }
 CW_INLINE float vhmax_scalar(float a) { return a; }
 CW_INLINE float vsel_nz_scalar(float c, float a, float b) { return c != 0.0f ? a : b; }
+CW_INLINE float vhalf_scalar(const void* p) {
+  uint16_t h;
+  memcpy(&h, p, 2);
+  return cw_f16_to_f32(h);
+}
 CW_INLINE float vld_i8_scalar(const int8_t* p) { return (float)*p; }
 CW_INLINE float vld_bf16_scalar(const uint16_t* p) {
   union { uint32_t u; float f; } w = {(uint32_t)*p << 16};

@@ -19,11 +19,7 @@ CW_T CW_INLINE void CW_FN(q8_tile)(float* c, int64_t ldc, const float* a, int64_
     for (int q = 0; q < nc; q++) acc[i][q] = vzero();
   for (int64_t b = 0; b < K / 32; b++) {
     vf d[4];
-    for (int q = 0; q < nc; q++) {
-      uint16_t h;
-      memcpy(&h, row[q] + b * 34, 2);
-      d[q] = vset1(cw_f16_to_f32(h));
-    }
+    for (int q = 0; q < nc; q++) d[q] = vhalf(row[q] + b * 34);
     for (int v = 0; v < 32; v += VW) {
       vf x[4];
       for (int i = 0; i < m; i++) x[i] = vload(a + i * lda + b * 32 + v);
@@ -135,9 +131,7 @@ CW_T static void CW_FN(pack_lowp)(float* dst, cw_operand B, int64_t p0, int64_t 
           if (B.dtype == CW_DT_Q8_0) {
             // kc is a multiple of 32 here (K is), so kk == VW
             const uint8_t* blk = row + k / 32 * 34;
-            uint16_t h;
-            memcpy(&h, blk, 2);
-            r[i] = CW_FN(q8_vec)(blk, vset1(cw_f16_to_f32(h)), (int)(k % 32));
+            r[i] = CW_FN(q8_vec)(blk, vhalf(blk), (int)(k % 32));
           } else if (kk == VW) {
             r[i] = vld_bf16((const uint16_t*)row + k);
           } else {
