@@ -12,11 +12,15 @@ extern "C" {
 #endif
 
 // ---- CPU dispatch (cpu.c)
-// Levels, from CPUID + XGETBV at load time, lowered by CHATWRIGHT_CPU=scalar|avx2|avx512 (never raised above what the
-// CPU supports). SIMD code lives in functions marked __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
-// or target("avx2,fma,f16c"), chosen at run time by cw_cpu_level(), so the addon never executes an illegal instruction.
-enum { CW_SCALAR = 0, CW_AVX2 = 1, CW_AVX512 = 2 };
+// Levels, from CPUID + XGETBV at load time on x86-64, lowered by CHATWRIGHT_CPU=scalar|avx2|avx512 (never raised above
+// what the CPU supports). SIMD code lives in functions marked __attribute__((target("avx512f,avx512bw,avx512dq,
+// avx512vl,fma"))) or target("avx2,fma,f16c"), chosen at run time by cw_cpu_level(), so the addon never executes an
+// illegal instruction. On AArch64 the levels are scalar and NEON (Advanced SIMD, part of every ARMv8-A CPU), 0 and 1
+// (CHATWRIGHT_CPU=scalar|neon). A level's number orders it within its architecture only.
+enum { CW_SCALAR = 0, CW_AVX2 = 1, CW_AVX512 = 2, CW_NEON = 1 };
 int cw_cpu_level(void);
+// Floats per vector at a level (1, 8, 16; NEON 4): the unit kernels split column ranges by.
+int cw_level_width(int level);
 // Sets the level used from now on, clamped to what the CPU supports; returns the level in force.
 int cw_set_cpu_level(int level);
 const char* cw_cpu_level_name(int level);

@@ -1,6 +1,8 @@
-// CPU dispatch: which SIMD level the kernels may use. Detected once from CPUID + XGETBV (the instruction set must be
-// present AND the OS must save its registers: ymm state for AVX2, opmask/zmm state for AVX-512), lowered by
-// CHATWRIGHT_CPU=scalar|avx2|avx512, changeable at run time by cw_set_cpu_level (never above what the CPU supports).
+// CPU dispatch: which SIMD level the kernels may use. On x86-64 detected once from CPUID + XGETBV (the instruction set
+// must be present AND the OS must save its registers: ymm state for AVX2, opmask/zmm state for AVX-512); on AArch64
+// NEON, which every ARMv8-A CPU has (Arm ARM: Advanced SIMD is mandatory in the A-profile, Linux and macOS alike).
+// Lowered by CHATWRIGHT_CPU=scalar|avx2|avx512 (x86-64) or scalar|neon (AArch64), changeable at run time by
+// cw_set_cpu_level (never above what the CPU supports).
 // Reference: Intel SDM vol. 1, 14.3 "Detection of Intel AVX instructions" and 15.2 (AVX-512).
 #include "common.h"
 #include <pthread.h>
@@ -34,8 +36,18 @@ static int detect_hardware(void) {
   if (avx2 && fma && f16c) return CW_AVX2;
   return CW_SCALAR;
 }
+#elif defined(__aarch64__)
+static int detect_hardware(void) { return CW_NEON; }
 #else
 static int detect_hardware(void) { return CW_SCALAR; }
+#endif
+
+#if defined(__aarch64__)
+static const char* const LEVEL_NAMES[] = {"scalar", "neon"};
+#define TOP_LEVEL CW_NEON
+#else
+static const char* const LEVEL_NAMES[] = {"scalar", "avx2", "avx512"};
+#define TOP_LEVEL CW_AVX512
 #endif
 
 static int g_hw = -1;       // what the CPU and OS support
@@ -48,9 +60,12 @@ static void init_once(void) {
   int level = hw;
   const char* env = getenv("CHATWRIGHT_CPU");
   if (env && *env) {
-    int want = strcmp(env, "scalar") == 0 ? CW_SCALAR : strcmp(env, "avx2") == 0 ? CW_AVX2
-             : strcmp(env, "avx512") == 0 ? CW_AVX512 : -1;
-    if (want < 0) fprintf(stderr, "chatwright: CHATWRIGHT_CPU=%s is not scalar, avx2 or avx512; ignored\n", env);
+    int want = -1;
+    for (int l = 0; l <= TOP_LEVEL; l++)
+      if (strcmp(env, LEVEL_NAMES[l]) == 0) want = l;
+    if (want < 0)
+      fprintf(stderr, "chatwright: CHATWRIGHT_CPU=%s is not one of %s; ignored\n", env,
+              TOP_LEVEL == 1 ? "scalar, neon" : "scalar, avx2, avx512");
     if (want >= 0 && want < level) level = want;
   }
   g_hw = hw;
@@ -74,6 +89,12 @@ int cw_set_cpu_level(int level) {
   return level;
 }
 
-const char* cw_cpu_level_name(int level) {
-  return level == CW_AVX512 ? "avx512" : level == CW_AVX2 ? "avx2" : "scalar";
+const char* cw_cpu_level_name(int level) { return level >= 0 && level <= TOP_LEVEL ? LEVEL_NAMES[level] : "scalar"; }
+
+int cw_level_width(int level) {
+#if defined(__aarch64__)
+  return level >= CW_NEON ? 4 : 1;
+#else
+  return level >= CW_AVX512 ? 16 : level >= CW_AVX2 ? 8 : 1;
+#endif
 }

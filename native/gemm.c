@@ -1,8 +1,8 @@
 // GEMM: C = alpha * op(A) @ op(B) + beta * C, batched with element strides (see src/tensor/backend.ts).
 //
 // Boundary: this file holds the driver (blocking loops, threading, the decode-shaped paths, batching), the scalar
-// reference kernels, and the Node-API glue `gemm`. The SIMD microkernels and packers are in gemm_avx512.c and
-// gemm_avx2.c (chosen at run time by cw_cpu_level()); gemm.h describes the packed layouts.
+// reference kernels, and the Node-API glue `gemm`. The SIMD microkernels and packers are in gemm_avx512.c,
+// gemm_avx2.c and gemm_neon.c (chosen at run time by cw_cpu_level()); gemm.h describes the packed layouts.
 //
 // Paths: M <= 4 (decode) streams op(B) once with the few rows of op(A) in L1, no packing; N <= 4 (a scalar head)
 // does the same on the transposed product; small outputs over a long K (M N <= 32768, K >= 1024: weight gradients)
@@ -117,6 +117,8 @@ static const cw_gemm_kernel* pick_kernel(void) {
   int level = cw_cpu_level();
   if (level >= CW_AVX512) return &cw_gemm_kernel_avx512;
   if (level >= CW_AVX2) return &cw_gemm_kernel_avx2;
+#elif defined(__aarch64__)
+  if (cw_cpu_level() >= CW_NEON) return &cw_gemm_kernel_neon;
 #endif
   return &kernel_scalar;
 }

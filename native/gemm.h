@@ -59,4 +59,6 @@ void cw_pack_b_generic(float* dst, cw_operand B, int64_t p0, int64_t kc, int64_t
 #if defined(__x86_64__)
 extern const cw_gemm_kernel cw_gemm_kernel_avx512;
 extern const cw_gemm_kernel cw_gemm_kernel_avx2;
+#elif defined(__aarch64__)
+extern const cw_gemm_kernel cw_gemm_kernel_neon;
 #endif

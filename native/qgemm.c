@@ -10,19 +10,11 @@
 // Boundary: plain C over arrays and sizes, plus the Node-API glue at the end (length checks, no math).
 #include "kernels.h"
 #include "gemm.h"
+#include <stdio.h>
 #include <string.h>
 
-#define CW_SIMD 0
-#include "kernels_simd.h"
-#include "qgemm_impl.h"
-#undef CW_SIMD
-#define CW_SIMD 1
-#include "kernels_simd.h"
-#include "qgemm_impl.h"
-#undef CW_SIMD
-#define CW_SIMD 2
-#include "kernels_simd.h"
-#include "qgemm_impl.h"
+#define CW_IMPL "qgemm_impl.h"
+#include "kernels_levels.h"
 
 // Rows of A up to which the weights are streamed directly (each group of 4 rows dequantizes them again, from L1);
 // above it the blocked path packs them once per K block.

@@ -15,8 +15,8 @@ CW_T CW_INLINE void CW_FN(q8_tile)(float* c, int64_t ldc, const float* a, int64_
   vf acc[4][4];
   const uint8_t* row[4];
   for (int q = 0; q < nc; q++) row[q] = w + (q < ncols ? q : 0) * ldw;
-  for (int i = 0; i < m; i++)
-    for (int q = 0; q < nc; q++) acc[i][q] = vzero();
+  for (int i = 0; i < 4; i++)  // all of them, so the compiler sees every one read below set (the unused fold away)
+    for (int q = 0; q < 4; q++) acc[i][q] = vzero();
   for (int64_t b = 0; b < K / 32; b++) {
     vf d[4];
     for (int q = 0; q < nc; q++) d[q] = vhalf(row[q] + b * 34);
@@ -38,8 +38,8 @@ CW_T CW_INLINE void CW_FN(bf16_tile)(float* c, int64_t ldc, const float* a, int6
   vf acc[4][4];
   const uint16_t* row[4];
   for (int q = 0; q < nc; q++) row[q] = w + (q < ncols ? q : 0) * ldw;
-  for (int i = 0; i < m; i++)
-    for (int q = 0; q < nc; q++) acc[i][q] = vzero();
+  for (int i = 0; i < 4; i++)  // all of them, so the compiler sees every one read below set (the unused fold away)
+    for (int q = 0; q < 4; q++) acc[i][q] = vzero();
   int64_t p = 0;
   for (; p + VW <= K; p += VW) {
     vf x[4];

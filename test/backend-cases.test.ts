@@ -408,7 +408,7 @@ async function loadNative(): Promise<{ be: Backend; controls: NativeControls | n
   return { be, controls: c && typeof c.setCpuLevel === 'function' ? c : null };
 }
 
-const LEVELS = ['scalar', 'avx2', 'avx512'];
+const LEVELS = process.arch === 'arm64' ? ['scalar', 'neon', 'avx512'] : ['scalar', 'avx2', 'avx512']; // level 1 is NEON on arm64
 test('backend cases: native float32 at every CPU dispatch level', async (t) => {
   const native = await loadNative();
   if (typeof native === 'string') {

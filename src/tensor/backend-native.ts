@@ -140,12 +140,16 @@ function need(): Addon {
   return a;
 }
 
-// Dispatch level (0 scalar, 1 avx2, 2 avx512) and thread count of the native kernels. setCpuLevel never raises the
+// The dispatch levels of this architecture's build, by number (native/cpu.c): x86-64 0 scalar, 1 avx2, 2 avx512;
+// arm64 0 scalar, 1 neon.
+export const CPU_LEVEL_NAMES: readonly string[] = process.arch === 'arm64' ? ['scalar', 'neon'] : ['scalar', 'avx2', 'avx512'];
+
+// Dispatch level (a number, CPU_LEVEL_NAMES) and thread count of the native kernels. setCpuLevel never raises the
 // level above what the CPU supports and returns the level in force; setNumThreads returns the count in force.
 export const nativeControls = {
   cpuLevel: (): number => need().cpuLevel(),
   setCpuLevel: (level: number): number => need().setCpuLevel(level),
-  cpuLevelName: (): string => ['scalar', 'avx2', 'avx512'][need().cpuLevel()] ?? 'unknown',
+  cpuLevelName: (): string => need().cpuLevelName?.() ?? CPU_LEVEL_NAMES[need().cpuLevel()] ?? 'unknown',
   numThreads: (): number => need().numThreads(),
   setNumThreads: (n: number): number => need().setNumThreads(n),
 };
