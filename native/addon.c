@@ -69,5 +69,6 @@ NAPI_MODULE_INIT() {
   cw_register_gemm(env, exports);
   cw_register_kernels(env, exports);
   cw_register_qgemm(env, exports);
+  cw_register_peak(env, exports);
   return exports;
 }

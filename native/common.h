@@ -61,6 +61,7 @@ void cw_register_core(napi_env env, napi_value exports);    // addon.c: cpuLevel
 void cw_register_gemm(napi_env env, napi_value exports);    // gemm.c: gemm
 void cw_register_kernels(napi_env env, napi_value exports); // kernels*.c: every other Backend primitive
 void cw_register_qgemm(napi_env env, napi_value exports);   // qgemm.c: gemmBf16, gemmQ8_0
+void cw_register_peak(napi_env env, napi_value exports);    // peak.c: fmaPeak
 
 #ifdef __cplusplus
 }

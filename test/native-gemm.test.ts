@@ -177,3 +177,18 @@ test('CHATWRIGHT_CPU=scalar and CHATWRIGHT_THREADS=1 in a child process give lev
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout.trim()), [0, 1]);
 });
+
+test('fmaPeak: the measured FMA rate of one core at each level is a positive rate; bad durations are RangeErrors', skip, () => {
+  const initial = nativeControls.cpuLevel();
+  try {
+    for (let level = 0; level <= 2; level++) {
+      if (nativeControls.setCpuLevel(level) !== level) continue;
+      const g = nativeControls.fmaPeak(0.03);
+      assert.ok(Number.isFinite(g) && g > 0.1 && g < 1e5, `${LEVEL_NAMES[level]}: ${g} GFLOP/s`);
+    }
+  } finally {
+    nativeControls.setCpuLevel(initial);
+  }
+  assert.throws(() => nativeControls.fmaPeak(0), (e: Error) => e instanceof RangeError && /fmaPeak: seconds/.test(e.message));
+  assert.throws(() => nativeControls.fmaPeak(-1), RangeError);
+});

@@ -19,6 +19,7 @@ interface Addon {
   cpuLevelName?(): string;
   numThreads(): number;
   setNumThreads(n: number): number;
+  fmaPeak?(seconds: number): number;
   [name: string]: unknown;
 }
 
@@ -151,5 +152,12 @@ export const nativeControls = {
   setCpuLevel: (level: number): number => need().setCpuLevel(level),
   cpuLevelName: (): string => need().cpuLevelName?.() ?? CPU_LEVEL_NAMES[need().cpuLevel()] ?? 'unknown',
   numThreads: (): number => need().numThreads(),
+  // GFLOP/s of one core's FMA units at the level in force (a register-only FMA loop timed for `seconds`, best of ~20 ms
+  // rounds): the ceiling for a one-thread GEMM
+  fmaPeak: (seconds = 0.3): number => {
+    const f = need().fmaPeak;
+    if (typeof f !== 'function') throw new UserError('the native addon has no fmaPeak', 'rebuild it: `npm run build:native`');
+    return f(seconds);
+  },
   setNumThreads: (n: number): number => need().setNumThreads(n),
 };
