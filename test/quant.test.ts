@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   f16ToF32, f32ToF16, f32ToBf16Array, bf16ToF32Array, quantizeQ8_0, dequantizeQ8_0, toLowp, lowpRows, q8_0Bytes,
+  lowpPermuteRows, fromLowp,
 } from '../src/tensor/quant.js';
 import { GPT } from '../src/model/gpt.js';
 import type { GPTConfig } from '../src/model/config.js';
@@ -77,6 +78,12 @@ test('q8_0 and bf16: the error of each weight is at most half a step; row views 
   }
   const bf = bf16ToF32Array(f32ToBf16Array(w));
   for (let k = 0; k < w.length; k++) assert.ok(Math.abs(bf[k] - w[k]) <= Math.abs(w[k]) * 2 ** -8, `bf16 weight ${k}`);
+  const order = [3, 0, 4, 1, 2], p = lowpPermuteRows(q, order), pb = lowpPermuteRows(toLowp(w, rows, cols, 'bf16'), order);
+  for (const [perm, src] of [[p, back], [pb, bf]] as const) {
+    const x = fromLowp(perm);
+    for (let i = 0; i < rows; i++) assert.deepEqual([...x.subarray(i * cols, (i + 1) * cols)], [...src.subarray(order[i] * cols, (order[i] + 1) * cols)]);
+  }
+  assert.throws(() => lowpPermuteRows(q, [0, 1]), RangeError);
   const v = lowpRows(q, 2, 4);
   assert.equal(v.rows, 2);
   assert.equal(v.data.buffer, q.data.buffer);

@@ -135,6 +135,20 @@ export function lowpRows(m: LowpMatrix, r0: number, r1: number): LowpMatrix {
   return { ...m, rows: r1 - r0, data: m.data.subarray(r0 * rb, r1 * rb) };
 }
 
+// A matrix whose row i is m's row order[i] (a GGUF llama file holds q and k with their rows permuted per head for
+// llama.cpp's interleaved rotary; its loader puts them back with the inverse order, whole rows, so q8_0 stays exact).
+export function lowpPermuteRows(m: LowpMatrix, order: ArrayLike<number>): LowpMatrix {
+  if (order.length !== m.rows) throw new RangeError(`lowpPermuteRows: ${order.length} rows in the order, the matrix has ${m.rows}`);
+  const rb = m.dtype === 'bf16' ? m.cols : (m.cols / QK8_0) * Q8_0_BLOCK_BYTES;
+  const data = m.dtype === 'bf16' ? new Uint16Array(m.data.length) : new Uint8Array(m.data.length);
+  for (let i = 0; i < m.rows; i++) {
+    const r = order[i];
+    if (!(r >= 0 && r < m.rows)) throw new RangeError(`lowpPermuteRows: row ${r} is outside 0..${m.rows - 1}`);
+    data.set(m.data.subarray(r * rb, (r + 1) * rb), i * rb);
+  }
+  return { ...m, data } as LowpMatrix;
+}
+
 // Bytes a matrix occupies (what a decode step reads of it).
 export function lowpBytes(m: LowpMatrix): number {
   return m.data.byteLength;
