@@ -230,3 +230,34 @@ test('q8_0 keeps float32 where a width is not whole blocks; GPT-2 style (q, k, v
     assert.ok(e > 0 && e < 0.02, `gpt2 ${dtype}: max logit diff ${e}`);
   }
 });
+
+test('large products (prefill-sized: shared packed blocks, several K blocks, threads) equal float32 GEMM on the dequantized weights', async (t) => {
+  const mod = await import('../src/tensor/backend-native.js');
+  const be = mod.loadNativeBackend();
+  if (!be) {
+    t.skip(`native backend unavailable: ${mod.nativeLoadError()}`);
+    return;
+  }
+  const r = rng(11), initial = mod.nativeControls.cpuLevel();
+  const M = 600, N = 320, K = 1632; // 2 M N K > 5e8 flops and M >= N >= 256: gemm.c's shared path on 2+ threads
+  const A = Float32Array.from({ length: M * K }, () => r() * 2 - 1), W = Float32Array.from({ length: N * K }, () => r() * 2 - 1);
+  try {
+    for (let level = 0; level <= 2; level++) {
+      if (mod.nativeControls.setCpuLevel(level) !== level) continue;
+      for (const dtype of ['bf16', 'q8_0'] as const) {
+        const q = toLowp(W, N, K, dtype), ref = new Float32Array(M * N), got = new Float32Array(M * N).fill(NaN);
+        be.gemm(ref, A, fromLowp(q), M, N, K, false, true, 1, 0);
+        if (dtype === 'bf16') be.gemmBf16(got, A, q.data as Uint16Array, M, N, K);
+        else be.gemmQ8_0(got, A, q.data as Uint8Array, M, N, K);
+        let e = 0, s = 0;
+        for (let k = 0; k < ref.length; k++) {
+          e = Math.max(e, Math.abs(got[k] - ref[k]));
+          s = Math.max(s, Math.abs(ref[k]));
+        }
+        assert.ok(e <= 1e-5 * s, `${dtype} at level ${level}: max error ${e} against values up to ${s}`);
+      }
+    }
+  } finally {
+    mod.nativeControls.setCpuLevel(initial);
+  }
+});
