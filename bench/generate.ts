@@ -207,6 +207,12 @@ async function main() {
       }
     }
     if (typeof llama !== 'string') {
+      for (const d of Object.keys(llama.greedy).filter((x) => figs[x])) {
+        const a = figs[d].greedy, b = llama.greedy[d];
+        let same = 0;
+        while (same < a.length && a[same] === b[same]) same++;
+        lines.push(`greedy tokens, ours ${d} vs llama.cpp ${d}: the first ${same} of ${a.length} agree`);
+      }
       for (const d of Object.keys(llama.figures).filter((x) => ours[x])) {
         const l = llama.figures[d];
         lines.push(`chatwright ${d} / llama.cpp ${d}: prefill ${(ours[d].prefill / l.prefill).toFixed(2)}x, decode 1 ` +

@@ -42,7 +42,9 @@ function benchTokenizer(vocabSize: number): Tokenizer {
   return trainTokenizer(docs, { vocabSize });
 }
 
-export async function llamaPeer(model: GPT, s: LlamaSetup): Promise<{ figures: Record<string, PeerFigures> } | string> {
+// figures per GGUF type (f32, q8_0), and the greedy tokens of the first batch-1 prompt (the token after the prompt
+// and `decode` more, as bench/generate.ts records ours)
+export async function llamaPeer(model: GPT, s: LlamaSetup): Promise<{ figures: Record<string, PeerFigures>; greedy: Record<string, number[]> } | string> {
   let exportGguf: ExportGguf | undefined;
   try {
     const modPath = '../src/model/gguf-model.js'; // a variable: the module may not exist yet, and that is not an error here
@@ -66,7 +68,7 @@ export async function llamaPeer(model: GPT, s: LlamaSetup): Promise<{ figures: R
   }
   const dir = mkdtempSync(join(tmpdir(), 'cw-bench-gguf-'));
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' });
-  const figures: Record<string, PeerFigures> = {};
+  const figures: Record<string, PeerFigures> = {}, greedy: Record<string, number[]> = {};
   try {
     for (const type of ['f32', 'q8_0'] as const) {
       const path = join(dir, `model-${type}.gguf`);
@@ -83,11 +85,14 @@ export async function llamaPeer(model: GPT, s: LlamaSetup): Promise<{ figures: R
         await Promise.all(seqs.slice(0, rows).map(async (seq, b) => {
           await seq.clearHistory();
           let k = 0;
-          for await (const _ of seq.evaluate(s.prompts[b], { temperature: 0 })) {
+          const ids: number[] = [];
+          for await (const id of seq.evaluate(s.prompts[b], { temperature: 0 })) {
             if (k === 0 && t1 === 0) t1 = performance.now();
             if (k > 0) n++;
+            ids.push(id);
             if (++k > s.decode) break;
           }
+          if (rows === 1) greedy[type] = ids;
         }));
         return n / ((performance.now() - t1) / 1000);
       };
@@ -109,5 +114,5 @@ export async function llamaPeer(model: GPT, s: LlamaSetup): Promise<{ figures: R
     await llama.dispose?.();
     rmSync(dir, { recursive: true, force: true });
   }
-  return { figures };
+  return { figures, greedy };
 }
