@@ -5,6 +5,7 @@
 //   npx tsc -p . && node dist/bench/generate.js                       # small and medium, f32 bf16 q8_0, vocab 8192
 //   node dist/bench/generate.js --presets medium --dtypes f32,q8_0 --rounds 5
 //   node dist/bench/generate.js --no-torch --no-llama                 # ours only
+//   node dist/bench/generate.js --model runs/demo/base                # a trained model instead of random presets
 //
 // Batch-1 decoding reads every weight once per token, so it is bound by memory bandwidth: the script prints the bytes
 // of weights each dtype reads per token and the bandwidth that achieved, beside the machine's bandwidth measured in the
@@ -16,7 +17,9 @@
 //   written to a file), the same prompts and the same sampler (greedy), same thread count; its greedy tokens are
 //   compared with ours.
 // - llama.cpp through node-llama-cpp on the same model exported to GGUF f32 and q8_0 (bench/generate_llama.ts).
-// Decode figures run the whole engine (forward + sampler chain at temperature 0 + bookkeeping).
+// Decode figures run the whole engine (forward + sampler chain at temperature 0 + bookkeeping). With random weights
+// greedy decoding repeats one token, so the token comparisons with the peers only mean something with --model (a
+// trained model: its tokens then part only where the logits nearly tie).
 import { Worker } from 'node:worker_threads';
 import { spawnSync } from 'node:child_process';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -26,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { GPT } from '../src/model/gpt.js';
 import { configFromPreset, describeConfig } from '../src/model/config.js';
+import { loadModel } from '../src/model/checkpoint.js';
 import { getBackend } from '../src/tensor/index.js';
 import { nativeControls } from '../src/tensor/backend-native.js';
 import { WEIGHT_DTYPES, type WeightDtype } from '../src/tensor/quant.js';
@@ -38,10 +42,11 @@ const arg = (name: string, def: string) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : def;
 };
-const presets = arg('presets', 'small,medium').split(',');
+const modelDir = arg('model', '');
+const presets = modelDir ? [modelDir] : arg('presets', 'small,medium').split(',');
 const dtypes = arg('dtypes', WEIGHT_DTYPES.join(',')).split(',') as WeightDtype[];
 for (const d of dtypes) if (!WEIGHT_DTYPES.includes(d)) throw new Error(`--dtypes: ${d} is not one of ${WEIGHT_DTYPES.join(', ')}`);
-const V = Number(arg('vocab', '8192'));
+let V = Number(arg('vocab', '8192'));
 const PROMPT = Number(arg('prompt', '256'));
 const DECODE = Number(arg('decode', '48'));
 const ROUNDS = Number(arg('rounds', '3'));
@@ -150,7 +155,8 @@ async function main() {
   await measureCopy();
   const results: Record<string, unknown>[] = [];
   for (const preset of presets) {
-    const model = GPT.create(configFromPreset(preset, V), 1);
+    const model = modelDir ? loadModel(modelDir).model : GPT.create(configFromPreset(preset, V), 1);
+    V = model.config.vocabSize; // the prompts' ids are below it
     console.log(`\n${preset}: ${describeConfig(model.config)}; ${(model.numParams() / 1e6).toFixed(1)}M parameters`);
     const bytes: Record<string, number> = {};
     const figs: Record<string, Figures> = {};
@@ -203,7 +209,7 @@ async function main() {
         let same = 0;
         while (same < figs.f32.greedy.length && figs.f32.greedy[same] === torch.greedy[same]) same++;
         lines.push(`greedy tokens, ours f32 vs PyTorch: the first ${same} of ${figs.f32.greedy.length} agree ` +
-          '(random weights: near-ties may part them later; a different model would part them at once)');
+          `(${modelDir ? 'near-ties may part them; a different model would at once' : 'random weights repeat one token: see --model'})`);
       }
     }
     if (typeof llama !== 'string') {
