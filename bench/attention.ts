@@ -10,6 +10,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { CPU_LEVEL_NAMES } from '../src/tensor/backend-native.js';
 
 const addonPath = fileURLToPath(new URL('../../native/build/chatwright.node', import.meta.url));
 if (!existsSync(addonPath)) {
@@ -46,7 +47,7 @@ function timed(fn: () => void): { wall: number; cpu: number } {
   return { wall, cpu: (c.user + c.system) / 1e6 };
 }
 
-const levelNames = ['scalar', 'avx2', 'avx512'];
+const levelNames = CPU_LEVEL_NAMES;
 console.log(`native kernels: ${levelNames[addon.cpuLevel()]}, ${addon.numThreads()} threads`);
 
 // ---- the GEMM reference: timed interleaved with the attention runs of each T, so that both see the same load

@@ -15,9 +15,11 @@
 // for it; if OpenBLAS then picks a core without AVX-512 on a CPU that has it (0.3.21 does not know Emerald Rapids,
 // CPUID model 207, and falls back to Prescott), it is restarted with OPENBLAS_CORETYPE=SkylakeX, its AVX-512 sgemm
 // kernel, and the table says so. The machine may be shared: the load average is printed before and after.
+// The header names the CPU and the dispatch level; 'of peak' is each rate over the core's fp32 FMA peak at that level,
+// measured by a register-only FMA loop (native/peak.c) before and after the products, times the threads.
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadNativeBackend, nativeControls, nativeLoadError } from '../src/tensor/backend-native.js';
@@ -149,12 +151,19 @@ const started = await startPeer(level);
 const peer = typeof started === 'string' ? null : started.peer;
 const peerNote = typeof started === 'string' ? `OpenBLAS not measured: ${started}` : started.note;
 const load0 = loadavg()[0];
-console.log(`native gemm, cpu level ${nativeControls.cpuLevelName()}, ${allThreads} thread(s) available, median of ${REPS} x ${ROUNDS} ` +
-  `interleaved runs (ours, then OpenBLAS); load average ${load0.toFixed(2)} at start`);
+// the core's peak at this level: a register-only FMA loop on one thread, before the products and again after them
+// (the better of the two: on a shared machine either may be slowed)
+nativeControls.setNumThreads(1);
+const peaks = [nativeControls.fmaPeak(0.5)];
+nativeControls.setNumThreads(allThreads);
+console.log(`native gemm on ${cpus()[0]?.model?.trim() ?? 'an unknown CPU'}: dispatch level ${nativeControls.cpuLevelName()}, ` +
+  `${allThreads} thread(s) available, median of ${REPS} x ${ROUNDS} interleaved runs (ours, then OpenBLAS); ` +
+  `load average ${load0.toFixed(2)} at start`);
+console.log(`peak of one core at this level (fp32 FMAs on registers, measured): ${peaks[0].toFixed(1)} GFLOP/s`);
 
 const threadCounts = allThreads > 1 ? [1, allThreads] : [1];
 const rows: string[][] = [
-  ['shape', 'M', 'N', 'K', 'tA', 'tB', 'beta', 'thr', 'ours GF/s', 'OpenBLAS GF/s', 'ratio', 'best/best'],
+  ['shape', 'M', 'N', 'K', 'tA', 'tB', 'beta', 'thr', 'ours GF/s', 'of peak', 'OpenBLAS GF/s', 'ratio', 'best/best'],
 ];
 const samples = new Map<string, { ours: number[]; theirs: number[] }>();
 for (let round = 0; round < ROUNDS; round++) {
@@ -185,6 +194,9 @@ for (let round = 0; round < ROUNDS; round++) {
   }
   console.log(`round ${round + 1}/${ROUNDS} done, load average ${loadavg()[0].toFixed(2)}`);
 }
+nativeControls.setNumThreads(1);
+peaks.push(nativeControls.fmaPeak(0.5));
+const peak = Math.max(...peaks);
 for (const s of shapes()) {
   for (const threads of threadCounts) {
     const { ours, theirs } = samples.get(`${s.label}|${threads}`)!;
@@ -195,7 +207,7 @@ for (const s of shapes()) {
     const ratio = p ? median(ours.map((x, i) => x / theirs[i])).toFixed(2) : '-';
     const best = p ? (Math.max(...ours) / Math.max(...theirs)).toFixed(2) : '-';
     rows.push([s.label, String(s.M), String(s.N), String(s.K), s.transA ? 'T' : 'N', s.transB ? 'T' : 'N', String(s.beta),
-      String(threads) + (cpu ? ' cpu' : ''), o.toFixed(1), p ? p.toFixed(1) : '-', ratio, best]);
+      String(threads) + (cpu ? ' cpu' : ''), o.toFixed(1), `${((100 * o) / (peak * threads)).toFixed(0)}%`, p ? p.toFixed(1) : '-', ratio, best]);
   }
 }
 nativeControls.setNumThreads(allThreads);
@@ -211,6 +223,8 @@ for (const [i, r] of rows.entries()) {
 }
 console.log('');
 console.log('ratio: median over the runs of ours / the OpenBLAS run right after it; best/best: our fastest run over its fastest (less sensitive to load)');
+console.log(`of peak: ours over (threads x the core's peak), the peak the better of ${peaks.map((x) => x.toFixed(1)).join(' and ')} GFLOP/s ` +
+  `(a register-only FMA loop at level ${nativeControls.cpuLevelName()}, before and after the products)`);
 if (CPU_TIME) console.log("'1 cpu' rows: flops per CPU-second of each process (--cpu-time), the rest wall-clock");
 console.log(peerNote);
 console.log(`load average ${loadavg()[0].toFixed(2)} at end (the machine may be shared: rerun key shapes when quiet)`);

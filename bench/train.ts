@@ -27,6 +27,7 @@ import { configFromPreset } from '../src/model/config.js';
 import { AdamW, clipGradNorm } from '../src/train/optim.js';
 import { measureGemmPeak, trainingGemmPeak, trainingGemmRates, trainFlopsPerToken } from '../src/train/progress.js';
 import { Rng } from '../src/train/rng.js';
+import { NO_TORCH, torchEnv, torchPython } from './peers.js';
 
 const SHAPES: Record<string, { B: number; T: number }> = { tiny: { B: 16, T: 128 }, small: { B: 8, T: 256 }, medium: { B: 4, T: 512 } };
 
@@ -207,26 +208,12 @@ function medianRow(done: any[]): any {
 function torchPeer(preset: string, vocab: number): { tokPerSec: number; stepMs: number; version: string } | string {
   if (process.argv.includes('--no-torch')) return 'PyTorch not run: --no-torch';
   const script = fileURLToPath(new URL('../../bench/train_torch.py', import.meta.url));
-  // the first python3 that imports torch: the one on PATH, else the system's (Debian's python3-torch installs there,
-  // while PATH may lead to a pyenv or venv python without it)
-  const python = ['python3', '/usr/bin/python3'].find((py) => {
-    const probe = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' });
-    return !probe.error && probe.status === 0;
-  });
-  if (!python) return 'PyTorch not measured: no python3 with torch found (Debian: apt-get install python3-torch)';
+  const python = torchPython();
+  if (!python) return NO_TORCH;
   const { B, T } = SHAPES[preset];
   const cfg = configFromPreset(preset as 'tiny' | 'small' | 'medium', vocab);
   const threads = Number(process.env.CHATWRIGHT_THREADS) || availableParallelism();
-  // Debian's torch does its matrix products in the system OpenBLAS, which (0.3.21) takes this CPU for an old one and
-  // falls back to SSE3 kernels: give it its AVX-512 kernel, as bench/gemm does (5.96 -> 2.61 s a step for small here).
-  const env = { ...process.env };
-  delete env.OPENBLAS_L2_SIZE;
-  if (nativeAvailable() && nativeControls.cpuLevel() === 2) env.OPENBLAS_CORETYPE = 'SkylakeX';
-  // It also runs two thread pools, its own OpenMP one for everything but the products and OpenBLAS's for those, and
-  // both spin after their work (OpenBLAS's for ~0.1 s): on 2 cores each then slows the other. Told to sleep at once
-  // (OpenBLAS spins 2^4 cycles, OpenMP waits passively) its small step went 2.8-3.1 s -> 1.7-2.3 s here.
-  env.OPENBLAS_THREAD_TIMEOUT ??= '4';
-  env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  const env = torchEnv();
   const r = spawnSync(python, [script, JSON.stringify(cfg), String(B), String(T), arg('steps', '6'), arg('warmup', '2'), String(threads)],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env });
   const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';

@@ -19,7 +19,7 @@ static napi_value js_set_cpu_level(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int64_t level;
   if (argc < 1) {
-    napi_throw_type_error(env, NULL, "setCpuLevel: level must be an integer (0 scalar, 1 avx2, 2 avx512)");
+    napi_throw_type_error(env, NULL, "setCpuLevel: level must be an integer (0 scalar, 1 avx2 or neon, 2 avx512)");
     return NULL;
   }
   if (cw_arg_int(env, argv[0], "setCpuLevel", "level", &level)) return NULL;
@@ -68,5 +68,7 @@ NAPI_MODULE_INIT() {
   cw_register_core(env, exports);
   cw_register_gemm(env, exports);
   cw_register_kernels(env, exports);
+  cw_register_qgemm(env, exports);
+  cw_register_peak(env, exports);
   return exports;
 }

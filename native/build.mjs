@@ -4,22 +4,26 @@
 // headers of the npm package node-api-headers (never downloaded; node-gyp's header download fails offline). The
 // baseline is plain x86-64 (or the host's baseline elsewhere); SIMD code sits in functions marked
 // __attribute__((target(...))) and is chosen at run time (native/cpu.c), so one binary runs on every x86-64 CPU.
-// On Linux the napi_* symbols stay undefined in the .node file and are resolved from the node binary at load.
+// On AArch64 (Linux, macOS) NEON is the baseline and the same sources build the NEON level instead (kernels_levels.h).
+// On Linux the napi_* symbols stay undefined in the .node file and are resolved from the node binary at load; on
+// macOS the linker is told so (-undefined dynamic_lookup).
 //
 // Incremental: an object is rebuilt when its .c or a local header it includes (transitively) is newer; the addon
 // is relinked when an object is newer or the list of sources changed. If there is no compiler or a compile fails, it prints ONE warning and exits 0:
 // chatwright then runs on the JS backend.
 //
-// Usage: node native/build.mjs [--force] [--verbose]
+// Usage: node native/build.mjs [--force] [--verbose] [--out DIR]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, platform } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const outDir = join(here, 'build');
+// --out DIR: build elsewhere (a cross build, e.g. CC=aarch64-linux-gnu-gcc for scripts/test-arm64.mjs)
+const outArg = process.argv.indexOf('--out');
+const outDir = outArg >= 0 && process.argv[outArg + 1] ? resolve(process.argv[outArg + 1]) : join(here, 'build');
 const objDir = join(outDir, 'obj');
 const target = join(outDir, 'chatwright.node');
 const stampPath = join(outDir, 'sources.json');
@@ -29,6 +33,10 @@ const verbose = process.argv.includes('--verbose');
 function giveUp(reason) {
   // A stale addon would no longer match the sources, so it goes too: the warning must be true.
   rmSync(target, { force: true });
+  if (outArg >= 0) { // a build for elsewhere: failing is an error, not a fallback
+    console.error(`native build failed: ${reason}`);
+    process.exit(1);
+  }
   console.warn(`warning: native kernels unavailable: ${reason}; chatwright will run on the slower JS backend`);
   process.exit(0);
 }
@@ -93,7 +101,8 @@ function localIncludes(file, seen = new Set()) {
     try {
       text = readFileSync(join(here, file), 'utf8');
     } catch {}
-    includeCache.set(file, [...text.matchAll(/^\s*#\s*include\s+"([^"]+)"/gm)].map((m) => m[1]));
+    // `#define CW_IMPL "x.h"` names a body that kernels_levels.h includes once per SIMD level
+    includeCache.set(file, [...text.matchAll(/^\s*#\s*(?:include|define\s+CW_IMPL)\s+"([^"]+)"/gm)].map((m) => m[1]));
   }
   for (const h of includeCache.get(file)) {
     if (!seen.has(h)) {
@@ -151,12 +160,12 @@ if (needLink) {
   if (!r.ok) {
     rmSync(tmp, { force: true });
     console.error(r.out.trim());
-    giveUp('linking native/build/chatwright.node failed (linker output above)');
+    giveUp(`linking ${target} failed (linker output above)`);
   }
   renameSync(tmp, target);
   writeFileSync(stampPath, wantStamp);
   const secs = ((Date.now() - started) / 1000).toFixed(1);
-  console.log(`native: built native/build/chatwright.node (${nCompiled} of ${sources.length} files compiled with ${cc}, ${secs} s)`);
+  console.log(`native: built ${outArg >= 0 ? target : 'native/build/chatwright.node'} (${nCompiled} of ${sources.length} files compiled with ${cc}, ${secs} s)`);
 } else if (verbose) {
   console.log('native: native/build/chatwright.node is up to date');
 }

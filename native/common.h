@@ -12,11 +12,15 @@ extern "C" {
 #endif
 
 // ---- CPU dispatch (cpu.c)
-// Levels, from CPUID + XGETBV at load time, lowered by CHATWRIGHT_CPU=scalar|avx2|avx512 (never raised above what the
-// CPU supports). SIMD code lives in functions marked __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
-// or target("avx2,fma"), chosen at run time by cw_cpu_level(), so the addon never executes an illegal instruction.
-enum { CW_SCALAR = 0, CW_AVX2 = 1, CW_AVX512 = 2 };
+// Levels, from CPUID + XGETBV at load time on x86-64, lowered by CHATWRIGHT_CPU=scalar|avx2|avx512 (never raised above
+// what the CPU supports). SIMD code lives in functions marked __attribute__((target("avx512f,avx512bw,avx512dq,
+// avx512vl,fma"))) or target("avx2,fma,f16c"), chosen at run time by cw_cpu_level(), so the addon never executes an
+// illegal instruction. On AArch64 the levels are scalar and NEON (Advanced SIMD, part of every ARMv8-A CPU), 0 and 1
+// (CHATWRIGHT_CPU=scalar|neon). A level's number orders it within its architecture only.
+enum { CW_SCALAR = 0, CW_AVX2 = 1, CW_AVX512 = 2, CW_NEON = 1 };
 int cw_cpu_level(void);
+// Floats per vector at a level (1, 8, 16; NEON 4): the unit kernels split column ranges by.
+int cw_level_width(int level);
 // Sets the level used from now on, clamped to what the CPU supports; returns the level in force.
 int cw_set_cpu_level(int level);
 const char* cw_cpu_level_name(int level);
@@ -41,6 +45,8 @@ int cw_arg_f32(napi_env env, napi_value v, const char* fn, const char* arg, floa
 int cw_arg_f32_or_null(napi_env env, napi_value v, const char* fn, const char* arg, float** ptr, size_t* len);
 int cw_arg_i32(napi_env env, napi_value v, const char* fn, const char* arg, int32_t** ptr, size_t* len);
 int cw_arg_i32_or_null(napi_env env, napi_value v, const char* fn, const char* arg, int32_t** ptr, size_t* len);
+int cw_arg_u8(napi_env env, napi_value v, const char* fn, const char* arg, uint8_t** ptr, size_t* len);
+int cw_arg_u16(napi_env env, napi_value v, const char* fn, const char* arg, uint16_t** ptr, size_t* len);
 int cw_arg_int(napi_env env, napi_value v, const char* fn, const char* arg, int64_t* out);
 int cw_arg_double(napi_env env, napi_value v, const char* fn, const char* arg, double* out);
 int cw_arg_bool(napi_env env, napi_value v, const char* fn, const char* arg, int* out);
@@ -54,6 +60,8 @@ void cw_export(napi_env env, napi_value exports, const char* name, napi_callback
 void cw_register_core(napi_env env, napi_value exports);    // addon.c: cpuLevel, setCpuLevel, numThreads, setNumThreads
 void cw_register_gemm(napi_env env, napi_value exports);    // gemm.c: gemm
 void cw_register_kernels(napi_env env, napi_value exports); // kernels*.c: every other Backend primitive
+void cw_register_qgemm(napi_env env, napi_value exports);   // qgemm.c: gemmBf16, gemmQ8_0
+void cw_register_peak(napi_env env, napi_value exports);    // peak.c: fmaPeak
 
 #ifdef __cplusplus
 }

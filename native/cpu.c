@@ -1,6 +1,8 @@
-// CPU dispatch: which SIMD level the kernels may use. Detected once from CPUID + XGETBV (the instruction set must be
-// present AND the OS must save its registers: ymm state for AVX2, opmask/zmm state for AVX-512), lowered by
-// CHATWRIGHT_CPU=scalar|avx2|avx512, changeable at run time by cw_set_cpu_level (never above what the CPU supports).
+// CPU dispatch: which SIMD level the kernels may use. On x86-64 detected once from CPUID + XGETBV (the instruction set
+// must be present AND the OS must save its registers: ymm state for AVX2, opmask/zmm state for AVX-512); on AArch64
+// NEON, which every ARMv8-A CPU has (Arm ARM: Advanced SIMD is mandatory in the A-profile, Linux and macOS alike).
+// Lowered by CHATWRIGHT_CPU=scalar|avx2|avx512 (x86-64) or scalar|neon (AArch64), changeable at run time by
+// cw_set_cpu_level (never above what the CPU supports).
 // Reference: Intel SDM vol. 1, 14.3 "Detection of Intel AVX instructions" and 15.2 (AVX-512).
 #include "common.h"
 #include <pthread.h>
@@ -21,7 +23,8 @@ static uint64_t xgetbv0(void) {
 static int detect_hardware(void) {
   unsigned a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return CW_SCALAR;
-  int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
+  // F16C (half <-> float) ships with AVX2 on every x86 CPU; the SIMD levels use it for the q8_0 scales
+  int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
   if (!osxsave || !avx) return CW_SCALAR;
   uint64_t xcr0 = xgetbv0();
   if ((xcr0 & 0x6) != 0x6) return CW_SCALAR;  // XMM and YMM state
@@ -29,12 +32,22 @@ static int detect_hardware(void) {
   __cpuid_count(7, 0, a, b, c, d);
   int avx2 = (b >> 5) & 1;
   int avx512 = ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);  // F, DQ, BW, VL
-  if (avx2 && fma && avx512 && (xcr0 & 0xE6) == 0xE6) return CW_AVX512;  // + opmask, ZMM_Hi256, Hi16_ZMM state
-  if (avx2 && fma) return CW_AVX2;
+  if (avx2 && fma && f16c && avx512 && (xcr0 & 0xE6) == 0xE6) return CW_AVX512;  // + opmask, ZMM_Hi256, Hi16_ZMM
+  if (avx2 && fma && f16c) return CW_AVX2;
   return CW_SCALAR;
 }
+#elif defined(__aarch64__)
+static int detect_hardware(void) { return CW_NEON; }
 #else
 static int detect_hardware(void) { return CW_SCALAR; }
+#endif
+
+#if defined(__aarch64__)
+static const char* const LEVEL_NAMES[] = {"scalar", "neon"};
+#define TOP_LEVEL CW_NEON
+#else
+static const char* const LEVEL_NAMES[] = {"scalar", "avx2", "avx512"};
+#define TOP_LEVEL CW_AVX512
 #endif
 
 static int g_hw = -1;       // what the CPU and OS support
@@ -47,9 +60,12 @@ static void init_once(void) {
   int level = hw;
   const char* env = getenv("CHATWRIGHT_CPU");
   if (env && *env) {
-    int want = strcmp(env, "scalar") == 0 ? CW_SCALAR : strcmp(env, "avx2") == 0 ? CW_AVX2
-             : strcmp(env, "avx512") == 0 ? CW_AVX512 : -1;
-    if (want < 0) fprintf(stderr, "chatwright: CHATWRIGHT_CPU=%s is not scalar, avx2 or avx512; ignored\n", env);
+    int want = -1;
+    for (int l = 0; l <= TOP_LEVEL; l++)
+      if (strcmp(env, LEVEL_NAMES[l]) == 0) want = l;
+    if (want < 0)
+      fprintf(stderr, "chatwright: CHATWRIGHT_CPU=%s is not one of %s; ignored\n", env,
+              TOP_LEVEL == 1 ? "scalar, neon" : "scalar, avx2, avx512");
     if (want >= 0 && want < level) level = want;
   }
   g_hw = hw;
@@ -73,6 +89,12 @@ int cw_set_cpu_level(int level) {
   return level;
 }
 
-const char* cw_cpu_level_name(int level) {
-  return level == CW_AVX512 ? "avx512" : level == CW_AVX2 ? "avx2" : "scalar";
+const char* cw_cpu_level_name(int level) { return level >= 0 && level <= TOP_LEVEL ? LEVEL_NAMES[level] : "scalar"; }
+
+int cw_level_width(int level) {
+#if defined(__aarch64__)
+  return level >= CW_NEON ? 4 : 1;
+#else
+  return level >= CW_AVX512 ? 16 : level >= CW_AVX2 ? 8 : 1;
+#endif
 }

@@ -1,8 +1,8 @@
 // GEMM: C = alpha * op(A) @ op(B) + beta * C, batched with element strides (see src/tensor/backend.ts).
 //
 // Boundary: this file holds the driver (blocking loops, threading, the decode-shaped paths, batching), the scalar
-// reference kernels, and the Node-API glue `gemm`. The SIMD microkernels and packers are in gemm_avx512.c and
-// gemm_avx2.c (chosen at run time by cw_cpu_level()); gemm.h describes the packed layouts.
+// reference kernels, and the Node-API glue `gemm`. The SIMD microkernels and packers are in gemm_avx512.c,
+// gemm_avx2.c and gemm_neon.c (chosen at run time by cw_cpu_level()); gemm.h describes the packed layouts.
 //
 // Paths: M <= 4 (decode) streams op(B) once with the few rows of op(A) in L1, no packing; N <= 4 (a scalar head)
 // does the same on the transposed product; small outputs over a long K (M N <= 32768, K >= 1024: weight gradients)
@@ -117,6 +117,8 @@ static const cw_gemm_kernel* pick_kernel(void) {
   int level = cw_cpu_level();
   if (level >= CW_AVX512) return &cw_gemm_kernel_avx512;
   if (level >= CW_AVX2) return &cw_gemm_kernel_avx2;
+#elif defined(__aarch64__)
+  if (cw_cpu_level() >= CW_NEON) return &cw_gemm_kernel_neon;
 #endif
   return &kernel_scalar;
 }
@@ -147,6 +149,8 @@ typedef struct {
   cw_operand A, B;
   int64_t M, N, K;
   float alpha, beta;
+  cw_pack_b_fn pack_b;  // k->pack_b, or a dequantizing packer for low-precision B (cw_gemm_lowp)
+  int64_t kalign;       // K blocks are a multiple of this (32 for low-precision B: whole q8_0 blocks)
 } gemm_problem;
 
 static int64_t balanced_block(int64_t total, int64_t maxBlock, int64_t multiple) {
@@ -205,7 +209,7 @@ static void gemm_part(const gemm_problem* g, int64_t m0, int64_t m1, int64_t n0,
   const int MR = k->mr, NR = k->nr;
   int64_t M = m1 - m0, N = n1 - n0;
   if (M <= 0 || N <= 0) return;
-  int64_t KC = balanced_block(g->K, k->kc, 4);
+  int64_t KC = balanced_block(g->K, k->kc, g->kalign);
   int64_t MC = balanced_block(M, k->mc, MR);
   int64_t NC = balanced_block(N, k->nc, NR);
   float* bufB = thread_buffer((size_t)KC * NC + (size_t)KC * MC + (size_t)MR * NR + 64);
@@ -221,7 +225,7 @@ static void gemm_part(const gemm_problem* g, int64_t m0, int64_t m1, int64_t n0,
       int64_t kc = g->K - pc < KC ? g->K - pc : KC;
       int accumulate = pc > 0 || g->beta != 0.0f;
       const float* bdirect = direct ? g->B.x + pc * g->B.ld + jc : NULL;
-      if (!direct) k->pack_b(bufB, g->B, pc, kc, jc, nc, NR);
+      if (!direct) g->pack_b(bufB, g->B, pc, kc, jc, nc, NR);
       for (int64_t ic = m0; ic < m1; ic += MC) {
         int64_t mc = m1 - ic < MC ? m1 - ic : MC;
         k->pack_a(bufA, g->A, ic, mc, pc, kc, g->alpha, MR);
@@ -277,7 +281,7 @@ static void shared_pack_range(void* vctx, int64_t b, int64_t e) {
   const shared_ctx* s = vctx;
   const int NR = s->g->k->nr;
   int64_t j0 = b * NR, j1 = e * NR < s->nc ? e * NR : s->nc;
-  s->g->k->pack_b(s->bufB + j0 * s->kc, s->g->B, s->pc, s->kc, s->jc + j0, j1 - j0, NR);
+  s->g->pack_b(s->bufB + j0 * s->kc, s->g->B, s->pc, s->kc, s->jc + j0, j1 - j0, NR);
 }
 
 static void shared_compute_range(void* vctx, int64_t b, int64_t e) {
@@ -300,7 +304,7 @@ static __thread size_t t_shared_len;
 static void gemm_shared(const gemm_problem* g, int threads) {
   const cw_gemm_kernel* k = g->k;
   const int MR = k->mr, NR = k->nr;
-  int64_t KC = balanced_block(g->K, k->kc, 4);
+  int64_t KC = balanced_block(g->K, k->kc, g->kalign);
   int64_t NC = balanced_block(g->N, k->nc, NR);
   // about 8 blocks per thread (the caller, done with its blocks, then waits at most one block, an eighth of a share,
   // for a slower vCPU), at most the kernel's mc
@@ -384,7 +388,7 @@ static void part_range(void* vctx, int64_t b, int64_t e) {
 #define KSPLIT_MIN_K 1024
 #define KSPLIT_MAX_MN (128 * 256)
 static int use_ksplit(const gemm_problem* g) {
-  return g->K >= KSPLIT_MIN_K && g->M * g->N <= KSPLIT_MAX_MN;
+  return g->B.dtype == CW_DT_F32 && g->K >= KSPLIT_MIN_K && g->M * g->N <= KSPLIT_MAX_MN;
 }
 
 typedef struct {
@@ -450,11 +454,12 @@ static void gemm_one(const gemm_problem* g, int allowThreads) {
     gemm_shared(&h, threads);
     return;
   }
-  if (g->M <= SMALL_M) {
+  const int lowp = g->B.dtype != CW_DT_F32;  // its B is only readable by its packer: the blocked path alone
+  if (g->M <= SMALL_M && !lowp) {
     ctx.small = 1;
     ctx.unit = 64;
     ctx.units = (g->N + 63) / 64;
-  } else if (g->N <= SMALL_M) {
+  } else if (g->N <= SMALL_M && !lowp) {
     ctx.small = 2;
     ctx.unit = 64;
     ctx.units = (g->M + 63) / 64;
@@ -510,6 +515,8 @@ void cw_gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int
   bc.g.K = K;
   bc.g.alpha = alpha;
   bc.g.beta = beta;
+  bc.g.pack_b = bc.g.k->pack_b;
+  bc.g.kalign = 4;
   bc.strideA = strideA;
   bc.strideB = strideB;
   bc.strideC = strideC;
@@ -525,6 +532,11 @@ void cw_gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int
       gemm_one(&g, 1);
     }
   }
+}
+
+void cw_gemm_lowp(float* C, const float* A, cw_operand B, cw_pack_b_fn pack, int64_t M, int64_t N, int64_t K) {
+  gemm_problem g = {pick_kernel(), C, N, {A, K, 0, CW_DT_F32, NULL}, B, M, N, K, 1.0f, 0.0f, pack, 32};
+  gemm_one(&g, 1);
 }
 
 // ---- Node-API glue: gemm(C, A, B, M, N, K, transA, transB, alpha, beta, batch?, strideA?, strideB?, strideC?)

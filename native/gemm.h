@@ -8,10 +8,15 @@
 #include <stdint.h>
 
 // An operand in row-major storage: element (i, p) of op(X) is X[i*ld + p], or X[p*ld + i] when trans.
+// Low-precision weights (qgemm.c): dtype CW_DT_BF16 or CW_DT_Q8_0, x unused, raw the rows of W (N, K) with ld bytes
+// from one row to the next, always trans (op(B) = W^T); only the packer of that dtype reads them.
+enum { CW_DT_F32 = 0, CW_DT_BF16 = 1, CW_DT_Q8_0 = 2 };
 typedef struct {
   const float* x;
   int64_t ld;
   int trans;
+  int dtype;
+  const void* raw;
 } cw_operand;
 
 // c (MR x NR, row stride ldc) = [c +] a-panel @ b-panel over kc steps.
@@ -43,10 +48,17 @@ typedef struct {
   cw_ukr_ldb_fn ukr_ldb;  // may be NULL (then B is always packed)
 } cw_gemm_kernel;
 
+// C (M, N) = A (M, K) @ op(B) with B low-precision weights (see cw_operand) packed by `pack` (which dequantizes into
+// the float panels the level's microkernel reads): the blocked path of gemm.c, threaded as for float32, with K blocks
+// a multiple of 32 (whole q8_0 blocks). For M above the decode sizes; qgemm.c streams smaller M itself.
+void cw_gemm_lowp(float* C, const float* A, cw_operand B, cw_pack_b_fn pack, int64_t M, int64_t N, int64_t K);
+
 void cw_pack_a_generic(float* dst, cw_operand A, int64_t i0, int64_t m, int64_t p0, int64_t kc, float alpha, int mr);
 void cw_pack_b_generic(float* dst, cw_operand B, int64_t p0, int64_t kc, int64_t j0, int64_t n, int nr);
 
 #if defined(__x86_64__)
 extern const cw_gemm_kernel cw_gemm_kernel_avx512;
 extern const cw_gemm_kernel cw_gemm_kernel_avx2;
+#elif defined(__aarch64__)
+extern const cw_gemm_kernel cw_gemm_kernel_neon;
 #endif

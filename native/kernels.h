@@ -7,9 +7,16 @@
 #pragma once
 #include "common.h"
 
-// Picks the variant of a kernel for the level in force: name##_avx512, name##_avx2 or name##_scalar.
+// Picks the variant of a kernel for the level in force: name##_avx512, name##_avx2 or name##_scalar on x86-64,
+// name##_neon or name##_scalar on AArch64 (kernels_levels.h compiles those).
+#if defined(__x86_64__)
 #define CW_PICK(name) \
   (cw_cpu_level() >= CW_AVX512 ? name##_avx512 : cw_cpu_level() >= CW_AVX2 ? name##_avx2 : name##_scalar)
+#elif defined(__aarch64__)
+#define CW_PICK(name) (cw_cpu_level() >= CW_NEON ? name##_neon : name##_scalar)
+#else
+#define CW_PICK(name) name##_scalar
+#endif
 
 // ---- attention (kernels_attention.c); each returns 0, or -1 when its scratch memory could not be allocated
 // out: (B, Tq, nHead, hd); lse: (B, nHead, Tq) or NULL; q: (B, Tq, nHead, hd); k, v: (B, Tk, nKvHead, hd);

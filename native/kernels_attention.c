@@ -36,17 +36,8 @@ static float* att_alloc(int64_t nfloats) {
   return aligned_alloc(64, bytes);
 }
 
-#define CW_SIMD 0
-#include "kernels_simd.h"
-#include "kernels_attention_impl.h"
-#undef CW_SIMD
-#define CW_SIMD 1
-#include "kernels_simd.h"
-#include "kernels_attention_impl.h"
-#undef CW_SIMD
-#define CW_SIMD 2
-#include "kernels_simd.h"
-#include "kernels_attention_impl.h"
+#define CW_IMPL "kernels_attention_impl.h"
+#include "kernels_levels.h"
 
 // ---- out: (B, Tq, nHead, hd); lse: (B, nHead, Tq) or NULL; q: (B, Tq, nHead, hd); k, v: (B, Tk, nKvHead, hd);
 // lens: (B) or NULL. Returns 0, or -1 when scratch memory ran out.

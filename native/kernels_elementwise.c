@@ -14,17 +14,8 @@ typedef struct {
   int64_t C;
 } ew_ctx;
 
-#define CW_SIMD 0
-#include "kernels_simd.h"
-#include "kernels_elementwise_impl.h"
-#undef CW_SIMD
-#define CW_SIMD 1
-#include "kernels_simd.h"
-#include "kernels_elementwise_impl.h"
-#undef CW_SIMD
-#define CW_SIMD 2
-#include "kernels_simd.h"
-#include "kernels_elementwise_impl.h"
+#define CW_IMPL "kernels_elementwise_impl.h"
+#include "kernels_levels.h"
 
 // Elements per chunk below which splitting over threads costs more than it saves (memory-bound ops).
 #define EW_GRAIN 16384

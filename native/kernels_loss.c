@@ -11,17 +11,8 @@ typedef struct {
   int64_t C;
 } loss_ctx;
 
-#define CW_SIMD 0
-#include "kernels_simd.h"
-#include "kernels_loss_impl.h"
-#undef CW_SIMD
-#define CW_SIMD 1
-#include "kernels_simd.h"
-#include "kernels_loss_impl.h"
-#undef CW_SIMD
-#define CW_SIMD 2
-#include "kernels_simd.h"
-#include "kernels_loss_impl.h"
+#define CW_IMPL "kernels_loss_impl.h"
+#include "kernels_levels.h"
 
 static int64_t row_grain(int64_t C) { return C >= 4096 ? 1 : 4096 / (C > 0 ? C : 1); }
 

@@ -19,17 +19,8 @@ typedef struct {
   int backward;
 } rope_ctx;
 
-#define CW_SIMD 0
-#include "kernels_simd.h"
-#include "kernels_norm_impl.h"
-#undef CW_SIMD
-#define CW_SIMD 1
-#include "kernels_simd.h"
-#include "kernels_norm_impl.h"
-#undef CW_SIMD
-#define CW_SIMD 2
-#include "kernels_simd.h"
-#include "kernels_norm_impl.h"
+#define CW_IMPL "kernels_norm_impl.h"
+#include "kernels_levels.h"
 
 // rows per chunk: enough that a chunk is worth a thread (~8K elements)
 static int64_t row_grain(int64_t C) { return C >= 8192 ? 1 : 8192 / (C > 0 ? C : 1); }
@@ -37,7 +28,7 @@ static int64_t row_grain(int64_t C) { return C >= 8192 ? 1 : 8192 / (C > 0 ? C :
 // column-sum pass over (N, C): split by 16-column vectors (16 is the widest VW)
 static void norm_dw(norm_ctx* c) {
   int level = cw_cpu_level();
-  int64_t vw = level >= CW_AVX512 ? 16 : level >= CW_AVX2 ? 8 : 1;
+  int64_t vw = cw_level_width(level);
   int64_t nvec = (c->C + vw - 1) / vw;
   int64_t grain = c->N * vw >= 8192 ? 1 : 8192 / (c->N * vw);
   cw_parallel_for(nvec, grain, CW_PICK(norm_dw_range), c);

@@ -9,17 +9,8 @@ typedef struct {
   float lr, beta1, beta2, one_b1, one_b2, eps, wd, inv_c1, inv_c2;
 } adamw_ctx;
 
-#define CW_SIMD 0
-#include "kernels_simd.h"
-#include "kernels_optim_impl.h"
-#undef CW_SIMD
-#define CW_SIMD 1
-#include "kernels_simd.h"
-#include "kernels_optim_impl.h"
-#undef CW_SIMD
-#define CW_SIMD 2
-#include "kernels_simd.h"
-#include "kernels_optim_impl.h"
+#define CW_IMPL "kernels_optim_impl.h"
+#include "kernels_levels.h"
 
 // ---- p, m, v, g: (n); step counts from 1
 // m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= lr (m / (1 - b1^step) / (sqrt(v / (1 - b2^step)) + eps) + wd p)

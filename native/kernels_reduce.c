@@ -17,17 +17,8 @@ typedef struct {
   int squares;
 } reduce_ctx;
 
-#define CW_SIMD 0
-#include "kernels_simd.h"
-#include "kernels_reduce_impl.h"
-#undef CW_SIMD
-#define CW_SIMD 1
-#include "kernels_simd.h"
-#include "kernels_reduce_impl.h"
-#undef CW_SIMD
-#define CW_SIMD 2
-#include "kernels_simd.h"
-#include "kernels_reduce_impl.h"
+#define CW_IMPL "kernels_reduce_impl.h"
+#include "kernels_levels.h"
 
 static double sum_impl(const float* x, int64_t n, int squares) {
   if (n <= 0) return 0;
@@ -57,7 +48,7 @@ double array_sum_squares(const float* x, int64_t n) { return sum_impl(x, n, 1); 
 
 static void column_pass(reduce_ctx* c) {
   int level = cw_cpu_level();
-  int64_t vw = level >= CW_AVX512 ? 16 : level >= CW_AVX2 ? 8 : 1;
+  int64_t vw = cw_level_width(level);
   int64_t nvec = (c->C + vw - 1) / vw;
   int64_t grain = c->N * vw >= 8192 ? 1 : 8192 / (c->N * vw);
   cw_parallel_for(nvec, grain, CW_PICK(rows_sum_range), c);

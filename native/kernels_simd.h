@@ -1,10 +1,13 @@
-// A small vector abstraction so each kernel body is written once and compiled at three levels.
+// A small vector abstraction so each kernel body is written once and compiled at every level of its architecture.
 //
-// Boundary: vector arithmetic only; no kernel lives here. A kernel file defines CW_SIMD (0 scalar, 1 AVX2+FMA,
-// 2 AVX-512) and includes this header, then its kernels_*_impl.h body, once per level; the body writes `vf` for the
-// vector type, VW for its width, vload/vfma/vexp/... for the operations, CW_T before every function (the target
-// attribute, so the compiler may use the level's instructions there and nowhere else) and CW_FN(name) for the
-// function name (name_scalar, name_avx2, name_avx512). CW_PICK in kernels.h chooses at run time.
+// Boundary: vector arithmetic only; no kernel lives here. A kernel file defines CW_SIMD (0 scalar; on x86-64 1 AVX2 +
+// FMA + F16C and 2 AVX-512; on AArch64 3 NEON) and includes this header, then its kernels_*_impl.h body, once per
+// level (kernels_levels.h says which levels this build has); the body writes `vf` for the vector type, VW for its
+// width, vload/vfma/vexp/... for the operations, CW_T before every function (the target attribute, so the compiler
+// may use the level's instructions there and nowhere else; NEON is AArch64's baseline and needs none) and CW_FN(name)
+// for the function name (name_scalar, name_avx2, name_avx512, name_neon). CW_PICK in kernels.h chooses at run time.
+// Low-precision weights: vld_i8 / vld_bf16 widen VW int8 / bf16 values to floats, vhalf broadcasts an IEEE half,
+// vtranspose transposes VW vectors in registers (the dequantizing packer of qgemm_impl.h).
 //
 // Partial vectors: vld(p, r) / vst(p, x, r) touch only the first r lanes (r <= VW; r == VW is a plain load/store
 // and folds away when r is a constant), so bodies handle the tail of a row with the same code as the rest.
@@ -15,13 +18,20 @@
 // applied by vscalefps (AVX-512) or in two halves (AVX2), so that results up to overflow are right. Results below
 // 1.7e-38 (x < -87) are flushed to 0: subnormal results cost a microcode assist each, and nothing here needs them.
 // vlog: Cephes logf (mantissa in [sqrt(1/2), sqrt(2)), degree-8 polynomial). Source: Stephen L. Moshier, Cephes Math
-// Library, expf.c and logf.c (netlib.org/cephes). The scalar level uses libm's expf/logf.
+// Library, expf.c and logf.c (netlib.org/cephes). The scalar level uses libm's expf/logf. NEON computes as AVX2 does.
+// min/max are `a < b ? a : b` / `a > b ? a : b` at every level (the x86 instructions; NEON's vminq would return NaN
+// where the others return b), so a NaN behaves the same whatever the CPU.
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifndef CW_SIMD
-#error "define CW_SIMD (0, 1 or 2) before including kernels_simd.h"
+#error "define CW_SIMD (0, 1, 2 or 3) before including kernels_simd.h"
 #endif
 
 // Every level's helpers share these names; each name maps to the current level's function.
@@ -56,8 +66,29 @@
 #define vsigmoid CW_FN(vsigmoid)
 #define vtanh CW_FN(vtanh)
 #define vlog_sigmoid CW_FN(vlog_sigmoid)
+#define vld_i8 CW_FN(vld_i8)
+#define vld_bf16 CW_FN(vld_bf16)
+#define vtranspose CW_FN(vtranspose)
+#define vhalf CW_FN(vhalf)
 
 #define CW_INLINE static inline __attribute__((always_inline))
+
+#ifndef CW_SIMD_HALF
+#define CW_SIMD_HALF
+// IEEE half -> float, exact and branch-free for every input (normals, subnormals, inf, NaN): Marat Dukhan's FP16
+// library, fp16_ieee_to_fp32_value (github.com/Maratyszcza/FP16, include/fp16/fp16.h), as ggml uses it.
+static inline float cw_f16_to_f32(uint16_t h) {
+  union { uint32_t u; float f; } w, norm, denorm, out;
+  w.u = (uint32_t)h << 16;
+  const uint32_t sign = w.u & 0x80000000u, two_w = w.u + w.u;
+  norm.u = (two_w >> 4) + (0xE0u << 23);
+  norm.f *= 0x1.0p-112f;
+  denorm.u = (two_w >> 17) | (126u << 23);
+  denorm.f -= 0.5f;
+  out.u = sign | (two_w < (1u << 27) ? denorm.u : norm.u);
+  return out.f;
+}
+#endif
 
 // vexp's polynomial: exp(r) ~ 1 + r (C1 + r (C2 + r (C3 + r (C4 + r C5)))) on |r| <= ln2/2, fitted for least maximum
 // relative error (Lawson-reweighted least squares, i.e. near-minimax; float32 coefficients). Whole vexp, float32 with
@@ -110,6 +141,43 @@ CW_T CW_INLINE float vhmax_avx512(__m512 a) { return _mm512_reduce_max_ps(a); }
 // c != 0 ? a : b (NaN counts as nonzero)
 CW_T CW_INLINE __m512 vsel_nz_avx512(__m512 c, __m512 a, __m512 b) {
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(c, _mm512_setzero_ps(), _CMP_NEQ_UQ), b, a);
+}
+// VW int8 -> float; VW bf16 (the high halves of float32s) -> float
+// the IEEE half at p (any alignment), broadcast
+CW_T CW_INLINE __m512 vhalf_avx512(const void* p) {
+  short h;
+  memcpy(&h, p, 2);
+  return _mm512_cvtph_ps(_mm256_set1_epi16(h));
+}
+CW_T CW_INLINE __m512 vld_i8_avx512(const int8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p)));
+}
+CW_T CW_INLINE __m512 vld_bf16_avx512(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
+}
+// In-register transpose of a VW x VW block: r[i] holds row i on entry, column i on return.
+CW_T CW_INLINE void vtranspose_avx512(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+    t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xDD);
+    t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+    t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xDD);
+  }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
+  }
 }
 CW_T CW_INLINE __m512 vexp_avx512(__m512 x) {
   // below -87 the result is under 1.7e-38: it is flushed to 0, because producing a subnormal costs a microcode
@@ -165,7 +233,7 @@ CW_T CW_INLINE __m512 vlog_avx512(__m512 x) {
 #elif CW_SIMD == 1
 // ------------------------------------------------------------------------------------------------------ AVX2 + FMA
 #define CW_FN(name) name##_avx2
-#define CW_T __attribute__((target("avx2,fma")))
+#define CW_T __attribute__((target("avx2,fma,f16c")))
 #define VW 8
 #define vf __m256
 #define CW_MR 4  // 4 rows x 2 vectors: 8 of the 16 ymm registers accumulate
@@ -218,6 +286,34 @@ CW_T CW_INLINE float vhmax_avx2(__m256 a) {
 }
 CW_T CW_INLINE __m256 vsel_nz_avx2(__m256 c, __m256 a, __m256 b) {
   return _mm256_blendv_ps(b, a, _mm256_cmp_ps(c, _mm256_setzero_ps(), _CMP_NEQ_UQ));
+}
+CW_T CW_INLINE __m256 vhalf_avx2(const void* p) {
+  short h;
+  memcpy(&h, p, 2);
+  return _mm256_cvtph_ps(_mm_set1_epi16(h));
+}
+CW_T CW_INLINE __m256 vld_i8_avx2(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p)));
+}
+CW_T CW_INLINE __m256 vld_bf16_avx2(const uint16_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p)), 16));
+}
+CW_T CW_INLINE void vtranspose_avx2(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; i++) {
+    u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[4 + i], 0x20);
+    r[4 + i] = _mm256_permute2f128_ps(u[i], u[4 + i], 0x31);
+  }
 }
 CW_T CW_INLINE __m256 vexp_avx2(__m256 x) {
   const __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);  // flushed to 0, as for AVX-512
@@ -274,6 +370,123 @@ CW_T CW_INLINE __m256 vlog_avx2(__m256 x) {
 }
 #endif
 
+#elif CW_SIMD == 3
+// ------------------------------------------------------------------------------------------------------------- NEON
+#define CW_FN(name) name##_neon
+#define CW_T
+#define VW 4
+#define vf float32x4_t
+#define CW_MR 4  // attention micro-tile: 4 rows x 4 vectors = 16 of the 32 q registers accumulate
+#define CW_NV 4
+#ifndef CW_SIMD_DONE_3
+#define CW_SIMD_DONE_3
+CW_INLINE float32x4_t vload_neon(const float* p) { return vld1q_f32(p); }
+CW_INLINE void vstore_neon(float* p, float32x4_t x) { vst1q_f32(p, x); }
+// NEON has no masked loads: a partial vector goes through a small buffer (tails only)
+CW_INLINE float32x4_t vldf_neon(const float* p, int64_t r, float fill) {
+  if (r >= 4) return vld1q_f32(p);
+  float t[4] = {fill, fill, fill, fill};
+  for (int64_t i = 0; i < r; i++) t[i] = p[i];
+  return vld1q_f32(t);
+}
+CW_INLINE float32x4_t vld_neon(const float* p, int64_t r) { return vldf_neon(p, r, 0.0f); }
+CW_INLINE void vst_neon(float* p, float32x4_t x, int64_t r) {
+  if (r >= 4) {
+    vst1q_f32(p, x);
+    return;
+  }
+  float t[4];
+  vst1q_f32(t, x);
+  for (int64_t i = 0; i < r; i++) p[i] = t[i];
+}
+CW_INLINE float32x4_t vset1_neon(float x) { return vdupq_n_f32(x); }
+CW_INLINE float32x4_t vzero_neon(void) { return vdupq_n_f32(0.0f); }
+CW_INLINE float32x4_t vadd_neon(float32x4_t a, float32x4_t b) { return vaddq_f32(a, b); }
+CW_INLINE float32x4_t vsub_neon(float32x4_t a, float32x4_t b) { return vsubq_f32(a, b); }
+CW_INLINE float32x4_t vmul_neon(float32x4_t a, float32x4_t b) { return vmulq_f32(a, b); }
+CW_INLINE float32x4_t vdiv_neon(float32x4_t a, float32x4_t b) { return vdivq_f32(a, b); }
+CW_INLINE float32x4_t vfma_neon(float32x4_t a, float32x4_t b, float32x4_t c) { return vfmaq_f32(c, a, b); }   // a b + c
+CW_INLINE float32x4_t vfnma_neon(float32x4_t a, float32x4_t b, float32x4_t c) { return vfmsq_f32(c, a, b); }  // c - a b
+CW_INLINE float32x4_t vmin_neon(float32x4_t a, float32x4_t b) { return vbslq_f32(vcltq_f32(a, b), a, b); }
+CW_INLINE float32x4_t vmax_neon(float32x4_t a, float32x4_t b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }
+CW_INLINE float32x4_t vsqrt_neon(float32x4_t a) { return vsqrtq_f32(a); }
+CW_INLINE float32x4_t vabs_neon(float32x4_t a) { return vabsq_f32(a); }
+CW_INLINE float vhsum_neon(float32x4_t a) { return vaddvq_f32(a); }
+CW_INLINE float vhmax_neon(float32x4_t a) { return vmaxvq_f32(a); }
+// c != 0 ? a : b (NaN counts as nonzero)
+CW_INLINE float32x4_t vsel_nz_neon(float32x4_t c, float32x4_t a, float32x4_t b) {
+  return vbslq_f32(vceqq_f32(c, vdupq_n_f32(0.0f)), b, a);
+}
+CW_INLINE float32x4_t vhalf_neon(const void* p) {
+  uint16_t h;
+  memcpy(&h, p, 2);
+  return vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h)));  // four copies of h, converted
+}
+CW_INLINE float32x4_t vld_i8_neon(const int8_t* p) {
+  int32_t w;
+  memcpy(&w, p, 4);
+  int16x8_t s = vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(w)));
+  return vcvtq_f32_s32(vmovl_s16(vget_low_s16(s)));
+}
+CW_INLINE float32x4_t vld_bf16_neon(const uint16_t* p) { return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16)); }
+CW_INLINE void vtranspose_neon(float32x4_t r[4]) {
+  float32x4x2_t t01 = vtrnq_f32(r[0], r[1]), t23 = vtrnq_f32(r[2], r[3]);  // (a0 b0 a2 b2), (a1 b1 a3 b3), ...
+  r[0] = vcombine_f32(vget_low_f32(t01.val[0]), vget_low_f32(t23.val[0]));
+  r[1] = vcombine_f32(vget_low_f32(t01.val[1]), vget_low_f32(t23.val[1]));
+  r[2] = vcombine_f32(vget_high_f32(t01.val[0]), vget_high_f32(t23.val[0]));
+  r[3] = vcombine_f32(vget_high_f32(t01.val[1]), vget_high_f32(t23.val[1]));
+}
+CW_INLINE float32x4_t vexp_neon(float32x4_t x) {
+  const uint32x4_t tiny = vcltq_f32(x, vdupq_n_f32(-87.0f));  // flushed to 0, as for AVX-512
+  x = vmin_neon(vdupq_n_f32(88.7228394f), vmax_neon(vdupq_n_f32(-87.0f), x));
+  const float32x4_t shifter = vdupq_n_f32(12582912.0f);
+  float32x4_t t = vfmaq_f32(shifter, x, vdupq_n_f32(1.44269504088896341f));
+  float32x4_t fn = vsubq_f32(t, shifter);
+  float32x4_t r = vfmsq_f32(x, fn, vdupq_n_f32(0.693359375f));
+  r = vfmsq_f32(r, fn, vdupq_n_f32(-2.12194440e-4f));
+  float32x4_t p = vdupq_n_f32(CW_EXP_C5);
+  p = vfmaq_f32(vdupq_n_f32(CW_EXP_C4), p, r);
+  p = vfmaq_f32(vdupq_n_f32(CW_EXP_C3), p, r);
+  p = vfmaq_f32(vdupq_n_f32(CW_EXP_C2), p, r);
+  p = vfmaq_f32(vdupq_n_f32(CW_EXP_C1), p, r);
+  float32x4_t y = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+  int32x4_t n = vsubq_s32(vreinterpretq_s32_f32(t), vreinterpretq_s32_f32(shifter));
+  int32x4_t n1 = vshrq_n_s32(n, 1), n2 = vsubq_s32(n, n1);
+  float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, vdupq_n_s32(127)), 23));
+  float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, vdupq_n_s32(127)), 23));
+  return vbslq_f32(tiny, vdupq_n_f32(0.0f), vmulq_f32(vmulq_f32(y, s1), s2));
+}
+CW_INLINE float32x4_t vlog_neon(float32x4_t x) {
+  uint32x4_t xi = vreinterpretq_u32_f32(x);
+  int32x4_t e = vsubq_s32(vreinterpretq_s32_u32(vshrq_n_u32(xi, 23)), vdupq_n_s32(127));
+  float32x4_t m = vreinterpretq_f32_u32(vorrq_u32(vandq_u32(xi, vdupq_n_u32(0x007fffff)), vdupq_n_u32(0x3f800000)));
+  uint32x4_t big = vcgtq_f32(m, vdupq_n_f32(1.41421356f));
+  m = vbslq_f32(big, vmulq_f32(m, vdupq_n_f32(0.5f)), m);
+  e = vsubq_s32(e, vreinterpretq_s32_u32(big));  // the mask is -1 where big
+  float32x4_t f = vsubq_f32(m, vdupq_n_f32(1.0f));
+  float32x4_t ef = vcvtq_f32_s32(e);
+  float32x4_t z = vmulq_f32(f, f);
+  float32x4_t y = vdupq_n_f32(7.0376836292e-2f);
+  y = vfmaq_f32(vdupq_n_f32(-1.1514610310e-1f), y, f);
+  y = vfmaq_f32(vdupq_n_f32(1.1676998740e-1f), y, f);
+  y = vfmaq_f32(vdupq_n_f32(-1.2420140846e-1f), y, f);
+  y = vfmaq_f32(vdupq_n_f32(1.4249322787e-1f), y, f);
+  y = vfmaq_f32(vdupq_n_f32(-1.6668057665e-1f), y, f);
+  y = vfmaq_f32(vdupq_n_f32(2.0000714765e-1f), y, f);
+  y = vfmaq_f32(vdupq_n_f32(-2.4999993993e-1f), y, f);
+  y = vfmaq_f32(vdupq_n_f32(3.3333331174e-1f), y, f);
+  y = vmulq_f32(vmulq_f32(y, f), z);
+  y = vfmaq_f32(y, ef, vdupq_n_f32(-2.12194440e-4f));
+  y = vfmsq_f32(y, vdupq_n_f32(0.5f), z);
+  float32x4_t res = vfmaq_f32(vaddq_f32(f, y), ef, vdupq_n_f32(0.693359375f));
+  const float32x4_t zero = vdupq_n_f32(0.0f);
+  res = vbslq_f32(vceqq_f32(x, zero), vdupq_n_f32(-INFINITY), res);
+  res = vbslq_f32(vceqq_f32(x, vdupq_n_f32(INFINITY)), x, res);
+  res = vbslq_f32(vmvnq_u32(vcgeq_f32(x, zero)), vdupq_n_f32(NAN), res);  // x < 0, NaN
+  return res;
+}
+#endif
+
 #else
 // ----------------------------------------------------------------------------------------------------------- scalar
 #define CW_FN(name) name##_scalar
@@ -306,6 +519,17 @@ CW_INLINE float vabs_scalar(float a) { return fabsf(a); }
 CW_INLINE float vhsum_scalar(float a) { return a; }
 CW_INLINE float vhmax_scalar(float a) { return a; }
 CW_INLINE float vsel_nz_scalar(float c, float a, float b) { return c != 0.0f ? a : b; }
+CW_INLINE float vhalf_scalar(const void* p) {
+  uint16_t h;
+  memcpy(&h, p, 2);
+  return cw_f16_to_f32(h);
+}
+CW_INLINE float vld_i8_scalar(const int8_t* p) { return (float)*p; }
+CW_INLINE float vld_bf16_scalar(const uint16_t* p) {
+  union { uint32_t u; float f; } w = {(uint32_t)*p << 16};
+  return w.f;
+}
+CW_INLINE void vtranspose_scalar(float r[1]) { (void)r; }
 CW_INLINE float vexp_scalar(float x) { return expf(x); }
 CW_INLINE float vlog_scalar(float x) { return logf(x); }
 #endif
@@ -313,11 +537,13 @@ CW_INLINE float vlog_scalar(float x) { return logf(x); }
 
 // ---- built from the above, the same at every level
 #if CW_SIMD == 2 && !defined(CW_SIMD_DERIVED_2) || CW_SIMD == 1 && !defined(CW_SIMD_DERIVED_1) || \
-    CW_SIMD == 0 && !defined(CW_SIMD_DERIVED_0)
+    CW_SIMD == 3 && !defined(CW_SIMD_DERIVED_3) || CW_SIMD == 0 && !defined(CW_SIMD_DERIVED_0)
 #if CW_SIMD == 2
 #define CW_SIMD_DERIVED_2
 #elif CW_SIMD == 1
 #define CW_SIMD_DERIVED_1
+#elif CW_SIMD == 3
+#define CW_SIMD_DERIVED_3
 #else
 #define CW_SIMD_DERIVED_0
 #endif

@@ -60,8 +60,9 @@ static int arg_typed(napi_env env, napi_value v, const char* fn, const char* arg
   }
   bool is = false;
   napi_is_typedarray(env, v, &is);
-  const char* wantName = allowNull ? (want == napi_float32_array ? "a Float32Array or null" : "an Int32Array or null")
-                                   : (want == napi_float32_array ? "a Float32Array" : "an Int32Array");
+  char wantName[48];
+  const char* tn = typed_array_name(want);
+  snprintf(wantName, sizeof wantName, "%s %s%s", tn[0] == 'I' ? "an" : "a", tn, allowNull ? " or null" : "");
   if (!is) return throw_type(env, fn, arg, wantName, value_kind(env, v));
   napi_typedarray_type t;
   size_t n;
@@ -85,6 +86,13 @@ int cw_arg_i32(napi_env env, napi_value v, const char* fn, const char* arg, int3
 }
 int cw_arg_i32_or_null(napi_env env, napi_value v, const char* fn, const char* arg, int32_t** ptr, size_t* len) {
   return arg_typed(env, v, fn, arg, napi_int32_array, 1, (void**)ptr, len);
+}
+
+int cw_arg_u8(napi_env env, napi_value v, const char* fn, const char* arg, uint8_t** ptr, size_t* len) {
+  return arg_typed(env, v, fn, arg, napi_uint8_array, 0, (void**)ptr, len);
+}
+int cw_arg_u16(napi_env env, napi_value v, const char* fn, const char* arg, uint16_t** ptr, size_t* len) {
+  return arg_typed(env, v, fn, arg, napi_uint16_array, 0, (void**)ptr, len);
 }
 
 int cw_arg_double(napi_env env, napi_value v, const char* fn, const char* arg, double* out) {

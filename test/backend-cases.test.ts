@@ -11,12 +11,14 @@ import assert from 'node:assert/strict';
 import type { Backend, FloatArray } from '../src/tensor/backend.js';
 import { jsBackend } from '../src/tensor/backend-js.js';
 import { rng } from './helpers.js';
+import { f32ToBf16Array, quantizeQ8_0 } from '../src/tensor/quant.js';
 
 // ---- seeded inputs
 
 interface Inputs {
   f: Record<string, Float64Array>; // float arrays: inputs and outputs, all compared after the call
   i: Record<string, Int32Array>;
+  raw?: Record<string, Uint8Array | Uint16Array>; // low-precision weights, passed as they are; must come back unchanged
 }
 
 class Gen {
@@ -52,7 +54,7 @@ interface Case {
   tol: number; // normalised max error allowed in float32
   make(g: Gen): Inputs;
   // Runs the primitive on arrays of the target dtype; returns scalars to compare (for sum, sumSquares), if any.
-  run(be: Backend, f: Record<string, FloatArray>, i: Record<string, Int32Array>): number[] | void;
+  run(be: Backend, f: Record<string, FloatArray>, i: Record<string, Int32Array>, raw: Record<string, Uint8Array | Uint16Array>): number[] | void;
 }
 
 const SIZES = [1, 7, 33, 65, 127];
@@ -278,6 +280,28 @@ for (const n of SIZES.concat([1031])) {
     (be, f) => be.adamw(f.p, f.g, f.m, f.v, n, 1e-2, 0.9, 0.95, 1e-8, 0.1, 3));
 }
 
+// ---- products with low-precision weights (last, so the seeds of the cases above stay as they were): the decode path (M <= 8: rows in groups of 4, column tails) and the
+// blocked path (M > 8: dequantizing packer, several K blocks, threads), K odd for bf16; a zero q8_0 row (d = 0)
+
+const lowpW = (g: Gen, N: number, K: number, dtype: 'bf16' | 'q8_0') => {
+  const w = Float32Array.from(g.uniform(N * K));
+  if (N > 2) w.fill(0, K, 2 * K);
+  return dtype === 'bf16' ? f32ToBf16Array(w) : quantizeQ8_0(w, N, K);
+};
+for (const [M, N, K] of [[1, 1, 32], [1, 65, 96], [2, 7, 160], [3, 33, 64], [4, 127, 32], [5, 9, 96], [7, 66, 320],
+  [8, 300, 640], [9, 33, 64], [33, 127, 832], [70, 65, 416]]) {
+  for (const dtype of ['bf16', 'q8_0'] as const) {
+    const k = dtype === 'bf16' && K > 32 ? K - 25 : K; // bf16: K need not be whole blocks
+    cases.push({
+      name: `gemm${dtype === 'bf16' ? 'Bf16' : 'Q8_0'} M${M} N${N} K${k}`,
+      tol: 2e-6 * Math.sqrt(k) + 1e-6,
+      make: (g) => ({ f: { C: g.nan(M * N), A: g.uniform(M * k) }, i: {}, raw: { W: lowpW(g, N, k, dtype) } }),
+      run: (be, f, _i, raw) => dtype === 'bf16' ? be.gemmBf16(f.C, f.A, raw.W as Uint16Array, M, N, k)
+        : be.gemmQ8_0(f.C, f.A, raw.W as Uint8Array, M, N, k),
+    });
+  }
+}
+
 // ---- running and comparing
 
 function toF32(inp: Inputs): Record<string, Float32Array> {
@@ -306,11 +330,12 @@ function runAll(be: Backend): string[] {
     // The reference runs on the float32-rounded inputs, so the errors measured are the backend's alone.
     for (const v of Object.values(inputs.f)) for (let k = 0; k < v.length; k++) v[k] = Math.fround(v[k]);
     const ref = { f: Object.fromEntries(Object.entries(inputs.f).map(([k, v]) => [k, v.slice()])), i: inputs.i };
-    const refScalars = c.run(jsBackend, ref.f, ref.i) ?? [];
+    const raw = inputs.raw ?? {}, rawCopy = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, v.slice()]));
+    const refScalars = c.run(jsBackend, ref.f, ref.i, raw) ?? [];
     const f32 = toF32(inputs);
     let scalars: number[];
     try {
-      scalars = c.run(be, f32, inputs.i) ?? [];
+      scalars = c.run(be, f32, inputs.i, raw) ?? [];
     } catch (e) {
       failures.push(`${c.name}: threw ${(e as Error).message}`);
       continue;
@@ -318,6 +343,9 @@ function runAll(be: Backend): string[] {
     for (const [k, r] of Object.entries(ref.f)) {
       const err = nmaxErr(f32[k], r);
       if (!(err <= c.tol)) failures.push(`${c.name}: ${k} normalised max error ${err.toExponential(2)} > ${c.tol.toExponential(1)}`);
+    }
+    for (const [k, v] of Object.entries(rawCopy)) {
+      if (!v.every((x, j) => x === raw[k][j])) failures.push(`${c.name}: ${k} was changed`);
     }
     refScalars.forEach((r, k) => {
       const err = Math.abs(scalars[k] - r) / Math.max(1, Math.abs(r));
@@ -375,12 +403,12 @@ async function loadNative(): Promise<{ be: Backend; controls: NativeControls | n
   }
   if (!be) return 'the native addon did not load (run `npm run build:native`)';
   const names = mod.nativeMethodNames?.();
-  if (names) console.log(`# native backend: ${names.length} of 39 primitives run in C; the others fall back to JS`);
+  if (names) console.log(`# native backend: ${names.length} of 41 primitives run in C; the others fall back to JS`);
   const c = mod.nativeControls;
   return { be, controls: c && typeof c.setCpuLevel === 'function' ? c : null };
 }
 
-const LEVELS = ['scalar', 'avx2', 'avx512'];
+const LEVELS = process.arch === 'arm64' ? ['scalar', 'neon', 'avx512'] : ['scalar', 'avx2', 'avx512']; // level 1 is NEON on arm64
 test('backend cases: native float32 at every CPU dispatch level', async (t) => {
   const native = await loadNative();
   if (typeof native === 'string') {

@@ -106,3 +106,26 @@ test('generate: continuation with --json equals the library result; bad options 
   const noModel = cli(['generate', '--model', join(dir, 'nope'), '--prompt', 'x']);
   assert.match(noModel.stderr, /model directory not found/);
 });
+
+test('generate and chat --dtype q8_0 / bf16: the library result with the same inference weights; an unknown dtype is exit 2', () => {
+  const prompt = [tokenizer.bos, ...tokenizer.encode('The sea')];
+  try {
+    for (const dtype of ['q8_0', 'bf16'] as const) {
+      model.setInferenceDtype(dtype);
+      const ref = generate(model, tokenizer, prompt, { maxNewTokens: 6, seed: 3, temperature: 0 });
+      const r = cli(['generate', '--model', dir, '--prompt', 'The sea', '--max-tokens', '6', '--temperature', '0', '--json', '--dtype', dtype]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout).ids, ref.ids, dtype);
+      assert.match(r.stderr, new RegExp(`weights in ${dtype}: [0-9.]+ MiB read per token`));
+      const chat = reply([{ role: 'user', content: 'hello there' }], 1, { temperature: 0 });
+      const c = cli(['chat', '--model', dir, '--max-tokens', '8', '--temperature', '0', '--dtype', dtype], 'hello there\n');
+      assert.equal(c.status, 0, c.stderr);
+      assert.equal(c.stdout, `assistant: ${chat}\n`, dtype);
+    }
+  } finally {
+    model.setInferenceDtype('f32');
+  }
+  const bad = cli(['generate', '--model', dir, '--prompt', 'x', '--dtype', 'q4_0']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--dtype must be one of f32, bf16, q8_0, got "q4_0"/);
+});

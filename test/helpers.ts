@@ -1,4 +1,5 @@
 // Shared test helpers (not a test file).
+import { spawnSync } from 'node:child_process';
 
 // A seeded uniform generator in [0, 1) for random test inputs: mulberry32 (Tommy Ettinger), small and fast; test inputs
 // need reproducibility, not statistical quality.
@@ -18,4 +19,16 @@ export function randArray(n: number, next: () => number): Float32Array {
   const x = new Float32Array(n);
   for (let i = 0; i < n; i++) x[i] = 2 * next() - 1;
   return x;
+}
+
+// Why this Node cannot start a copy of itself, or '' when it can. Under qemu user-mode emulation without binfmt_misc
+// (scripts/test-arm64.mjs) an arm64 process.execPath cannot be executed by the host: tests that need a child process
+// skip there, saying so.
+let spawnCheck: string | undefined;
+export function cannotSpawnNode(): string {
+  if (spawnCheck === undefined) {
+    const r = spawnSync(process.execPath, ['-e', 'process.exit(0)'], { encoding: 'utf8' });
+    spawnCheck = r.status === 0 ? '' : `this Node cannot start a child process of itself (${(r.stderr || String(r.error)).trim().split('\n')[0]})`;
+  }
+  return spawnCheck;
 }

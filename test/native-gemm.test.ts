@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from '../src/tensor/backend.js';
-import { loadNativeBackend, nativeControls, nativeLoadError } from '../src/tensor/backend-native.js';
-import { rng, randArray as randArrayOf } from './helpers.js';
+import { CPU_LEVEL_NAMES, loadNativeBackend, nativeControls, nativeLoadError } from '../src/tensor/backend-native.js';
+import { cannotSpawnNode, rng, randArray as randArrayOf } from './helpers.js';
 
 const be: Backend | null = loadNativeBackend();
 const skipReason = be ? '' : `native addon unavailable: ${nativeLoadError()}`;
@@ -106,7 +106,7 @@ function buildCases(): Case[] {
   return cases;
 }
 
-const LEVEL_NAMES = ['scalar', 'avx2', 'avx512'];
+const LEVEL_NAMES = [...CPU_LEVEL_NAMES, 'avx512'].slice(0, 3); // the third is never there on arm64: skipped
 
 const skip = { skip: skipReason || false };
 
@@ -162,7 +162,11 @@ test('native gemm: subarray views, determinism across runs, and argument errors'
     (e: Error) => e instanceof RangeError && /gemm/.test(e.message) && /\bA\b/.test(e.message));
 });
 
-test('CHATWRIGHT_CPU=scalar and CHATWRIGHT_THREADS=1 in a child process give level 0 and 1 thread', skip, () => {
+test('CHATWRIGHT_CPU=scalar and CHATWRIGHT_THREADS=1 in a child process give level 0 and 1 thread', skip, (t) => {
+  if (cannotSpawnNode()) {
+    t.skip(cannotSpawnNode());
+    return;
+  }
   const modPath = fileURLToPath(new URL('../src/tensor/backend-native.js', import.meta.url));
   const script = `import(${JSON.stringify(modPath)}).then((m) => { m.loadNativeBackend(); ` +
     'console.log(JSON.stringify([m.nativeControls.cpuLevel(), m.nativeControls.numThreads()])); })';
@@ -172,4 +176,19 @@ test('CHATWRIGHT_CPU=scalar and CHATWRIGHT_THREADS=1 in a child process give lev
   });
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout.trim()), [0, 1]);
+});
+
+test('fmaPeak: the measured FMA rate of one core at each level is a positive rate; bad durations are RangeErrors', skip, () => {
+  const initial = nativeControls.cpuLevel();
+  try {
+    for (let level = 0; level <= 2; level++) {
+      if (nativeControls.setCpuLevel(level) !== level) continue;
+      const g = nativeControls.fmaPeak(0.03);
+      assert.ok(Number.isFinite(g) && g > 0.1 && g < 1e5, `${LEVEL_NAMES[level]}: ${g} GFLOP/s`);
+    }
+  } finally {
+    nativeControls.setCpuLevel(initial);
+  }
+  assert.throws(() => nativeControls.fmaPeak(0), (e: Error) => e instanceof RangeError && /fmaPeak: seconds/.test(e.message));
+  assert.throws(() => nativeControls.fmaPeak(-1), RangeError);
 });

@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { jsBackend } from '../src/tensor/backend-js.js';
+import { CPU_LEVEL_NAMES } from '../src/tensor/backend-native.js';
 import { rng } from './helpers.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -51,7 +52,7 @@ if (addon && !skipReason) {
   for (let l = 0; l <= top; l++) if (addon.setCpuLevel(l) === l) levels.push(l);
   addon.setCpuLevel(top);
 }
-const levelName = ['scalar', 'avx2', 'avx512'];
+const levelName = CPU_LEVEL_NAMES;
 
 function copyInputs(inputs: Record<string, Value>, f64: boolean): Record<string, Value> {
   const out: Record<string, Value> = {};

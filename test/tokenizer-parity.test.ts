@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import fc from 'fast-check';
-import { Tokenizer } from '../src/tokenizer/index.js';
+import { Tokenizer, trainTokenizer } from '../src/tokenizer/index.js';
 import { readPoems, poemText, readWordnet, wordText } from '../src/train/corpora.js';
 
 const require = createRequire(import.meta.url);
@@ -82,3 +82,33 @@ for (const [name, sample] of [['gpt2', text], ['cl100k_base', text], ['o200k_bas
     }
   });
 }
+
+// Pieces of CJK text are cut where no token spans two characters (src/tokenizer/boundaries.ts): the ids must be those
+// of merging the whole piece, for any piece, for every vocabulary kind (tiktoken ranks with the whole-piece rule, our
+// trained merges without it). Pieces here are drawn from characters where the vocabularies have partial-character
+// and multi-character tokens (common and rare Han, an astral one, kana, Hangul, CJK punctuation, emoji, U+FFFD, a lone
+// surrogate, ASCII), and fed to the encoder directly, whether or not a pre-split pattern would make such a piece.
+test('cutting CJK pieces at boundaries no token spans gives the ids of merging the whole piece', () => {
+  const chars = [...'的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会家可下而过天去能对小多然于心学么之都好看起发当没成只如事把还用第样道想作种开美总从无情己面最女但现前些所同日手又行意动方期它头经长儿回位分爱老因很给名法间斯知世什两次使身者被高已亲其进此话常与活正感见明问力理尔点文几定本公特做外孩相西果走将月十实向声车全信重三机工物气每并别真打太新比才便夫再书部水像眼等体却加电主界门利海受听表德少克代员许稜罽齉龘鱻靐𠀋𪚥ーのをはカタかなア한국어텍스트。，、「」『』！？…：；（）《》〈〉·😀👍🏽🇨🇳❤️\ufffd A1a\n'];
+  chars.push('\ud800'); // a lone surrogate (U+FFFD once encoded)
+  const piece = fc.array(fc.constantFrom(...chars), { minLength: 2, maxLength: 24 }).map((a) => a.join(''));
+  const poems = readPoems({ limit: 400, simplified: true }).map(poemText);
+  const vocabs = [['cl100k_base', Tokenizer.fromTiktoken(join(encodersDir, 'cl100k_base.json'))],
+    ['o200k_base', Tokenizer.fromTiktoken(join(encodersDir, 'o200k_base.json'))], ['gpt2', Tokenizer.fromTiktoken(join(encodersDir, 'gpt2.json'))],
+    ['trained', trainTokenizer([...poems, ...chars.map((c) => c.repeat(3))], { vocabSize: 1200 })]] as const;
+  let multi = 0;
+  for (const [name, tok] of vocabs) {
+    fc.assert(fc.property(piece, (p) => {
+      const plain: number[] = [], cuts: number[] = [];
+      tok.bpe.cutRuns = false;
+      tok.bpe.clearCache();
+      tok.bpe.encodePiece(p, plain);
+      tok.bpe.cutRuns = true;
+      tok.bpe.clearCache();
+      tok.bpe.encodePiece(p, cuts);
+      if (cuts.length > 1) multi++;
+      assert.deepEqual(cuts, plain, `${name}: ${JSON.stringify(p)}`);
+    }), { numRuns: 3000 });
+  }
+  assert.ok(multi > 1000, `only ${multi} pieces gave several ids`);
+});

@@ -2,6 +2,7 @@
 //
 //   chatwright chat --model runs/demo/sft
 //   chatwright chat --model runs/demo/sft --system "你是一位诗人。" --temperature 0.7 --explain
+//   chatwright chat --model runs/demo/sft --dtype q8_0       (8-bit weights: faster replies, nearly the same text)
 //   printf 'hello\n/reset\nhi again\n' | chatwright chat --model runs/demo/sft --seed 1   (a pipe: plain output)
 //
 // Commands: /reset, /temperature X, /top_p X, /top_k N, /min_p X, /seed N, /explain [on|off], /system, /help, /quit.
@@ -12,12 +13,12 @@
 import * as readline from 'node:readline';
 import { UserError } from '../util/errors.js';
 import { helpText, parseArgs, wantsHelp } from './args.js';
-import { loadChatModel, samplingFrom, samplingSpec } from './generate.js';
+import { loadChatModel, modelSpec, samplingFrom, samplingSpec } from './generate.js';
 import type { Message, Tokenizer } from '../tokenizer/index.js';
 import { Engine, chatStopTokens, generateStream, renderExplain, tokenTextOf, resolveSampling, type SamplingOptions, type Session } from '../generate/index.js';
 
 const spec = {
-  model: { type: 'string', description: 'model directory (config.json, model.safetensors, tokenizer.json)' },
+  ...modelSpec,
   system: { type: 'string', description: 'system prompt (default: none)' },
   ...samplingSpec,
   temperature: { ...samplingSpec.temperature, default: 0.7 },
@@ -59,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const a = parseArgs('chat', argv, spec);
-  const { model, tokenizer } = loadChatModel(a.model, 'chat');
+  const { model, tokenizer } = loadChatModel(a.model, 'chat', a.dtype);
   const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   const color = tty && !process.env.NO_COLOR;
   const sampling: SamplingOptions = samplingFrom(a);

@@ -13,6 +13,7 @@
 import {
   Tensor, getBackend, linear, add, embedding, rmsnorm, layernorm, rope, attention, swiglu, gelu, crossEntropy,
 } from '../tensor/index.js';
+import { toLowp, lowpRows, lowpBytes, type LowpMatrix, type WeightDtype } from '../tensor/quant.js';
 import { Rng } from '../train/rng.js';
 import { UserError, assert } from '../util/errors.js';
 import { GPTConfig, validateConfig, headDim, describeConfig } from './config.js';
@@ -138,6 +139,8 @@ export class GPT {
   readonly ropeCos: Float32Array; // (maxSeqLen, headDim/2)
   readonly ropeSin: Float32Array;
   private posCache: Int32Array | null = null;
+  private weightDtype: WeightDtype = 'f32';
+  private readonly lowp = new Map<Tensor, LowpMatrix>(); // inference copies of the matrices (setInferenceDtype)
 
   // Zero parameters; use GPT.create for an initialised model or loadModel for a checkpoint.
   constructor(config: GPTConfig) {
@@ -316,6 +319,58 @@ export class GPT {
     return out;
   }
 
+  // ---- inference weights: float32, or a bf16 / q8_0 copy of every matrix forwardCached multiplies with (the
+  // projections and the lm head; the scalar head stays float32). Training and forward() always use the float32
+  // parameters. The copy is made from the weights at this call: call it again after changing them.
+  // `given` supplies matrices already in the dtype by parameter name (a GGUF q8_0 tensor maps byte for byte); the
+  // others are converted here. q8_0 needs input widths that are whole blocks of 32; a matrix whose width is not stays
+  // float32 and is listed in the result.
+  setInferenceDtype(dtype: WeightDtype, given: Map<string, LowpMatrix> = new Map()): { bytes: number; float32: string[] } {
+    this.lowp.clear();
+    this.weightDtype = dtype;
+    const used: Tensor[] = [];
+    for (const L of this.blocks) used.push(...[L.wq, L.wk, L.wv, L.wo, L.wg, L.wu, L.wd].filter((t): t is Tensor => !!t));
+    if (!this.config.scalarHead) used.push(this.head);
+    let bytes = 0;
+    const float32: string[] = [], whole = new Map<string, LowpMatrix>();
+    for (const t of used) {
+      // the parameter this tensor views (GPT-2's q, k, v are row ranges of c_attn) and its first row there
+      const off = (t.data.byteOffset - this.flat.byteOffset) / 4;
+      const p = this.layout.find((q) => off >= q.offset && off < q.offset + q.size)!;
+      const [rows, cols] = p.shape, r0 = (off - p.offset) / cols, r1 = r0 + t.shape[0];
+      if (dtype === 'f32' || (dtype === 'q8_0' && cols % 32 !== 0)) {
+        if (dtype !== 'f32' && !float32.includes(p.name)) float32.push(p.name);
+        bytes += 4 * t.size;
+        continue;
+      }
+      let m = whole.get(p.name);
+      if (!m) {
+        m = given.get(p.name);
+        if (m && (m.dtype !== dtype || m.rows !== rows || m.cols !== cols)) {
+          throw new UserError(`${p.name}: the given ${m.dtype} matrix is (${m.rows}, ${m.cols}); the model needs ${dtype} (${rows}, ${cols})`);
+        }
+        m ??= toLowp(this.flat.subarray(p.offset, p.offset + p.size), rows, cols, dtype);
+        whole.set(p.name, m);
+      }
+      const view = r0 === 0 && r1 === rows ? m : lowpRows(m, r0, r1);
+      this.lowp.set(t, view);
+      bytes += lowpBytes(view);
+    }
+    return { bytes, float32 };
+  }
+
+  get inferenceDtype(): WeightDtype {
+    return this.weightDtype;
+  }
+
+  // out (n, nOut) = inp (n, nIn) @ w^T in the inference dtype of w
+  private matmulWeight(out: Float32Array, inp: Float32Array, w: Tensor, n: number): void {
+    const be = getBackend(), [nOut, nIn] = w.shape, q = this.lowp.get(w);
+    if (!q) be.gemm(out, inp, w.data, n, nOut, nIn, false, true, 1, 0);
+    else if (q.dtype === 'bf16') be.gemmBf16(out, inp, q.data, n, nOut, nIn);
+    else be.gemmQ8_0(out, inp, q.data, n, nOut, nIn);
+  }
+
   // ---- inference with a KV cache (Backend primitives, no autograd)
   newKVCache(batch: number, maxT: number): KVCache {
     if (maxT > this.config.maxSeqLen) {
@@ -365,9 +420,8 @@ export class GPT {
       else be.rmsnormForward(out, rstd.subarray(0, n), inp, w.data, n, C, c.normEps);
     };
     const lin = (out: Float32Array, inp: Float32Array, w: Tensor, b: Tensor | undefined, n: number) => {
-      const [nOut, nIn] = w.shape;
-      be.gemm(out, inp, w.data, n, nOut, nIn, false, true, 1, 0);
-      if (b) be.addBias(out, out, b.data, n, nOut);
+      this.matmulWeight(out, inp, w, n);
+      if (b) be.addBias(out, out, b.data, n, w.shape[0]);
     };
 
     be.embeddingForward(x, ids, this.wte.data as Float32Array, N, C); // (N, C)
@@ -429,7 +483,7 @@ export class GPT {
     const hf = cache.buf('hf', R * C);
     norm(hf, xf, this.lnfw, this.lnfb, R);
     const logits = cache.buf('logits', R * V);
-    be.gemm(logits, hf, this.head.data, R, V, C, false, true, 1, 0); // (R, V)
+    this.matmulWeight(logits, hf, this.head, R); // (R, V)
     for (let b = 0; b < B; b++) cache.lens[rows[b]] = lensAfter[b];
     return logits;
   }

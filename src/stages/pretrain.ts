@@ -20,7 +20,7 @@ import { GPT } from '../model/gpt.js';
 import { configFromPreset, PRESETS, type GPTConfig } from '../model/config.js';
 import { loadModel } from '../model/checkpoint.js';
 import { Tokenizer } from '../tokenizer/index.js';
-import { readManifest, loadSplit } from '../train/shards.js';
+import { readManifest, openSplit, splitMemoryLimit, checkTokenIds } from '../train/shards.js';
 import { BatchLoader, evalBatches, type Cursor } from '../train/loader.js';
 import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
@@ -119,14 +119,10 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
     throw new UserError(`vocabulary mismatch: the tokenizer in ${tokDir} has ${tokenizer.vocabSize} tokens, the data in ${o.data} was made with ${manifest.vocabSize}`,
       'use the tokenizer the data was prepared with, or prepare the data again with this one');
   }
-  const train = loadSplit(o.data, 'train', manifest);
-  const val = loadSplit(o.data, 'val', manifest);
+  const train = openSplit(o.data, 'train', manifest, splitMemoryLimit(), print); // streamed when larger than memory allows
+  const val = openSplit(o.data, 'val', manifest, splitMemoryLimit(), print);
   if (train.length === 0) throw new UserError(`the training split in ${o.data} is empty`, 'prepare the data again from a non-empty corpus');
-  let maxId = 0;
-  for (let i = 0; i < train.length; i++) if (train[i] > maxId) maxId = train[i];
-  if (maxId >= manifest.vocabSize) {
-    throw new UserError(`the shards hold token id ${maxId}, outside the vocabulary of ${manifest.vocabSize}`, 'prepare the data again');
-  }
+  checkTokenIds(train, manifest.vocabSize);
 
   // ---------------------------------------------------------------------------------------------------------------------
   // Model and optimizer (a fresh model from the preset, or the checkpoint's)

@@ -6,6 +6,7 @@
 // Algorithm 1/2: softmax statistics via log-sum-exp so the (T, T) matrix is never stored).
 
 import type { Backend, FloatArray } from './backend.js';
+import { bf16ToF32, f16ToF32, QK8_0, Q8_0_BLOCK_BYTES } from './quant.js';
 
 // Scratch rows in float64, grown on demand and reused, so a call allocates nothing after the first.
 let scratchA = new Float64Array(256);
@@ -61,6 +62,20 @@ function gemm1(
   }
 }
 
+// ---- products with low-precision weights: each row of W dequantized (exactly) into a float64 scratch row, then dot
+// products with every row of A.
+function gemmLowp(C: FloatArray, A: FloatArray, M: number, N: number, K: number, row: (j: number, w: Float64Array) => void): void {
+  const w = rowB(K);
+  for (let j = 0; j < N; j++) {
+    row(j, w);
+    for (let i = 0; i < M; i++) {
+      let s = 0;
+      for (let p = 0; p < K; p++) s += A[i * K + p] * w[p];
+      C[i * N + j] = s;
+    }
+  }
+}
+
 // ---- attention helpers: offsets into (B, T, heads, headDim) and (B, nHead, T)
 function dot(a: FloatArray, oa: number, b: FloatArray, ob: number, n: number): number {
   let s = 0;
@@ -75,6 +90,23 @@ export const jsBackend: Backend = {
     for (let p = 0; p < batch; p++) {
       gemm1(C, A, B, M, N, K, transA, transB, alpha, beta, p * strideA, p * strideB, p * strideC);
     }
+  },
+
+  gemmBf16(C, A, W, M, N, K) {
+    gemmLowp(C, A, M, N, K, (j, w) => {
+      for (let p = 0; p < K; p++) w[p] = bf16ToF32(W[j * K + p]);
+    });
+  },
+
+  gemmQ8_0(C, A, W, M, N, K) {
+    if (K % QK8_0 !== 0) throw new RangeError(`gemmQ8_0: K must be a multiple of ${QK8_0} (q8_0 blocks), got ${K}`);
+    const q = new Int8Array(W.buffer, W.byteOffset, W.length), rowBytes = (K / QK8_0) * Q8_0_BLOCK_BYTES;
+    gemmLowp(C, A, M, N, K, (j, w) => {
+      for (let b = 0; b < K / QK8_0; b++) {
+        const o = j * rowBytes + b * Q8_0_BLOCK_BYTES, d = f16ToF32(W[o] | (W[o + 1] << 8));
+        for (let t = 0; t < QK8_0; t++) w[b * QK8_0 + t] = d * q[o + 2 + t];
+      }
+    });
   },
 
   attentionForward(out, lse, q, k, v, B, Tq, Tk, nHead, nKvHead, headDim, scale, lens) {

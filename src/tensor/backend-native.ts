@@ -19,6 +19,7 @@ interface Addon {
   cpuLevelName?(): string;
   numThreads(): number;
   setNumThreads(n: number): number;
+  fmaPeak?(seconds: number): number;
   [name: string]: unknown;
 }
 
@@ -75,7 +76,7 @@ export function nativeLoadError(): string {
 
 // Every Backend method, in backend.ts order (the compiler checks the list against the interface below).
 const METHODS = [
-  'gemm', 'attentionForward', 'attentionBackward', 'rmsnormForward', 'rmsnormBackward', 'layernormForward',
+  'gemm', 'gemmBf16', 'gemmQ8_0', 'attentionForward', 'attentionBackward', 'rmsnormForward', 'rmsnormBackward', 'layernormForward',
   'layernormBackward', 'ropeForward', 'ropeBackward', 'swigluForward', 'swigluBackward', 'geluForward', 'geluBackward',
   'softmaxForward', 'softmaxBackward', 'crossEntropyForward', 'crossEntropyBackward', 'embeddingForward',
   'embeddingBackward', 'adamw', 'addBias', 'sumRows', 'sum', 'sumSquares', 'add', 'sub', 'mul', 'div', 'minimum',
@@ -140,12 +141,23 @@ function need(): Addon {
   return a;
 }
 
-// Dispatch level (0 scalar, 1 avx2, 2 avx512) and thread count of the native kernels. setCpuLevel never raises the
+// The dispatch levels of this architecture's build, by number (native/cpu.c): x86-64 0 scalar, 1 avx2, 2 avx512;
+// arm64 0 scalar, 1 neon.
+export const CPU_LEVEL_NAMES: readonly string[] = process.arch === 'arm64' ? ['scalar', 'neon'] : ['scalar', 'avx2', 'avx512'];
+
+// Dispatch level (a number, CPU_LEVEL_NAMES) and thread count of the native kernels. setCpuLevel never raises the
 // level above what the CPU supports and returns the level in force; setNumThreads returns the count in force.
 export const nativeControls = {
   cpuLevel: (): number => need().cpuLevel(),
   setCpuLevel: (level: number): number => need().setCpuLevel(level),
-  cpuLevelName: (): string => ['scalar', 'avx2', 'avx512'][need().cpuLevel()] ?? 'unknown',
+  cpuLevelName: (): string => need().cpuLevelName?.() ?? CPU_LEVEL_NAMES[need().cpuLevel()] ?? 'unknown',
   numThreads: (): number => need().numThreads(),
+  // GFLOP/s of one core's FMA units at the level in force (a register-only FMA loop timed for `seconds`, best of ~20 ms
+  // rounds): the ceiling for a one-thread GEMM
+  fmaPeak: (seconds = 0.3): number => {
+    const f = need().fmaPeak;
+    if (typeof f !== 'function') throw new UserError('the native addon has no fmaPeak', 'rebuild it: `npm run build:native`');
+    return f(seconds);
+  },
   setNumThreads: (n: number): number => need().setNumThreads(n),
 };

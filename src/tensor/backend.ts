@@ -29,6 +29,13 @@ export interface Backend {
     batch?: number, strideA?: number, strideB?: number, strideC?: number,
   ): void;
 
+  // ---- products with low-precision weights (inference; formats in src/tensor/quant.ts)
+  // C (M, N) = A (M, K) @ W^T for W (N, K), each weight dequantized exactly (bf16: the high half of a float32; q8_0:
+  // llama.cpp's blocks of 32, w = d q with an fp16 scale d, K a multiple of 32). C is overwritten. W's length is
+  // N*K (bf16) or N*K/32*34 bytes (q8_0).
+  gemmBf16(C: FloatArray, A: FloatArray, W: Uint16Array, M: number, N: number, K: number): void;
+  gemmQ8_0(C: FloatArray, A: FloatArray, W: Uint8Array, M: number, N: number, K: number): void;
+
   // ---- causal self-attention, grouped-query (flash-style: the (T, T) matrix is never stored)
   // q: (B, Tq, nHead, headDim); k, v: (B, Tk, nKvHead, headDim), Tk >= Tq; out: (B, Tq, nHead, headDim).
   // lse: (B, nHead, Tq), the log-sum-exp of each query's scaled scores, saved for backward (may be null at inference).

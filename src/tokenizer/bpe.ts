@@ -15,102 +15,15 @@
 // - the first merges of a piece read a 256 x 256 table of byte pairs, and later ones go through a small direct-mapped
 //   cache of recent pair lookups that stays in the CPU's L2 before the full hash table (Chinese pieces are mostly
 //   unique, so their time is in merging, and merging is in lookups);
-// - the whole-piece rule only needs a lookup for the few tokens that merging their own bytes does not produce.
+// - the whole-piece rule only needs a lookup for the few tokens that merging their own bytes does not produce;
+// - a piece of CJK text (a Han run is one long piece, nearly always new) is cut between characters that no token
+//   spans, which changes nothing (boundaries.ts says why), and a character alone takes its ids from a per-character
+//   table: merging is left to the few multi-character tokens (bench/tokenizer measures it against tiktoken).
 import { assert } from '../util/errors.js';
+import { PairTable, EMPTY, NO_MERGE } from './pairs.js';
+import { CharBoundaries } from './boundaries.js';
 
-const EMPTY = -1;
-const NO_MERGE = 0x7fffffff;
-
-/**
- * Open-addressing hash table (a, b) -> (priority, result) in one Int32Array of [a, b, priority, result] records, so a
- * lookup touches one cache line: no boxing, no string keys.
- */
-export class PairTable {
-  private data: Int32Array;
-  private mask: number; // slots - 1
-  size = 0;
-
-  constructor(capacity = 1024) {
-    let cap = 1024;
-    while (cap < capacity * 2) cap *= 2;
-    this.data = new Int32Array(cap * 4).fill(EMPTY);
-    this.mask = cap - 1;
-  }
-
-  /** The record offset of (a, b), or -1: read its priority and result with prioAt / resultAt. */
-  find(a: number, b: number): number {
-    let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b ^ 0x7f4a7c15, 0x85ebca77);
-    h ^= h >>> 15;
-    const d = this.data, mask = this.mask;
-    for (let i = h & mask; ; i = (i + 1) & mask) {
-      const o = i << 2;
-      const k = d[o];
-      if (k === a && d[o + 1] === b) return o;
-      if (k === EMPTY) return -1;
-    }
-  }
-  prioAt(o: number): number {
-    return this.data[o + 2];
-  }
-  resultAt(o: number): number {
-    return this.data[o + 3];
-  }
-
-  /** Keeps the first priority set for a pair (a later duplicate line in a merges file is ignored). */
-  set(a: number, b: number, priority: number, result: number): void {
-    if ((this.size + 1) * 2 > this.mask + 1) this.grow();
-    if (this.find(a, b) >= 0) return;
-    let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b ^ 0x7f4a7c15, 0x85ebca77);
-    h ^= h >>> 15;
-    const d = this.data, mask = this.mask;
-    let i = h & mask;
-    while (d[i << 2] !== EMPTY) i = (i + 1) & mask;
-    const o = i << 2;
-    d[o] = a;
-    d[o + 1] = b;
-    d[o + 2] = priority;
-    d[o + 3] = result;
-    this.size++;
-  }
-
-  /** Priority of merging (a, b), or NO_MERGE. */
-  priority(a: number, b: number): number {
-    const o = this.find(a, b);
-    return o < 0 ? NO_MERGE : this.data[o + 2];
-  }
-
-  result(a: number, b: number): number {
-    const o = this.find(a, b);
-    return o < 0 ? -1 : this.data[o + 3];
-  }
-
-  /** Every entry as [a, b, priority, result], in table order. */
-  entries(): [number, number, number, number][] {
-    const out: [number, number, number, number][] = [];
-    const d = this.data;
-    for (let o = 0; o < d.length; o += 4) if (d[o] !== EMPTY) out.push([d[o], d[o + 1], d[o + 2], d[o + 3]]);
-    return out;
-  }
-
-  /** Rebuild at the smallest size that keeps the load under one half (a smaller table misses the CPU cache less). */
-  shrinkToFit(): void {
-    let cap = 1024;
-    while (cap < this.size * 2) cap *= 2;
-    if (cap < this.mask + 1) this.rebuild(cap);
-  }
-
-  private grow(): void {
-    this.rebuild((this.mask + 1) * 2);
-  }
-
-  private rebuild(cap: number): void {
-    const old = this.entries();
-    this.data = new Int32Array(cap * 4).fill(EMPTY);
-    this.mask = cap - 1;
-    this.size = 0;
-    for (const [a, b, p, r] of old) this.set(a, b, p, r);
-  }
-}
+export { PairTable };
 
 export interface BPEVocab {
   tokenBytes: Uint8Array[]; // id -> bytes (ids without bytes, e.g. special tokens, hold an empty array)
@@ -133,6 +46,13 @@ export class BytePairEncoder {
   private arena = new Int32Array(ARENA_SIZE); // the cached ids, back to back (no array per piece for the GC to trace)
   private arenaUsed = 0;
   cacheLimit = CACHE_LIMIT; // pieces cached before the cache is cleared
+  cutRuns = true; // the cut path of encodePiece (off: the plain one, which the tests compare it with)
+  private boundaries: CharBoundaries | null = null; // built on the first piece that needs it
+  private cps = new Int32Array(256); // scratch: the code points of the piece being cut
+  private charSlot = new Int32Array(0x10000).fill(-1); // BMP code point -> offset * 8 + count of its ids in charArena
+  private charAstral = new Map<number, number>(); // the same beyond the BMP
+  private charArena = new Int32Array(1 << 14);
+  private charUsed = 0;
   private w = new Int32Array(256); // scratch: ids of the piece being merged
   private pr = new Int32Array(256); // scratch: priority of (w[i], w[i+1])
   private rs = new Int32Array(256); // scratch: the id (w[i], w[i+1]) merges into
@@ -181,6 +101,10 @@ export class BytePairEncoder {
 
   /** Append the ids of one pre-split piece. */
   encodePiece(piece: string, out: number[]): void {
+    // Runs of CJK characters (and anything else past U+2E80) are cut where no token spans two characters: nearly all
+    // of their pieces are unique (a poem's line is one), so the piece cache would only cost, and each character alone
+    // has the same ids every time (boundaries.ts)
+    if (this.cutRuns && piece.length >= 2 && piece.charCodeAt(piece.length - 1) >= 0x2e80 && this.encodeByCuts(piece, out)) return;
     const hit = this.cache.get(piece);
     if (hit !== undefined) {
       const a = this.arena;
@@ -197,6 +121,94 @@ export class BytePairEncoder {
       this.cache.set(piece, o * 256 + k);
       this.arenaUsed += k;
     }
+  }
+
+  // Cuts the piece at every boundary no token spans and appends each part's ids: a single character's from charSlot,
+  // longer parts merged alone. Returns false, having appended nothing, when there is no such boundary (the plain path
+  // then encodes the piece, and the whole-piece rule applies to it).
+  private encodeByCuts(piece: string, out: number[]): boolean {
+    if (this.cps.length < piece.length) this.cps = new Int32Array(piece.length * 2);
+    const cps = this.cps;
+    let n = 0;
+    for (let i = 0; i < piece.length; i++) {
+      let c = piece.charCodeAt(i);
+      if (c >= 0xd800 && c < 0xe000) {
+        const d = i + 1 < piece.length ? piece.charCodeAt(i + 1) : 0;
+        if (c < 0xdc00 && d >= 0xdc00 && d < 0xe000) {
+          c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+          i++;
+        } else c = 0xfffd; // a lone surrogate is U+FFFD, as in loadBytes
+      }
+      cps[n++] = c;
+    }
+    const cb = (this.boundaries ??= new CharBoundaries(this.tokenBytes));
+    let first = 0;
+    while (first + 1 < n && !cb.hard(cps[first], cps[first + 1])) first++;
+    if (first + 1 >= n) return false;
+    let s = 0;
+    for (let i = first; i < n; i++) {
+      if (i + 1 < n && i !== first && !cb.hard(cps[i], cps[i + 1])) continue;
+      if (i === s) this.pushCharIds(cps[i], out);
+      else {
+        const k = this.mergeCodePoints(cps, s, i + 1), w = this.w;
+        for (let j = 0; j < k; j++) out.push(w[j]);
+      }
+      s = i + 1;
+    }
+    return true;
+  }
+
+  // the ids of one character alone, merged once and kept
+  private pushCharIds(cp: number, out: number[]): void {
+    let slot = cp < 0x10000 ? this.charSlot[cp] : this.charAstral.get(cp) ?? -1;
+    if (slot < 0) {
+      const k = this.mergeCodePoints([cp], 0, 1);
+      if (this.charUsed + k > this.charArena.length) {
+        const a = new Int32Array(this.charArena.length * 2);
+        a.set(this.charArena);
+        this.charArena = a;
+      }
+      this.charArena.set(this.w.subarray(0, k), this.charUsed);
+      slot = this.charUsed * 8 + k;
+      this.charUsed += k;
+      if (cp < 0x10000) this.charSlot[cp] = slot;
+      else this.charAstral.set(cp, slot);
+    }
+    const a = this.charArena;
+    for (let i = slot >>> 3, end = i + (slot & 7); i < end; i++) out.push(a[i]);
+  }
+
+  // Merges the UTF-8 bytes of code points cps[s .. e) into this.w (no whole-piece rule); returns the id count.
+  private mergeCodePoints(cps: ArrayLike<number>, s: number, e: number): number {
+    if (this.w.length < (e - s) * 4) this.grow((e - s) * 4);
+    const raw = this.raw, w = this.w, b2i = this.byteToId;
+    let n = 0;
+    for (let i = s; i < e; i++) {
+      const cp = cps[i];
+      if (cp < 0x80) raw[n++] = cp;
+      else if (cp < 0x800) {
+        raw[n++] = 0xc0 | (cp >> 6);
+        raw[n++] = 0x80 | (cp & 63);
+      } else if (cp < 0x10000) {
+        raw[n++] = 0xe0 | (cp >> 12);
+        raw[n++] = 0x80 | ((cp >> 6) & 63);
+        raw[n++] = 0x80 | (cp & 63);
+      } else {
+        raw[n++] = 0xf0 | (cp >> 18);
+        raw[n++] = 0x80 | ((cp >> 12) & 63);
+        raw[n++] = 0x80 | ((cp >> 6) & 63);
+        raw[n++] = 0x80 | (cp & 63);
+      }
+    }
+    for (let i = 0; i < n; i++) w[i] = b2i[raw[i]];
+    return n <= 96 ? this.mergeSmall(n) : this.mergeLarge(n);
+  }
+
+  private grow(n: number): void {
+    this.w = new Int32Array(n);
+    this.pr = new Int32Array(n);
+    this.rs = new Int32Array(n);
+    this.raw = new Uint8Array(n);
   }
 
   encodePieceUncached(piece: string): number[] {

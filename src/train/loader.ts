@@ -5,11 +5,14 @@
 // Rng(seed, epoch). The cursor {epoch, index} is all the state there is, so a loader rebuilt from (tokens, B, T, seed)
 // at a saved cursor continues exactly where the saved one stopped.
 //
+// The tokens are an array in memory or a ShardStream reading the shard files as it goes (src/train/shards.ts): the
+// loader only asks for windows (subarray), so both give the same batches and a cursor resumes either.
+//
 // API: new BatchLoader(tokens, B, T, seed, cursor?) ; next() -> { ids, targets } (Int32Array B*T) ; cursor
 //      evalBatches(tokens, B, T, maxBatches) -> the fixed sequence of validation batches (no shuffling)
 import { UserError } from '../util/errors.js';
 import { Rng } from './rng.js';
-import type { TokenArray } from './shards.js';
+import type { Tokens } from './shards.js';
 
 export interface Batch { ids: Int32Array; targets: Int32Array; B: number; T: number }
 export interface Cursor { epoch: number; index: number }
@@ -25,7 +28,7 @@ export class BatchLoader {
   readonly windows: number;
 
   constructor(
-    private readonly tokens: TokenArray,
+    private readonly tokens: Tokens,
     readonly B: number,
     readonly T: number,
     private readonly seed: number,
@@ -66,10 +69,10 @@ export class BatchLoader {
         this.index = 0;
         this.order = this.permutation(this.epoch);
       }
-      const start = this.order[this.index++] * T;
+      const start = this.order[this.index++] * T, w = this.tokens.subarray(start, start + T + 1);
       for (let t = 0; t < T; t++) {
-        ids[b * T + t] = this.tokens[start + t];
-        targets[b * T + t] = this.tokens[start + t + 1];
+        ids[b * T + t] = w[t];
+        targets[b * T + t] = w[t + 1];
       }
     }
     return { ids, targets, B, T };
@@ -77,7 +80,7 @@ export class BatchLoader {
 }
 
 // Validation: the first min(windows, B * maxBatches) windows in order, in batches of up to B rows.
-export function evalBatches(tokens: TokenArray, B: number, T: number, maxBatches: number): Batch[] {
+export function evalBatches(tokens: Tokens, B: number, T: number, maxBatches: number): Batch[] {
   const n = Math.min(numWindows(tokens.length, T), B * maxBatches);
   const out: Batch[] = [];
   for (let w0 = 0; w0 < n; w0 += B) {
@@ -85,10 +88,10 @@ export function evalBatches(tokens: TokenArray, B: number, T: number, maxBatches
     const ids = new Int32Array(rows * T);
     const targets = new Int32Array(rows * T);
     for (let b = 0; b < rows; b++) {
-      const start = (w0 + b) * T;
+      const start = (w0 + b) * T, w = tokens.subarray(start, start + T + 1);
       for (let t = 0; t < T; t++) {
-        ids[b * T + t] = tokens[start + t];
-        targets[b * T + t] = tokens[start + t + 1];
+        ids[b * T + t] = w[t];
+        targets[b * T + t] = w[t + 1];
       }
     }
     out.push({ ids, targets, B: rows, T });

@@ -11,8 +11,11 @@
 // preparation completed (nanochat's dataset download does the same).
 //
 // API: ShardWriter (append documents, flush shards), readShard(path), writeManifest/readManifest(dir),
-// loadSplit(dir, 'train' | 'val') -> one concatenated TokenArray, unigramEntropy(tokens, vocabSize).
-import { existsSync, readFileSync } from 'node:fs';
+// loadSplit(dir, 'train' | 'val') -> one concatenated TokenArray, unigramEntropy(tokens, vocabSize);
+// ShardStream: the same concatenated stream read from the files on demand (a split larger than memory), and
+// openSplit, which gives the array when the split fits in the memory allowed and the stream otherwise.
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../util/fsx.js';
@@ -61,20 +64,26 @@ export function encodeShard(ids: ArrayLike<number>, dtype: 'uint16' | 'uint32'):
   return buf;
 }
 
-export function readShard(path: string): TokenArray {
-  if (!existsSync(path)) throw new UserError(`token shard not found: ${path}`, 'run `chatwright data prepare` again');
-  const raw = readFileSync(path);
+// Checks a shard's header against the file's size; returns its token width and count.
+function parseHeader(head: Uint8Array, fileBytes: number, path: string): { width: 2 | 4; count: number } {
   const bad = (why: string) =>
     new UserError(`not a valid token shard (${why}): ${path}`, 'run `chatwright data prepare` again to rebuild the shards');
-  if (raw.length < HEADER_BYTES) throw bad('shorter than its header');
-  if (raw.subarray(0, 8).toString('latin1') !== SHARD_MAGIC) throw bad('bad magic');
-  const dv = new DataView(raw.buffer, raw.byteOffset, raw.length);
+  if (fileBytes < HEADER_BYTES || head.length < HEADER_BYTES) throw bad('shorter than its header');
+  if (Buffer.from(head.buffer, head.byteOffset, 8).toString('latin1') !== SHARD_MAGIC) throw bad('bad magic');
+  const dv = new DataView(head.buffer, head.byteOffset, HEADER_BYTES);
   const version = dv.getUint32(8, true);
   if (version !== SHARD_VERSION) throw bad(`version ${version}, expected ${SHARD_VERSION}`);
   const width = dv.getUint32(12, true);
   if (width !== 2 && width !== 4) throw bad(`token width ${width}`);
   const count = Number(dv.getBigUint64(16, true));
-  if (raw.length !== HEADER_BYTES + count * width) throw bad(`${raw.length} bytes for ${count} tokens of ${width} bytes`);
+  if (fileBytes !== HEADER_BYTES + count * width) throw bad(`${fileBytes} bytes for ${count} tokens of ${width} bytes`);
+  return { width, count };
+}
+
+export function readShard(path: string): TokenArray {
+  if (!existsSync(path)) throw new UserError(`token shard not found: ${path}`, 'run `chatwright data prepare` again');
+  const raw = readFileSync(path);
+  const { width, count } = parseHeader(raw, raw.length, path);
   // copy into an aligned buffer (the file buffer may not be aligned to the token width); assumes a little-endian host
   const bytes = new Uint8Array(count * width);
   bytes.set(raw.subarray(HEADER_BYTES));
@@ -134,7 +143,7 @@ export function readManifest(dir: string): Manifest {
   return m;
 }
 
-// All shards of a split, concatenated in order (the corpora here fit in memory: 20 M tokens are 40 MB as uint16).
+// All shards of a split, concatenated in order, in memory (20 M tokens are 40 MB as uint16).
 export function loadSplit(dir: string, split: Split, m: Manifest = readManifest(dir)): TokenArray {
   const infos = m[split];
   const total = infos.reduce((s, x) => s + x.tokens, 0);
@@ -165,4 +174,177 @@ export function unigramEntropy(tokens: TokenArray, vocabSize: number): number {
     }
   }
   return h;
+}
+
+// ---- a split read from its files on demand
+
+// The tokens a loader cuts windows from: the whole split in memory, or a ShardStream. Both answer length and
+// subarray(begin, end); a ShardStream's subarray is a view that is valid until its next call.
+export type Tokens = TokenArray | ShardStream;
+
+// Memory a split may take before openSplit streams it instead: CHATWRIGHT_DATA_MEMORY_MB, else a quarter of RAM.
+export function splitMemoryLimit(): number {
+  const mb = Number(process.env.CHATWRIGHT_DATA_MEMORY_MB);
+  return process.env.CHATWRIGHT_DATA_MEMORY_MB !== undefined && mb >= 0 ? mb * 2 ** 20 : totalmem() / 4;
+}
+
+// A split in memory when it fits in `limit` bytes, else streamed from its shards (same tokens, same order: a loader
+// makes the same batches from either, and a checkpoint's cursor resumes either).
+export function openSplit(dir: string, split: Split, m: Manifest = readManifest(dir), limit = splitMemoryLimit(),
+  log?: (line: string) => void): Tokens {
+  const width = m.dtype === 'uint16' ? 2 : 4, bytes = m[split].reduce((s, x) => s + x.tokens, 0) * width;
+  if (bytes <= limit) return loadSplit(dir, split, m);
+  const stream = new ShardStream(dir, split, m);
+  log?.(`the ${split} split (${(bytes / 2 ** 20).toFixed(0)} MiB in ${m[split].length} shards) is larger than the ` +
+    `${(limit / 2 ** 20).toFixed(0)} MiB allowed in memory (CHATWRIGHT_DATA_MEMORY_MB): reading it from the shards as training goes`);
+  return stream;
+}
+
+// Every token id below vocabSize; a ShardStream checks each block as it reads it instead of the whole split up front.
+export function checkTokenIds(tokens: Tokens, vocabSize: number): void {
+  if (tokens instanceof ShardStream) return;
+  let maxId = 0;
+  for (let i = 0; i < tokens.length; i++) if (tokens[i] > maxId) maxId = tokens[i];
+  if (maxId >= vocabSize) {
+    throw new UserError(`the shards hold token id ${maxId}, outside the vocabulary of ${vocabSize}`, 'prepare the data again');
+  }
+}
+
+// The concatenated tokens of a split's shards, read with positioned reads (there is no mmap in Node) in blocks of
+// `blockTokens` aligned in the whole stream, the last `cacheBlocks` of them kept (least recently used goes first), so
+// memory stays at a few MiB whatever the corpus size. A window that crosses blocks (or shards) is copied into a
+// scratch buffer. Every header is checked at open and every block's ids against the vocabulary as it is read. At
+// most MAX_OPEN shard files are open at once; close() closes them (the process's end does too).
+export class ShardStream {
+  readonly length: number;
+  private readonly width: 2 | 4;
+  private readonly files: { path: string; name: string; start: number; tokens: number }[] = [];
+  private readonly blocks = new Map<number, TokenArray>(); // block index -> tokens; Map order is the LRU order
+  private readonly fds = new Map<number, number>(); // file index -> fd, LRU order likewise
+  private scratch: TokenArray;
+  private readonly vocabSize: number;
+  private static readonly MAX_OPEN = 16;
+
+  constructor(dir: string, split: Split, m: Manifest, readonly blockTokens = 1 << 14, readonly cacheBlocks = 64) {
+    this.width = m.dtype === 'uint16' ? 2 : 4;
+    this.vocabSize = m.vocabSize;
+    let start = 0;
+    for (const info of m[split]) {
+      const path = join(dir, info.file);
+      if (!existsSync(path)) throw new UserError(`token shard not found: ${path}`, 'run `chatwright data prepare` again');
+      const fd = openSync(path, 'r');
+      try {
+        const head = new Uint8Array(HEADER_BYTES);
+        readSync(fd, head, 0, HEADER_BYTES, 0);
+        const { width, count } = parseHeader(head, fstatSync(fd).size, path);
+        if (width !== this.width || count !== info.tokens) {
+          throw new UserError(`shard ${info.file} does not match ${MANIFEST} (${count} tokens of ${width} bytes, manifest says ` +
+            `${info.tokens} of ${this.width})`, 'run `chatwright data prepare` again');
+        }
+      } finally {
+        closeSync(fd);
+      }
+      this.files.push({ path, name: info.file, start, tokens: info.tokens });
+      start += info.tokens;
+    }
+    this.length = start;
+    this.scratch = this.alloc(1024);
+  }
+
+  private alloc(n: number): TokenArray {
+    return this.width === 2 ? new Uint16Array(n) : new Uint32Array(n);
+  }
+
+  // tokens [begin, end) of the split; a view, valid until the next call
+  subarray(begin: number, end: number): TokenArray {
+    end = Math.min(end, this.length);
+    begin = Math.max(0, Math.min(begin, end));
+    const bt = this.blockTokens, b0 = Math.floor(begin / bt), b1 = Math.floor(Math.max(begin, end - 1) / bt);
+    if (b0 === b1) return this.block(b0).subarray(begin - b0 * bt, end - b0 * bt);
+    if (this.scratch.length < end - begin) this.scratch = this.alloc(end - begin);
+    for (let b = b0, o = 0; b <= b1; b++) {
+      const lo = Math.max(begin, b * bt), hi = Math.min(end, (b + 1) * bt);
+      this.scratch.set(this.block(b).subarray(lo - b * bt, hi - b * bt), o);
+      o += hi - lo;
+    }
+    return this.scratch.subarray(0, end - begin);
+  }
+
+  // tokens now held in memory by the block cache
+  get cachedTokens(): number {
+    let n = 0;
+    for (const b of this.blocks.values()) n += b.length;
+    return n;
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
+  }
+
+  private block(b: number): TokenArray {
+    let t = this.blocks.get(b);
+    if (t) {
+      this.blocks.delete(b); // most recently used goes last
+      this.blocks.set(b, t);
+      return t;
+    }
+    const begin = b * this.blockTokens, end = Math.min(this.length, begin + this.blockTokens);
+    t = this.blocks.size >= this.cacheBlocks ? this.reuse(end - begin) : this.alloc(end - begin);
+    const bytes = new Uint8Array(t.buffer, t.byteOffset, (end - begin) * this.width);
+    // the files this block overlaps (binary search for the first)
+    let lo = 0, hi = this.files.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.files[mid].start <= begin) lo = mid;
+      else hi = mid - 1;
+    }
+    for (let f = lo, pos = begin; pos < end; f++) {
+      const file = this.files[f], n = Math.min(end, file.start + file.tokens) - pos;
+      if (n <= 0) continue;
+      let done = 0, want = n * this.width, off = (pos - begin) * this.width;
+      const at = HEADER_BYTES + (pos - file.start) * this.width;
+      while (done < want) {
+        const r = readSync(this.fd(f), bytes, off + done, want - done, at + done);
+        if (r === 0) throw new UserError(`token shard ${file.path} ended early (it changed after it was opened)`, 'run `chatwright data prepare` again');
+        done += r;
+      }
+      pos += n;
+    }
+    for (let i = 0; i < t.length; i++) {
+      if (t[i] >= this.vocabSize) {
+        const at = begin + i;
+        let f = this.files[lo];
+        for (const x of this.files) if (x.start <= at) f = x;
+        throw new UserError(`shard ${f.name} holds token id ${t[i]} at position ${at - f.start}, outside the vocabulary of ` +
+          `${this.vocabSize}`, 'prepare the data again');
+      }
+    }
+    this.blocks.set(b, t);
+    return t;
+  }
+
+  // evicts the least recently used block and returns its buffer for n tokens (the last block may be shorter)
+  private reuse(n: number): TokenArray {
+    const [oldest, t] = this.blocks.entries().next().value as [number, TokenArray];
+    this.blocks.delete(oldest);
+    return t.length === n ? t : t.length > n ? t.subarray(0, n) : this.alloc(n);
+  }
+
+  private fd(f: number): number {
+    let fd = this.fds.get(f);
+    if (fd !== undefined) {
+      this.fds.delete(f);
+      this.fds.set(f, fd);
+      return fd;
+    }
+    if (this.fds.size >= ShardStream.MAX_OPEN) {
+      const [oldest, ofd] = this.fds.entries().next().value as [number, number];
+      closeSync(ofd);
+      this.fds.delete(oldest);
+    }
+    fd = openSync(this.files[f].path, 'r');
+    this.fds.set(f, fd);
+    return fd;
+  }
 }
