@@ -12,6 +12,8 @@ const commands: Record<string, { module: string; summary: string }> = {
   eval: { module: './eval.js', summary: 'evaluate base and fine-tuned models on held-out prompts' },
   generate: { module: './generate.js', summary: 'continue a prompt with a base model' },
   chat: { module: './chat.js', summary: 'chat with a model in the terminal' },
+  export: { module: './export.js', summary: 'export a model to GGUF (llama.cpp, Ollama, node-llama-cpp)' },
+  info: { module: './info.js', summary: 'what a model folder or GGUF file holds: architecture, size, tokenizer, template' },
   demo: { module: './demo.js', summary: 'the whole path on the built-in poetry corpus: tokenizer, pretrain, SFT, eval, chat' },
 };
 

@@ -20,6 +20,10 @@ export interface TokenizerParts {
   pattern: string; // pre-tokenizer regex, in the published (Rust/Oniguruma) syntax
   specialTokens: Record<string, number>;
   normalization?: 'NFC' | 'NFKC' | 'NFD' | 'NFKD';
+  // from tokenizer_config.json (absent: chatwright's own chat template and special-token names)
+  chatTemplate?: string; // Jinja, rendered with @huggingface/jinja
+  names?: { bos?: string | null; eos?: string | null; pad?: string | null }; // which added tokens play these roles
+  addBos?: boolean; // the tokenizer puts bos before every encoded text (add_bos_token, or a post-processor that does)
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -166,7 +170,7 @@ export function readGpt2Files(vocabPath: string, mergesPath: string): TokenizerP
 // writing
 
 /** Merges in priority order as "a b"; ties (several splits of one token) by left id, then right id. */
-function mergeList(parts: TokenizerParts): string[] {
+export function mergeList(parts: TokenizerParts): string[] {
   const entries = parts.vocab.merges.entries();
   entries.sort((x, y) => x[2] - y[2] || x[0] - y[0] || x[1] - y[1]);
   const tb = parts.vocab.tokenBytes;

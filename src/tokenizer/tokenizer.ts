@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { BytePairEncoder, type BPEVocab } from './bpe.js';
-import { renderConversation, renderForCompletion, type Message } from './chat.js';
+import { CHAT_TEMPLATE_JINJA, renderConversation, renderForCompletion, type Message } from './chat.js';
 import { readGpt2Files, readTokenizerJson, writeTokenizerDir, type TokenizerParts } from './hf.js';
 import { toJsRegex } from './pretokenize.js';
 import { SPECIAL_ALIASES, SPECIAL_TOKENS, type SpecialToken } from './special.js';
@@ -49,7 +49,13 @@ export class Tokenizer {
     }
     this.bpe = new BytePairEncoder({ ...parts.vocab, tokenBytes: bpeBytes });
     this.vocabSize = size;
+    const named: Partial<Record<SpecialToken, string | null | undefined>> = {
+      '<|bos|>': parts.names?.bos, '<|eos|>': parts.names?.eos, '<|pad|>': parts.names?.pad,
+    };
     const idFor = (name: SpecialToken): number => {
+      const given = named[name];
+      if (given === null) return -1; // tokenizer_config.json says the role has no token (Qwen's bos)
+      if (given !== undefined) return this.specialTokens.get(given) ?? -1;
       for (const alias of SPECIAL_ALIASES[name]) {
         const id = this.specialTokens.get(alias);
         if (id !== undefined) return id;
@@ -92,6 +98,21 @@ export class Tokenizer {
   save(dir: string): void {
     const name = (id: number) => (id >= 0 ? this.specialOf.get(id) : undefined);
     writeTokenizerDir(dir, this.parts, { bos: name(this.bos), eos: name(this.eos), pad: name(this.pad) });
+  }
+
+  /** The Jinja chat template: the model's own (tokenizer_config.json, GGUF) or chatwright's. */
+  get chatTemplate(): string {
+    return this.parts.chatTemplate ?? CHAT_TEMPLATE_JINJA;
+  }
+
+  /** Whether a template is chatwright's own (rendered by chat.ts, not by Jinja). */
+  static isOwnTemplate(template: string): boolean {
+    return template === CHAT_TEMPLATE_JINJA;
+  }
+
+  /** Whether a prompt starts with bos: the tokenizer's add_bos_token, else yes when it has one. */
+  get addBos(): boolean {
+    return this.bos >= 0 && (this.parts.addBos ?? true);
   }
 
   /** The parts this tokenizer was built from (for writers of other formats). */
