@@ -53,14 +53,15 @@ export function samplingFrom(a: SamplingArgs): Required<Omit<SamplingOptions, 'l
 
 export function loadChatModel(dir: string | undefined, command: string): { model: GPT; tokenizer: Tokenizer } {
   if (!dir) throw new UserError(`${command}: --model DIR is required`, 'point it at a model directory, e.g. runs/demo/sft');
-  const { model, tokenizer } = loadModel(dir);
+  const { model, tokenizer, info } = loadModel(dir);
+  if (info.note) process.stderr.write(`note: ${info.note}\n`);
   if (!tokenizer) throw new UserError(`no tokenizer in ${dir}`, 'copy tokenizer.json and tokenizer_config.json into the model directory');
   if (model.config.scalarHead) throw new UserError(`${dir} is a reward/value model (scalar head); it cannot generate`);
   return { model, tokenizer };
 }
 
 const spec = {
-  model: { type: 'string', description: 'model directory (config.json, model.safetensors, tokenizer.json)' },
+  model: { type: 'string', description: 'model directory (config.json, model.safetensors, tokenizer.json) or a .gguf file' },
   prompt: { type: 'string', description: 'the text to continue' },
   stop: { type: 'string', description: 'a stop string, or a JSON array of them; not included in the output' },
   bos: { type: 'boolean', description: 'start the prompt with <|bos|>', default: true },

@@ -65,32 +65,51 @@ export interface GgufFile {
 
 // ---- writing
 
+// Small values go into 1 MiB chunks (a vocabulary is hundreds of thousands of strings: one part each would be one
+// write call each); tensor data is passed through as its own part, uncopied.
 class Writer {
   parts: Uint8Array[] = [];
   size = 0;
-  private push(b: Uint8Array) {
-    this.parts.push(b);
-    this.size += b.length;
+  private chunk = Buffer.alloc(1 << 20);
+  private used = 0;
+  private room(n: number): DataView {
+    if (this.used + n > this.chunk.length) this.flush(Math.max(n, 1 << 20));
+    const dv = new DataView(this.chunk.buffer, this.chunk.byteOffset + this.used, n);
+    this.used += n;
+    this.size += n;
+    return dv;
   }
-  private num(bytes: number, set: (dv: DataView) => void) {
-    const b = new Uint8Array(bytes);
-    set(new DataView(b.buffer));
-    this.push(b);
+  private flush(next = 1 << 20) {
+    if (this.used > 0) this.parts.push(this.chunk.subarray(0, this.used));
+    this.chunk = Buffer.alloc(next);
+    this.used = 0;
   }
-  u8(v: number) { this.num(1, (d) => d.setUint8(0, v)); }
-  u32(v: number) { this.num(4, (d) => d.setUint32(0, v, true)); }
-  i32(v: number) { this.num(4, (d) => d.setInt32(0, v, true)); }
-  f32(v: number) { this.num(4, (d) => d.setFloat32(0, v, true)); }
-  u64(v: number) { this.num(8, (d) => d.setBigUint64(0, BigInt(v), true)); }
+  u8(v: number) { this.room(1).setUint8(0, v); }
+  u32(v: number) { this.room(4).setUint32(0, v, true); }
+  i32(v: number) { this.room(4).setInt32(0, v, true); }
+  f32(v: number) { this.room(4).setFloat32(0, v, true); }
+  u64(v: number) { this.room(8).setBigUint64(0, BigInt(v), true); }
   str(s: string) {
     const b = Buffer.from(s, 'utf8');
     this.u64(b.length);
-    this.push(b);
+    this.small(b);
   }
-  bytes(b: Uint8Array) { this.push(b); }
+  small(b: Uint8Array) {
+    const dv = this.room(b.length);
+    new Uint8Array(dv.buffer, dv.byteOffset, b.length).set(b);
+  }
+  bytes(b: Uint8Array) {
+    this.flush();
+    this.parts.push(b);
+    this.size += b.length;
+  }
   pad(alignment: number) {
     const n = (alignment - (this.size % alignment)) % alignment;
-    if (n) this.push(new Uint8Array(n));
+    if (n) this.room(n);
+  }
+  done(): Uint8Array[] {
+    this.flush(0);
+    return this.parts;
   }
 }
 
@@ -110,7 +129,7 @@ function writeValue(w: Writer, v: GgufValue): void {
     case 'i32[]': case 'f32[]': {
       w.u32(GGUF_VALUE.ARRAY); w.u32(v.type === 'i32[]' ? GGUF_VALUE.INT32 : GGUF_VALUE.FLOAT32); w.u64(v.value.length);
       const a = v.type === 'i32[]' ? Int32Array.from(v.value) : Float32Array.from(v.value);
-      w.bytes(new Uint8Array(a.buffer));
+      w.small(new Uint8Array(a.buffer));
       return;
     }
   }
@@ -150,7 +169,7 @@ export function encodeGguf(metadata: [string, GgufValue][], tensors: GgufTensor[
     w.bytes(t.data);
     w.pad(alignment);
   }
-  return w.parts;
+  return w.done();
 }
 
 export function writeGguf(path: string, metadata: [string, GgufValue][], tensors: GgufTensor[]): void {
@@ -218,7 +237,7 @@ export function parseGguf(buf: Uint8Array, what = '<buffer>'): GgufFile {
       case GGUF_VALUE.INT16: need(2, 'an i16'); p += 2; return dv.getInt16(p - 2, true);
       case GGUF_VALUE.UINT32: return u32();
       case GGUF_VALUE.INT32: need(4, 'an i32'); p += 4; return dv.getInt32(p - 4, true);
-      case GGUF_VALUE.FLOAT32: need(4, 'an f32'); p += 4; return dv.getFloat32(p - 4, true);
+      case GGUF_VALUE.FLOAT32: need(4, 'an f32'); p += 4; return shortestF32(dv.getFloat32(p - 4, true));
       case GGUF_VALUE.BOOL: return u8() !== 0;
       case GGUF_VALUE.STRING: return str();
       case GGUF_VALUE.UINT64: return u64();
@@ -260,7 +279,11 @@ export function parseGguf(buf: Uint8Array, what = '<buffer>'): GgufFile {
     const nd = u32();
     if (nd > 4) throw bad(`tensor ${name} has ${nd} dimensions (at most 4)`);
     const ne: number[] = [];
-    for (let d = 0; d < nd; d++) ne.push(count(`dimension ${d} of tensor ${name}`));
+    for (let d = 0; d < nd; d++) {
+      const n = u64();
+      if (typeof n !== 'number') throw bad(`dimension ${d} of tensor ${name} is ${n}`);
+      ne.push(n);
+    }
     const type = u32();
     const offset = count(`the offset of tensor ${name}`);
     infos.push({ name, ne, type, offset });
@@ -281,6 +304,15 @@ export function parseGguf(buf: Uint8Array, what = '<buffer>'): GgufFile {
     tensors.set(t.name, { name: t.name, type: t.type, ne: t.ne, data: buf.subarray(begin, begin + bytes) });
   }
   return { version, metadata, tensors };
+}
+
+// The shortest decimal that rounds to the same float32 (1e-5 stored as f32 reads back as 1e-5, not 9.99999974e-6).
+function shortestF32(x: number): number {
+  for (let digits = 1; digits <= 9; digits++) {
+    const y = Number(x.toPrecision(digits));
+    if (Math.fround(y) === x) return y;
+  }
+  return x;
 }
 
 // ---- conversions

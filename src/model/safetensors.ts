@@ -154,10 +154,12 @@ export function halfToFloat(h: number): number {
   return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
-// number -> binary16 bits, round to nearest even (used by tests to make F16 files)
+// number -> binary16 bits, round to nearest even (GGUF f16 export; tests make F16 files with it)
+const halfScratch = new Float32Array(1);
+const halfBits = new Uint32Array(halfScratch.buffer);
 export function floatToHalf(x: number): number {
-  const f32 = new Float32Array([x]);
-  const u = new Uint32Array(f32.buffer)[0];
+  halfScratch[0] = x;
+  const u = halfBits[0];
   const sign = (u >>> 16) & 0x8000;
   const exp = (u >>> 23) & 0xff;
   let mant = u & 0x7fffff;
