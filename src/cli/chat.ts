@@ -33,7 +33,7 @@ const HELP = `commands:
 
 // A reply ends at the end of its turn; any other special token (a new turn, a new document) also ends it.
 export function chatStopTokens(t: Tokenizer): number[] {
-  return [t.eot, t.eos, t.bos, t.system, t.user, t.assistant, t.pad].filter((id) => id >= 0);
+  return [...new Set([...t.stopTokens(), t.bos, t.system, t.user, t.assistant, t.pad].filter((id) => id >= 0))];
 }
 
 // Drop the oldest user/assistant turns until the prompt leaves `reserve` tokens of room; the system message stays.

@@ -64,7 +64,7 @@ const spec = {
   model: { type: 'string', description: 'model directory (config.json, model.safetensors, tokenizer.json) or a .gguf file' },
   prompt: { type: 'string', description: 'the text to continue' },
   stop: { type: 'string', description: 'a stop string, or a JSON array of them; not included in the output' },
-  bos: { type: 'boolean', description: 'start the prompt with <|bos|>', default: true },
+  bos: { type: 'boolean', description: 'start the prompt with the beginning-of-text token (when the tokenizer adds one; Qwen has none)', default: true },
   json: { type: 'boolean', description: 'print the result (text, ids, finish reason, logprobs) as JSON instead of streaming', default: false },
   logprobs: { type: 'number', description: 'with --json: top alternatives per token (0..20)', default: 0, integer: true, min: 0, max: 20 },
   ...samplingSpec,
@@ -82,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
   const stop = parseStop(a.stop);
   const sampling = samplingFrom(a);
   resolveSampling(sampling, model.config.vocabSize); // bad options fail before any output
-  const promptIds = [...(a.bos ? [tokenizer.bos] : []), ...tokenizer.encode(a.prompt)];
+  const promptIds = [...(a.bos && tokenizer.addBos ? [tokenizer.bos] : []), ...tokenizer.encode(a.prompt)];
   const color = process.stdout.isTTY && !process.env.NO_COLOR;
   const t0 = performance.now();
   let tFirst = 0;

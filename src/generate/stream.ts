@@ -36,7 +36,7 @@ export interface StreamChunk {
 }
 
 function withDefaults<O extends GenerateOptions>(tokenizer: Tokenizer, o: O): O {
-  return { ...o, stopTokens: o.stopTokens ?? [tokenizer.eot, tokenizer.eos] };
+  return { ...o, stopTokens: o.stopTokens ?? tokenizer.stopTokens() };
 }
 
 // Per-row text state: stream decoder + stop matcher.

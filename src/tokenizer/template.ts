@@ -6,8 +6,8 @@
 // The training mask: templates have no common way to mark the assistant's tokens ({% generation %} is rare), so each
 // assistant message is found in the rendered text, in order, as its content (or its content trimmed, as Llama 3's
 // template writes it), and the mask covers that span plus the end-of-turn token that follows it (only whitespace
-// between), so the model learns to stop. A token is masked when it starts inside a span; token starts come from the
-// token bytes laid along the text (alignTokens).
+// between), so the model learns to stop. A token is masked when its first byte past any leading spaces lies inside a
+// span; token positions come from the token bytes laid along the text (alignTokens).
 //
 // Unlike chatwright's own template (chat.ts), a user message that contains a special token's text ("<|im_end|>") is
 // tokenized as that special token here, as transformers does with these templates.
@@ -45,20 +45,23 @@ export function renderTemplateText(tok: TemplateEncoder, template: string, messa
   }
 }
 
-// The byte offset in `text` where each token starts. SentencePiece puts a ▁ (decoded as a space) before text that
-// follows a special token without being in the text itself: such a leading space is skipped over.
-function alignTokens(tok: TemplateEncoder, ids: number[], text: Uint8Array): number[] {
-  const starts: number[] = [];
+// The byte span in `text` of each token: where its first byte that is not a leading space lies, and its end (a
+// token "▁Li" or " Li" belongs with the word it starts). SentencePiece puts a ▁ (decoded as a space) before text that
+// follows a special token without it being in the text: such a space is skipped over.
+function alignTokens(tok: TemplateEncoder, ids: number[], text: Uint8Array): [number, number][] {
+  const spans: [number, number][] = [];
   let pos = 0, afterSpecial = true;
   for (const id of ids) {
     let b = tok.tokenBytes(id);
     const special = tok.specialName(id) !== undefined;
     if (!special && afterSpecial && b[0] === 0x20 && text[pos] !== 0x20) b = b.subarray(1);
-    starts.push(pos);
+    let lead = 0;
+    while (!special && lead < b.length - 1 && b[lead] === 0x20) lead++;
+    spans.push([pos + lead, pos + b.length]);
     pos += b.length;
     afterSpecial = special;
   }
-  return starts;
+  return spans;
 }
 
 export function renderWithTemplate(tok: TemplateEncoder, template: string, messages: Message[], mode: 'train' | 'generate'): { ids: number[]; mask: number[] } {
@@ -93,7 +96,7 @@ export function renderWithTemplate(tok: TemplateEncoder, template: string, messa
   const enc = new TextEncoder();
   const byteAt = (ch: number) => enc.encode(text.slice(0, ch)).length;
   const byteSpans = spans.map(([a, b]) => [byteAt(a), byteAt(b)]);
-  const starts = alignTokens(tok, ids, enc.encode(text));
-  const mask = starts.map((s) => (byteSpans.some(([a, b]) => s >= a && s < b) ? 1 : 0));
+  const tokens = alignTokens(tok, ids, enc.encode(text));
+  const mask = tokens.map(([s]) => (byteSpans.some(([a, b]) => s >= a && s < b) ? 1 : 0));
   return { ids, mask };
 }
