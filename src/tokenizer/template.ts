@@ -46,7 +46,7 @@ export function renderTemplateText(tok: TemplateEncoder, template: string, messa
 }
 
 // The byte span in `text` of each token: where its first byte that is not a leading space lies, and its end (a
-// token "▁Li" or " Li" belongs with the word it starts). SentencePiece puts a ▁ (decoded as a space) before text that
+// token "▁Li" or " Li" belongs with the word it starts; a token of spaces only, with the text after it). SentencePiece puts a ▁ (decoded as a space) before text that
 // follows a special token without it being in the text: such a space is skipped over.
 function alignTokens(tok: TemplateEncoder, ids: number[], text: Uint8Array): [number, number][] {
   const spans: [number, number][] = [];
@@ -56,8 +56,9 @@ function alignTokens(tok: TemplateEncoder, ids: number[], text: Uint8Array): [nu
     const special = tok.specialName(id) !== undefined;
     if (!special && afterSpecial && b[0] === 0x20 && text[pos] !== 0x20) b = b.subarray(1);
     let lead = 0;
-    while (!special && lead < b.length - 1 && b[lead] === 0x20) lead++;
-    spans.push([pos + lead, pos + b.length]);
+    while (!special && lead < b.length && b[lead] === 0x20) lead++;
+    // a token of spaces only ("▁" before a character outside the vocabulary) goes with what follows it
+    spans.push([lead === b.length ? pos + b.length : pos + lead, pos + b.length]);
     pos += b.length;
     afterSpecial = special;
   }
