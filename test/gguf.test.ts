@@ -313,7 +313,7 @@ test('llama.cpp tokenizes like us, token for token, with the real Llama 3 and Qw
   }
 });
 
-test('chatwright export gguf: writes FILE.gguf and FILE.Modelfile; bad arguments exit 2 with a message', () => {
+test('chatwright export gguf writes FILE.gguf and FILE.Modelfile, info describes both forms; bad arguments exit 2', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cw-gguf-cli-'));
   try {
     saveModel(join(dir, 'm'), randomModel(CONFIGS.llama, 2), tok);
@@ -329,6 +329,24 @@ test('chatwright export gguf: writes FILE.gguf and FILE.Modelfile; bad arguments
     const g = cli(['generate', '--model', join(dir, 'm.gguf'), '--prompt', 'The', '--max-tokens', '3', '--temperature', '0', '--json']);
     assert.equal(g.status, 0, g.stderr);
     assert.equal(JSON.parse(g.stdout).completion_tokens, 3, 'generate reads --model FILE.gguf');
+    const info = cli(['info', join(dir, 'm.gguf'), '--json']);
+    assert.equal(info.status, 0, info.stderr);
+    const inf = JSON.parse(info.stdout);
+    assert.equal(inf.format, 'gguf');
+    assert.equal(inf.architecture, 'llama');
+    assert.equal(inf.parameters, randomModel(CONFIGS.llama, 2).numParams());
+    assert.deepEqual(Object.keys(inf.dtypes).sort(), ['F32', 'Q8_0']);
+    assert.equal(inf.context, 64);
+    assert.equal(inf.tokenizer.vocabSize, tok.vocabSize);
+    assert.equal(inf.chatTemplate.family, 'chatwright');
+    const human = cli(['info', join(dir, 'm')]);
+    assert.equal(human.status, 0, human.stderr);
+    assert.match(human.stdout, /architecture\s+LlamaForCausalLM \(llama L=2 C=64 H=4 kv=2/);
+    assert.match(human.stdout, /dtype\s+f32 x\d+/);
+    assert.match(human.stdout, /tokenizer\s+byte-level BPE, \d+ ids, GPT-4 \/ Llama 3 regex/);
+    const none = cli(['info', join(dir, 'nope')]);
+    assert.equal(none.status, 2);
+    assert.match(none.stderr, /not found: .*nope/);
     const bad = cli(['export', 'gguf', '--model', join(dir, 'm'), '--out', join(dir, 'x.gguf'), '--type', 'q4_k']);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--type must be one of f32, f16, q8_0/);

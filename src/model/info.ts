@@ -89,7 +89,7 @@ function describeGguf(path: string): ModelInfo {
   const dtypes: Record<string, number> = {};
   let parameters = 0, bytes = 0;
   for (const t of f.tensors.values()) {
-    parameters += t.ne.reduce((a, b) => a * b, 1);
+    if (t.name !== 'rope_freqs.weight') parameters += t.ne.reduce((a, b) => a * b, 1); // a constant, not a parameter
     bytes += t.data.length;
     dtypes[ggmlTypeName(t.type)] = (dtypes[ggmlTypeName(t.type)] ?? 0) + 1;
   }
