@@ -21,6 +21,8 @@ import {
 } from '../src/model/gguf.js';
 import { exportGguf, loadGgufModel, permuteRows, type GgufType } from '../src/model/gguf-model.js';
 import { UserError } from '../src/util/errors.js';
+import { parseTokenizerJson } from '../src/tokenizer/hf.js';
+import llamaTokenizer from 'llama-tokenizer-js';
 import { Rng } from '../src/train/rng.js';
 import { mixedDocuments } from './mixed-text.js';
 
@@ -278,11 +280,25 @@ test('llama.cpp (node-llama-cpp 3.21.1) runs the export: same greedy tokens for 
   }
 });
 
+// Meta's Llama 2 vocabulary and merges as llama-tokenizer-js ships them, as a tokenizer.json
+function metaLlama2(): Tokenizer {
+  const lt = llamaTokenizer as unknown as { vocabById: string[]; merges: Map<string, number> };
+  return new Tokenizer(parseTokenizerJson({
+    model: {
+      type: 'BPE', byte_fallback: true, fuse_unk: true, unk_token: '<unk>', vocab: Object.fromEntries(lt.vocabById.map((s, i) => [s, i])),
+      merges: [...lt.merges.entries()].sort((a, b) => a[1] - b[1]).map(([k]) => k),
+    },
+    added_tokens: [0, 1, 2].map((id) => ({ id, content: lt.vocabById[id], special: true })),
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '\u2581' }, { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }] },
+    pre_tokenizer: null,
+  }, 'llama-tokenizer-js'));
+}
+
 function lenmlTokenizerDir(name: string): string {
   return join(dirname(require.resolve(`@lenml/tokenizer-${name}`)), '..', 'models'); // main is dist/main.js
 }
 
-test('llama.cpp tokenizes like us, token for token, with our trained tokenizer and the real Llama 3 and Qwen ones on mixed text', async (t) => {
+test('llama.cpp tokenizes like us, token for token, on mixed text: our trained tokenizer, Llama 3, Qwen, and Llama 2 (SentencePiece); read back alike', async (t) => {
   const ll = await llamaPromise;
   if (typeof ll === 'string') return t.skip(ll);
   const dir = mkdtempSync(join(tmpdir(), 'cw-gguf-tok-'));
@@ -291,19 +307,22 @@ test('llama.cpp tokenizes like us, token for token, with our trained tokenizer a
   try {
     // ours: trained on a part of the same text (GPT-4 regex, whole pieces first: llama.cpp's "llama-bpe")
     const trained = trainTokenizer(docs.slice(0, 300), { vocabSize: 1500 });
-    for (const [name, pre] of [['chatwright', 'llama-bpe'], ['llama3', 'llama-bpe'], ['qwen3', 'qwen2']]) {
-      const real = name === 'chatwright' ? trained : Tokenizer.load(lenmlTokenizerDir(name));
+    for (const [name, pre] of [['chatwright', 'llama-bpe'], ['llama3', 'llama-bpe'], ['qwen3', 'qwen2'], ['llama2', undefined], ['meta-llama2', undefined]] as [string, string | undefined][]) {
+      const real = name === 'chatwright' ? trained : name === 'meta-llama2' ? metaLlama2() : Tokenizer.load(lenmlTokenizerDir(name));
       const c: GPTConfig = { ...CONFIGS.qwen2, vocabSize: real.vocabSize, nEmbd: 32, intermediateSize: 32, nHead: 2, nKvHead: 1, nLayer: 1 };
       const path = join(dir, `${name}.gguf`);
       exportGguf(new GPT(c), real, path, 'f16');
       const { metadata } = await parseWithHf(path, { allowLocalFile: true });
       assert.equal((metadata as any)['tokenizer.ggml.pre'], pre);
+      assert.equal((metadata as any)['tokenizer.ggml.model'], pre ? 'gpt2' : 'llama', 'SentencePiece-style tokenizers go as llama.cpp\'s "llama" (scores, byte tokens)');
+      const back = loadGgufModel(path).tokenizer!;
       const model: Awaited<ReturnType<typeof ll.llama.loadModel>> = await ll.llama.loadModel({ modelPath: path, vocabOnly: true });
       let bytes = 0, tokens = 0;
       for (const d of docs) {
         const ours = real.encode(d);
         const theirs: number[] = Array.from(model.tokenize(d)) as unknown as number[];
         assert.deepEqual(theirs, ours, `${name}: ${JSON.stringify(d.slice(0, 80))}`);
+        assert.deepEqual(back.encode(d), ours, `${name} read back from the GGUF: ${JSON.stringify(d.slice(0, 80))}`);
         bytes += Buffer.byteLength(d);
         tokens += ours.length;
       }

@@ -14,8 +14,8 @@
 // - A tied lm_head writes no output.weight; llama.cpp then uses token_embd.
 import { basename } from 'node:path';
 import { UserError } from '../util/errors.js';
-import { Tokenizer, CL100K_PATTERN, GPT2_PATTERN, QWEN2_PATTERN } from '../tokenizer/index.js';
-import { bytesToToken, mergeList, vocabFromMerges, type TokenizerParts } from '../tokenizer/hf.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import { tokenizerMetadata, tokenizerFromGguf } from './gguf-tokenizer.js';
 import { ropeInvFreq } from '../tensor/index.js';
 import { GPTConfig, RopeScaling, headDim, validateConfig } from './config.js';
 import { GPT } from './gpt.js';
@@ -26,7 +26,6 @@ import {
 
 export type GgufType = 'f32' | 'f16' | 'q8_0';
 const FILE_TYPE: Record<GgufType, number> = { f32: 0, f16: 1, q8_0: 7 }; // llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q8_0
-const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 }; // llama_token_type
 
 function ggufArch(c: GPTConfig): 'llama' | 'qwen2' | 'gpt2' {
   return c.arch === 'gpt2' ? 'gpt2' : c.modelType === 'qwen2' ? 'qwen2' : 'llama';
@@ -77,24 +76,6 @@ export function permuteRows(x: Float32Array, nH: number, cols: number, inverse =
   return out;
 }
 
-// llama.cpp's pre-tokenizer types (src/llama-vocab.cpp) whose regex splits exactly like our patterns. "llama-bpe" also
-// turns on ignore_merges (a piece that is a token is that token), "dbrx" is the same regex without it.
-function preTokenizerType(parts: TokenizerParts): string {
-  if (parts.pattern === CL100K_PATTERN) return parts.vocab.wholePieceFirst ? 'llama-bpe' : 'dbrx';
-  if (parts.pattern === QWEN2_PATTERN && !parts.vocab.wholePieceFirst) return 'qwen2';
-  if (parts.pattern === GPT2_PATTERN && !parts.vocab.wholePieceFirst) return 'gpt-2';
-  throw new UserError('GGUF: the tokenizer\'s pre-tokenizer regex has no llama.cpp equivalent that splits the same way',
-    `llama.cpp knows the GPT-2, GPT-4/Llama 3 and Qwen2 patterns; this one is ${JSON.stringify(parts.pattern).slice(0, 120)}`);
-}
-
-function patternOfPre(pre: string, what: string): { pattern: string; wholePieceFirst: boolean } {
-  if (pre === 'llama-bpe' || pre === 'llama3' || pre === 'llama-v3' || pre === 'smollm') return { pattern: CL100K_PATTERN, wholePieceFirst: true };
-  if (pre === 'dbrx' || pre === 'smaug-bpe') return { pattern: CL100K_PATTERN, wholePieceFirst: false };
-  if (pre === 'qwen2' || pre === 'deepseek-r1-qwen') return { pattern: QWEN2_PATTERN, wholePieceFirst: false };
-  if (pre === 'gpt-2' || pre === 'default') return { pattern: GPT2_PATTERN, wholePieceFirst: false };
-  throw new UserError(`${what}: tokenizer.ggml.pre "${pre}" is not supported`, 'supported: llama-bpe, dbrx, qwen2, gpt-2, default');
-}
-
 // ---- export
 
 export interface ExportResult { path: string; bytes: number; tensors: number; types: Record<string, number>; modelfile: string }
@@ -123,47 +104,6 @@ export function ggufMetadata(model: GPT, tokenizer: Tokenizer, type: GgufType, n
       [`${arch}.vocab_size`, u32(c.vocabSize)]);
   }
   md.push(...tokenizerMetadata(tokenizer, c.vocabSize));
-  return md;
-}
-
-function tokenizerMetadata(tok: Tokenizer, vocabSize: number): [string, GgufValue][] {
-  const parts = tok.toParts();
-  if (tok.vocabSize > vocabSize) {
-    throw new UserError(`GGUF: the tokenizer has ${tok.vocabSize} ids but the model's vocabulary only ${vocabSize}`, 'the tokenizer does not belong to this model');
-  }
-  const tokens: string[] = [], types: number[] = [];
-  for (let id = 0; id < vocabSize; id++) {
-    const special = id < tok.vocabSize ? tok.specialName(id) : undefined;
-    const bytes = id < tok.vocabSize ? tok.tokenBytes(id) : new Uint8Array(0);
-    if (special !== undefined) {
-      tokens.push(special);
-      types.push(TOKEN_TYPE.CONTROL);
-    } else if (bytes.length > 0) {
-      tokens.push(bytesToToken(bytes));
-      types.push(TOKEN_TYPE.NORMAL);
-    } else {
-      tokens.push(`[PAD${id}]`); // an id the tokenizer never produces (embedding rows past its vocabulary)
-      types.push(TOKEN_TYPE.UNUSED);
-    }
-  }
-  const md: [string, GgufValue][] = [
-    ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
-    ['tokenizer.ggml.pre', { type: 'string', value: preTokenizerType(parts) }],
-    ['tokenizer.ggml.tokens', { type: 'string[]', value: tokens }],
-    ['tokenizer.ggml.token_type', { type: 'i32[]', value: types }],
-    ['tokenizer.ggml.merges', { type: 'string[]', value: mergeList(parts) }],
-  ];
-  const id = (k: string, v: number) => {
-    if (v >= 0) md.push([k, { type: 'u32', value: v }]);
-  };
-  id('tokenizer.ggml.bos_token_id', tok.bos);
-  id('tokenizer.ggml.eos_token_id', tok.eos);
-  id('tokenizer.ggml.eot_token_id', tok.eot);
-  id('tokenizer.ggml.padding_token_id', tok.pad);
-  // our own template and generate put <|bos|> first; llama.cpp adds it when it tokenizes a prompt
-  md.push(['tokenizer.ggml.add_bos_token', { type: 'bool', value: tok.bos >= 0 && (parts.addBos ?? parts.chatTemplate === undefined) }]);
-  md.push(['tokenizer.ggml.add_eos_token', { type: 'bool', value: false }]);
-  md.push(['tokenizer.chat_template', { type: 'string', value: tok.chatTemplate }]);
   return md;
 }
 
@@ -340,37 +280,4 @@ function scalingFromFactors(fac: Float32Array, c: GPTConfig, what: string): Rope
   }
   for (const r of candidates) if (r.lowFreqFactor > 0 && r.originalMaxPositionEmbeddings > 0 && fits(r)) return r;
   throw new UserError(`${what}: rope_freqs.weight does not follow Llama 3.1's rope scaling`, 'this rope scaling is not supported');
-}
-
-function tokenizerFromGguf(f: GgufFile, what: string): Tokenizer | null {
-  const md = f.metadata;
-  const model = md.get('tokenizer.ggml.model');
-  if (model === undefined) return null;
-  if (model !== 'gpt2') {
-    throw new UserError(`${what}: tokenizer.ggml.model "${model}" is not supported`, 'chatwright reads byte-level BPE (gpt2) tokenizers from GGUF files');
-  }
-  const tokens = md.get('tokenizer.ggml.tokens') as string[] | undefined;
-  const types = (md.get('tokenizer.ggml.token_type') as number[] | undefined) ?? [];
-  const merges = md.get('tokenizer.ggml.merges') as string[] | undefined;
-  if (!Array.isArray(tokens) || !Array.isArray(merges)) throw new UserError(`${what}: the tokenizer has no tokens or merges`, 'the file is incomplete');
-  const { pattern, wholePieceFirst } = patternOfPre(String(md.get('tokenizer.ggml.pre') ?? 'default'), what);
-  const vocab: Record<string, number> = {};
-  const specialTokens: Record<string, number> = {};
-  tokens.forEach((t, id) => {
-    const ty = types[id] ?? TOKEN_TYPE.NORMAL;
-    if (ty === TOKEN_TYPE.CONTROL || ty === TOKEN_TYPE.USER_DEFINED) specialTokens[t] = id;
-    else if (ty !== TOKEN_TYPE.UNUSED) vocab[t] = id;
-  });
-  const name = (k: string) => {
-    const id = md.get(`tokenizer.ggml.${k}_token_id`);
-    return typeof id === 'number' && id < tokens.length ? tokens[id] : null;
-  };
-  const template = md.get('tokenizer.chat_template');
-  const parts: TokenizerParts = {
-    vocab: vocabFromMerges(vocab, merges, what, wholePieceFirst), pattern, specialTokens,
-    names: { bos: name('bos'), eos: name('eos'), pad: name('padding') },
-    ...(typeof template === 'string' && !Tokenizer.isOwnTemplate(template) ? { chatTemplate: template } : {}),
-    ...(typeof md.get('tokenizer.ggml.add_bos_token') === 'boolean' ? { addBos: md.get('tokenizer.ggml.add_bos_token') as boolean } : {}),
-  };
-  return new Tokenizer(parts);
 }
