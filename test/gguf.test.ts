@@ -318,11 +318,11 @@ test('llama.cpp tokenizes like us, token for token, on mixed text: our trained t
       const back = loadGgufModel(path).tokenizer!;
       const model: Awaited<ReturnType<typeof ll.llama.loadModel>> = await ll.llama.loadModel({ modelPath: path, vocabOnly: true });
       let bytes = 0, tokens = 0;
-      for (const d of docs) {
+      for (const [k, d] of docs.entries()) {
         const ours = real.encode(d);
         const theirs: number[] = Array.from(model.tokenize(d)) as unknown as number[];
         assert.deepEqual(theirs, ours, `${name}: ${JSON.stringify(d.slice(0, 80))}`);
-        assert.deepEqual(back.encode(d), ours, `${name} read back from the GGUF: ${JSON.stringify(d.slice(0, 80))}`);
+        if (k % 4 === 0) assert.deepEqual(back.encode(d), ours, `${name} read back from the GGUF: ${JSON.stringify(d.slice(0, 80))}`);
         bytes += Buffer.byteLength(d);
         tokens += ours.length;
       }
