@@ -1,7 +1,6 @@
-// Generation: the sampler chain (sampler.ts), its seeded random source (rng.ts), the KV-cache engine over token ids
+// Generation: the sampler chain (sampler.ts), the KV-cache engine over token ids
 // (engine.ts), stop strings (stop.ts), text and streaming (stream.ts), and the --explain view (explain.ts).
 export * from './sampler.js';
-export * from './rng.js';
 export * from './engine.js';
 export * from './stop.js';
 export * from './stream.js';

@@ -14,7 +14,7 @@
 //   6. min-p                keep tokens whose probability is at least minP times the top one's (Nguyen et al. 2024,
 //                           "Turning Up the Heat: Min-p Sampling").
 //   7. temperature          logits / T. T = 0 means argmax (greedy), the lowest id on ties.
-//   8. draw                 softmax, then one uniform draw from the seeded Rng (rng.ts) through the cumulative sum.
+//   8. draw                 softmax, then one uniform draw from the seeded Rng (src/util/rng.ts) through the cumulative sum.
 //
 // Why temperature comes after the truncations: the truncations then choose the candidate set from the model's own
 // (penalised) distribution, and temperature only reshapes the odds inside that set, so a high temperature cannot let the
@@ -28,7 +28,7 @@
 // token counts) for one sequence.
 // Boundary: logits and token ids; no model, no text.
 import { UserError } from '../util/errors.js';
-import { Rng, type RngState } from './rng.js';
+import { Rng, type RngState } from '../util/rng.js';
 
 export interface SamplingOptions {
   temperature?: number; // [0, 2], default 1; 0 = greedy
@@ -353,6 +353,6 @@ export class Sampler {
   }
 
   getRngState(): RngState {
-    return this.rng.getState();
+    return this.rng.state();
   }
 }

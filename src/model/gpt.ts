@@ -13,7 +13,7 @@
 import {
   Tensor, getBackend, linear, add, embedding, rmsnorm, layernorm, rope, attention, swiglu, gelu, crossEntropy,
 } from '../tensor/index.js';
-import { Rng } from '../train/rng.js';
+import { Rng } from '../util/rng.js';
 import { UserError, assert } from '../util/errors.js';
 import { GPTConfig, validateConfig, headDim, describeConfig } from './config.js';
 

@@ -25,7 +25,7 @@ import { readManifest, loadSplit } from '../train/shards.js';
 import { BatchLoader, evalBatches, type Cursor } from '../train/loader.js';
 import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
-import { Rng } from '../train/rng.js';
+import { Rng } from '../util/rng.js';
 import { appendMetrics, filterMetrics, readMetrics } from '../train/metrics.js';
 import { lossCurveSvg } from '../train/svg.js';
 import { formatDuration, ProgressLine, StepMeter, trainingGemmPeak, trainFlopsPerToken, stepLine } from '../train/progress.js';

@@ -17,7 +17,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { UserError, assert } from '../util/errors.js';
 import { validateConversation as validateChat, type Message, type Role, type Tokenizer } from '../tokenizer/index.js';
 import { readPoems, readWordnet, type Poem, type WordEntry } from './corpora.js';
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
 
 export interface Conversation {
   messages: Message[];

@@ -8,7 +8,7 @@
 // API: new BatchLoader(tokens, B, T, seed, cursor?) ; next() -> { ids, targets } (Int32Array B*T) ; cursor
 //      evalBatches(tokens, B, T, maxBatches) -> the fixed sequence of validation batches (no shuffling)
 import { UserError } from '../util/errors.js';
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
 import type { TokenArray } from './shards.js';
 
 export interface Batch { ids: Int32Array; targets: Int32Array; B: number; T: number }
