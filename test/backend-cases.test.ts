@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Backend, FloatArray } from '../src/tensor/backend.js';
 import { jsBackend } from '../src/tensor/backend-js.js';
-import { rng } from './helpers.js';
+import { rng, skipNative } from './helpers.js';
 
 // ---- seeded inputs
 
@@ -384,8 +384,7 @@ const LEVELS = ['scalar', 'avx2', 'avx512'];
 test('backend cases: native float32 at every CPU dispatch level', async (t) => {
   const native = await loadNative();
   if (typeof native === 'string') {
-    console.log(`# SKIP native backend cases: ${native}`);
-    t.skip(native);
+    skipNative(t, `native backend cases: ${native}`);
     return;
   }
   const { be, controls } = native;
