@@ -1,6 +1,6 @@
 // `chatwright demo --quick` end to end, as a user runs it (a child process, no terminal): every stage's output lands in
-// its folder, the evaluation table and the chat commands are printed, SFT lowers the held-out loss, and a second run
-// skips every finished step.
+// its folder, the evaluation table and the chat commands are printed (on stdout; the steps on stderr), SFT lowers the
+// held-out loss, and a second run skips every finished step.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -22,7 +22,9 @@ test('chatwright demo --quick runs every stage, then resumes by skipping them', 
     const r = chatwright(['demo', '--quick', '--out', out], 600_000);
     assert.equal(r.error, undefined, `demo did not finish: ${r.error?.message}\n${r.stdout?.slice(-2000)}`);
     assert.equal(r.status, 0, `exit ${r.status}\n${r.stderr}\n${r.stdout.slice(-2000)}`);
-    for (const step of ['[1/5] tokenizer', '[2/5] data', '[3/5] base', '[4/5] sft', '[5/5] eval']) assert.ok(r.stdout.includes(step), step);
+    // the steps as they run on stderr, the result on stdout
+    for (const step of ['[1/5] tokenizer', '[2/5] data', '[3/5] base', '[4/5] sft', '[5/5] eval']) assert.ok(r.stderr.includes(step), step);
+    assert.ok(!r.stdout.includes('[1/5]') && !/step \d+\/\d+ \| loss/.test(r.stdout), `progress on stdout:\n${r.stdout}`);
     assert.match(r.stdout, /metric\s+base\s+sft/);
     assert.ok(r.stdout.includes(`chatwright chat --model ${join(out, 'sft')}`));
     assert.ok(r.stdout.includes(`chatwright chat --model ${join(out, 'base')}`));
@@ -38,7 +40,7 @@ test('chatwright demo --quick runs every stage, then resumes by skipping them', 
 
     const again = chatwright(['demo', '--quick', '--out', out], 240_000);
     assert.equal(again.status, 0, again.stderr);
-    assert.equal(again.stdout.match(/skipped/g)?.length, 5, again.stdout);
+    assert.equal(again.stderr.match(/skipped/g)?.length, 5, again.stderr);
     assert.match(again.stdout, /metric\s+base\s+sft/);
   } finally {
     rmSync(join(out, '..'), { recursive: true, force: true });

@@ -7,7 +7,7 @@
 // The prompt is <|bos|> + the encoded text (what pretraining documents start with); stats go to stderr.
 import { performance } from 'node:perf_hooks';
 import { UserError } from '../util/errors.js';
-import { helpText, parseArgs, wantsHelp, type OptionsSpec } from './args.js';
+import { helpText, parseArgs, wantsHelp, UsageError, type OptionsSpec } from './args.js';
 import { loadModel } from '../model/checkpoint.js';
 import type { GPT } from '../model/gpt.js';
 import type { Tokenizer } from '../tokenizer/index.js';
@@ -22,7 +22,7 @@ export const samplingSpec = {
   'repetition-penalty': { type: 'number', description: 'CTRL repetition penalty over the context (1 = off; 1.2 is typical)', default: 1, min: 0 },
   'presence-penalty': { type: 'number', description: 'OpenAI presence penalty over generated tokens, in [-2, 2]', default: 0, min: -2, max: 2 },
   'frequency-penalty': { type: 'number', description: 'OpenAI frequency penalty over generated tokens, in [-2, 2]', default: 0, min: -2, max: 2 },
-  'logit-bias': { type: 'string', description: 'JSON object of token id -> bias in [-100, 100], e.g. \'{"5": -100}\' bans token 5' },
+  'logit-bias': { type: 'string', value: 'JSON', description: 'JSON object of token id -> bias in [-100, 100], e.g. \'{"5": -100}\' bans token 5' },
   seed: { type: 'number', description: 'random seed for the draws (default: a fresh one, printed to stderr)', integer: true },
   'max-tokens': { type: 'number', description: 'maximum number of new tokens', default: 256, integer: true, min: 1 },
   explain: { type: 'boolean', description: 'for each token, show the top candidates, their probabilities and the one drawn', default: false },
@@ -52,7 +52,7 @@ export function samplingFrom(a: SamplingArgs): Required<Omit<SamplingOptions, 'l
 }
 
 export function loadChatModel(dir: string | undefined, command: string): { model: GPT; tokenizer: Tokenizer } {
-  if (!dir) throw new UserError(`${command}: --model DIR is required`, 'point it at a model directory, e.g. runs/demo/sft');
+  if (!dir) throw new UsageError(command, '--model DIR is required (a model directory, e.g. runs/demo/sft)');
   const { model, tokenizer } = loadModel(dir);
   if (!tokenizer) throw new UserError(`no tokenizer in ${dir}`, 'copy tokenizer.json and tokenizer_config.json into the model directory');
   if (model.config.scalarHead) throw new UserError(`${dir} is a reward/value model (scalar head); it cannot generate`);
@@ -60,9 +60,9 @@ export function loadChatModel(dir: string | undefined, command: string): { model
 }
 
 const spec = {
-  model: { type: 'string', description: 'model directory (config.json, model.safetensors, tokenizer.json)' },
-  prompt: { type: 'string', description: 'the text to continue' },
-  stop: { type: 'string', description: 'a stop string, or a JSON array of them; not included in the output' },
+  model: { type: 'string', value: 'DIR', description: 'model directory (config.json, model.safetensors, tokenizer.json)' },
+  prompt: { type: 'string', value: 'TEXT', description: 'the text to continue' },
+  stop: { type: 'string', value: 'TEXT', description: 'a stop string, or a JSON array of them; not included in the output' },
   bos: { type: 'boolean', description: 'start the prompt with <|bos|>', default: true },
   json: { type: 'boolean', description: 'print the result (text, ids, finish reason, logprobs) as JSON instead of streaming', default: false },
   logprobs: { type: 'number', description: 'with --json: top alternatives per token (0..20)', default: 0, integer: true, min: 0, max: 20 },
@@ -72,11 +72,12 @@ const spec = {
 export async function run(argv: string[]): Promise<number> {
   const summary = 'continue a prompt with a base model';
   if (wantsHelp(argv)) {
-    console.log(helpText('generate', summary, spec));
+    console.log(helpText('generate', summary, spec, 'chatwright generate --model DIR --prompt TEXT [options]'));
     return 0;
   }
   const a = parseArgs('generate', argv, spec);
-  if (a.prompt === undefined) throw new UserError('generate: --prompt TEXT is required');
+  if (a._.length) throw new UsageError('generate', `unexpected argument "${a._[0]}"`);
+  if (a.prompt === undefined) throw new UsageError('generate', '--prompt TEXT is required');
   const { model, tokenizer } = loadChatModel(a.model, 'generate');
   const stop = parseStop(a.stop);
   const sampling = samplingFrom(a);

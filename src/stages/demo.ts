@@ -10,6 +10,7 @@
 // Rerunning skips the steps already done: demo.json records each finished step and is written after the step's own
 // output is complete (a manifest, a trainer_state.json, both written last by their stages); an interrupted pretraining
 // or SFT resumes from its last checkpoint.
+// Output: the steps as they run on stderr (log), the result (the table, how to chat with each model) on stdout (print).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJson, writeJsonAtomic } from '../util/fsx.js';
@@ -85,7 +86,8 @@ export interface DemoOptions {
   out: string;
   quick: boolean;
   chat: boolean;            // open the chat at the end when a terminal is attached
-  print?: (line: string) => void;
+  print?: (line: string) => void;  // the result (default: stdout)
+  log?: (line: string) => void;    // the steps as they run (default: stderr)
 }
 
 export interface DemoResult { out: string; timings: Record<string, number>; report: EvalReport | null; stopped: boolean }
@@ -94,6 +96,7 @@ interface DemoState { plan: 'quick' | 'full'; done: Record<string, { seconds: nu
 
 export async function demo(opts: DemoOptions): Promise<DemoResult> {
   const print = opts.print ?? ((s: string) => console.log(s));
+  const log = opts.log ?? ((s: string) => console.error(s));
   const planName = opts.quick ? 'quick' : 'full';
   const plan = PLANS[planName];
   const out = opts.out;
@@ -115,14 +118,14 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
       const texts = readPoems({ simplified: true, limit: plan.tokenizerPoems }).map(poemText);
       const tok = trainTokenizer(texts, { vocabSize: plan.vocabSize });
       tok.save(dirs.tokenizer);
-      print(`  vocabulary ${tok.vocabSize}; "床前明月光，疑是地上霜。" -> ${tok.encode('床前明月光，疑是地上霜。').length} tokens`);
+      log(`  vocabulary ${tok.vocabSize}; "床前明月光，疑是地上霜。" -> ${tok.encode('床前明月光，疑是地上霜。').length} tokens`);
     });
 
   // ---- 2. data: the poems as token shards with a validation split (quick ~2 s, full ~20 s)
   step('data', `tokenize ${plan.poems} poems into shards`, () => existsSync(join(dirs.data, MANIFEST)), async () => {
     const m = prepareData({ corpus: ['chinese-poetry'], tokenizer: dirs.tokenizer, out: dirs.data, valFraction: 0.02, simplified: true, limit: plan.poems });
     const sum = (xs: { tokens: number }[]) => xs.reduce((a, x) => a + x.tokens, 0);
-    print(`  train ${sum(m.train)} tokens, val ${sum(m.val)} tokens`);
+    log(`  train ${sum(m.train)} tokens, val ${sum(m.val)} tokens`);
   });
 
   // ---- 3. pretrain: next-token prediction on the poems (quick ~15 s, full 8 min)
@@ -138,12 +141,12 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
     () => existsSync(join(dirs.base, STATE_JSON)), async () => {
       const p = plan.pretrain;
       const steps = stepsOf('base', p);
-      print(`  ${steps} steps of ${p.batchSize} x ${p.seqLen} tokens`);
+      log(`  ${steps} steps of ${p.batchSize} x ${p.seqLen} tokens`);
       const r = await pretrain({
         preset: plan.preset, data: dirs.data, tokenizer: dirs.tokenizer, out: dirs.base, steps, batchSize: p.batchSize,
         seqLen: p.seqLen, lr: p.lr, minLr: p.lr / 10, warmup: p.warmup, evalEvery: p.evalEvery, evalBatches: 8,
         saveEvery: Math.max(50, Math.floor(steps / 4)), resume: !upstreamRan, logEvery: Math.max(1, Math.floor(steps / 20)),
-      }, (s) => print(`  ${s}`));
+      }, (s) => log(`  ${s}`));
       return r.stopped === 'steps';
     });
 
@@ -152,13 +155,13 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
     () => existsSync(join(dirs.sft, STATE_JSON)), async () => {
       const s = plan.sft;
       const steps = stepsOf('sft', s);
-      print(`  ${steps} steps of ${s.batchSize} x ${s.seqLen} tokens`);
+      log(`  ${steps} steps of ${s.batchSize} x ${s.seqLen} tokens`);
       const r = await sft({
         init: dirs.base, data: 'chinese-poetry', limit: plan.poems, out: dirs.sft, steps, batchSize: s.batchSize,
         seqLen: s.seqLen, lr: s.lr, minLr: s.lr / 10, warmup: s.warmup, evalEvery: s.evalEvery, evalBatches: 4,
         saveEvery: Math.max(50, Math.floor(steps / 4)), resume: !upstreamRan, maxPrompts: plan.evalPrompts, evalAtEnd: false,
         logEvery: Math.max(1, Math.floor(steps / 20)),
-      }, (line) => print(`  ${line}`));
+      }, (line) => log(`  ${line}`));
       return r.stopped === 'steps';
     });
 
@@ -167,7 +170,7 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
   step('eval', 'evaluate base and SFT model on held-out prompts', () => existsSync(dirs.eval), async () => {
     report = runEval({
       models: [{ name: 'base', dir: dirs.base }, { name: 'sft', dir: dirs.sft }], data: dirs.sft, maxPrompts: plan.evalPrompts,
-      out: dirs.eval, log: (s) => print(`  ${s}`),
+      out: dirs.eval, log: (s) => log(`  ${s}`),
     });
   });
 
@@ -176,18 +179,18 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
     const [name, title, fn, complete] = stages[i];
     const header = `[${i + 1}/${stages.length}] ${name}: ${title}`;
     if (!upstreamRan && state.done[name] && complete()) {
-      print(`${header}: done earlier (${formatDuration(state.done[name].seconds)}), skipped`);
+      log(`${header}: done earlier (${formatDuration(state.done[name].seconds)}), skipped`);
       timings[name] = 0;
       continue;
     }
-    print(header);
+    log(header);
     if (upstreamRan) delete state.steps[name];
     const t0 = performance.now();
     const finished = (await fn()) !== false;
     upstreamRan = true;
     if (!finished) {
       // stopped by Ctrl-C: the checkpoint is saved, the step is not done; the same command resumes it
-      print(`\ndemo stopped during ${name}; run the same command again to resume from its last checkpoint`);
+      log(`\ndemo stopped during ${name}; run the same command again to resume from its last checkpoint`);
       return { out, timings, report: null, stopped: true };
     }
     const seconds = (performance.now() - t0) / 1000;
@@ -198,7 +201,7 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
       delete state.steps[later];
     }
     writeJsonAtomic(statePath, state);
-    print(`  (${formatDuration(seconds)})`);
+    log(`  (${formatDuration(seconds)})`);
   }
   timings.total = (performance.now() - t00) / 1000;
 

@@ -272,7 +272,7 @@ export interface EvalOptions {
 }
 
 export function runEval(opts: EvalOptions): EvalReport {
-  const log = opts.log ?? ((s: string) => console.log(s));
+  const log = opts.log ?? ((s: string) => console.error(s));
   if (opts.models.length === 0) throw new UserError('eval: no model given', 'pass --base DIR and/or --sft DIR');
   const sftDir = opts.models.find((m) => m.name === 'sft')?.dir ?? opts.models[opts.models.length - 1].dir;
   const set = loadEvalSet({ data: opts.data, sftDir, limit: opts.limit, maxPrompts: opts.maxPrompts });

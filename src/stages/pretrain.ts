@@ -261,7 +261,7 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
   const onSignal = () => { stopSignal = true; };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const progress = new ProgressLine(process.stdout, o.logEvery, print);
+  const progress = new ProgressLine(process.stderr, o.logEvery, print);
   const t0 = performance.now();
   let lastLoss = NaN, lastVal: number | null = null;
   const meter = new StepMeter(flopsPerToken, peak);

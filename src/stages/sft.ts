@@ -273,7 +273,7 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
   const onSignal = () => { stopSignal = true; };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const progress = new ProgressLine(process.stdout, o.logEvery);
+  const progress = new ProgressLine(process.stderr, o.logEvery, print);
   const note = (line: string) => { // a full line through the caller's print, below the live progress line
     progress.done();
     print(line);
