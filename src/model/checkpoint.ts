@@ -7,13 +7,15 @@
 // ways); tied embeddings write no lm_head.weight (transformers' convention) and accept one on load if it equals the
 // embedding; GPT-2 files from the Hub name tensors without the "transformer." prefix and carry causal-mask buffers
 // (`h.N.attn.bias`, `attn.masked_bias`), which are accepted and ignored.
+// Loading checks before it allocates (the config's parameter count against the values the weights file holds) and after
+// (every weight finite: a NaN or Inf is reported with the tensor's name, never turned into silent garbage).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { readJson, writeJsonAtomic } from '../util/fsx.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { GPTConfig, validateConfig } from './config.js';
-import { GPT } from './gpt.js';
+import { GPT, parameterCount } from './gpt.js';
 import { readSafetensors, writeSafetensors, StTensor } from './safetensors.js';
 
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
@@ -60,6 +62,11 @@ export function loadHfTensors(model: GPT, tensors: Map<string, StTensor>, what: 
     if (t.shape.join() !== want.join()) {
       throw new UserError(`${what}: tensor ${p.name} has shape ${shapeStr(t.shape)} but the config needs ${shapeStr(want)}`, hint);
     }
+    const bad = firstNonFinite(t.data);
+    if (bad >= 0) {
+      throw new UserError(`${what}: tensor ${p.name} holds ${t.data[bad]} at index ${bad} (of ${t.data.length})`,
+        'the weights are corrupt, or the training run that wrote them diverged; use an earlier checkpoint');
+    }
     model.flat.set(conv ? transpose(t.data, want[0], want[1]) : t.data, p.offset);
     byName.delete(p.name);
   }
@@ -76,6 +83,11 @@ export function loadHfTensors(model: GPT, tensors: Map<string, StTensor>, what: 
   for (const [name, t] of byName) {
     throw new UserError(`${what}: unexpected tensor ${name} ${shapeStr(t.shape)} (the config has no such parameter)`, hint);
   }
+}
+
+function firstNonFinite(x: Float32Array): number {
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return i;
+  return -1;
 }
 
 // ---- config.json <-> GPTConfig
@@ -143,7 +155,22 @@ export function fromHfConfig(j: any, what = 'config.json'): GPTConfig {
     throw bad(`model_type ${JSON.stringify(j.model_type)} is not supported`);
   }
   if (typeof c.tiedEmbeddings !== 'boolean') throw bad('"tie_word_embeddings" must be a boolean');
-  return validateConfig(c);
+  const config = validateConfig(c);
+  checkTokenIds(j, config.vocabSize, bad);
+  return config;
+}
+
+// bos/eos/pad_token_id: unused by the model (the tokenizer names its special tokens), but a value no token can have
+// means the file is not what it claims; transformers reads them, so we refuse what it would choke on. eos may be a list.
+function checkTokenIds(j: any, vocabSize: number, bad: (msg: string) => Error): void {
+  for (const k of ['bos_token_id', 'eos_token_id', 'pad_token_id']) {
+    const v = j[k];
+    if (v === undefined || v === null) continue;
+    const ids = k === 'eos_token_id' && Array.isArray(v) ? v : [v];
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw bad(`"${k}" ${JSON.stringify(v)} is not a token id below vocab_size ${vocabSize}`);
+    }
+  }
 }
 
 // ---- the directory
@@ -165,8 +192,18 @@ export function loadModel(dir: string): { model: GPT; tokenizer: Tokenizer | nul
       ? 'sharded checkpoints are not supported; merge the shards into one model.safetensors'
       : 'only model.safetensors is read (not pytorch_model.bin); convert the weights with safetensors first');
   }
+  const tensors = readSafetensors(wpath);
+  // A config.json far larger than its weights (a corrupt vocab_size, say) must fail before the model is allocated; a
+  // smaller mismatch (a missing tensor) is named tensor by tensor by loadHfTensors.
+  let values = 0;
+  for (const t of tensors.values()) values += t.data.length;
+  const need = parameterCount(config);
+  if (need > 2 * values + 65536) {
+    throw new UserError(`${join(dir, 'config.json')} describes ${need} parameters, but ${wpath} holds only ${values} values`,
+      'the weights do not match config.json; check that both come from the same model');
+  }
   const model = new GPT(config);
-  loadHfTensors(model, readSafetensors(wpath), wpath);
+  loadHfTensors(model, tensors, wpath);
   const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? Tokenizer.load(dir) : null;
   return { model, tokenizer };
 }

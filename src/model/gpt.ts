@@ -70,6 +70,11 @@ function paramSpecs(c: GPTConfig): Spec[] {
   return s;
 }
 
+// The number of parameters (floats of the flat buffer) of a config, without allocating them.
+export function parameterCount(c: GPTConfig): number {
+  return paramSpecs(validateConfig({ ...c })).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+}
+
 // Normal(0, std) by Box-Muller using both outputs of each pair (32-bit uniforms are plenty for an init).
 function fillNormal(d: Float32Array, std: number, rng: Rng): void {
   const inv = 1 / 4294967296;

@@ -3,10 +3,9 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}}, then the data buffer; offsets
 // are relative to the start of the data buffer.
 // Load: F32, F16, BF16, F64 (converted to float32). Save: F32. Malformed files are UserErrors naming the problem.
-import { readFileSync, existsSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { UserError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fsx.js';
+import { parseJson, readFileChecked, writeFileAtomic } from '../util/fsx.js';
 
 export interface StTensor { dtype: string; shape: number[]; data: Float32Array }
 
@@ -16,12 +15,11 @@ const MAX_HEADER = 100 * 1024 * 1024; // the reference implementation's limit
 if (endianness() !== 'LE') throw new Error('safetensors.ts assumes a little-endian host');
 
 export function readSafetensors(path: string): Map<string, StTensor> {
-  if (!existsSync(path)) throw new UserError(`safetensors file not found: ${path}`);
-  return parseSafetensors(readFileSync(path), path);
+  return parseSafetensors(readFileChecked(path, 'safetensors file'), path);
 }
 
 export function readSafetensorsMetadata(path: string): Record<string, string> {
-  return parseHeader(readFileSync(path), path).metadata;
+  return parseHeader(readFileChecked(path, 'safetensors file'), path).metadata;
 }
 
 function parseHeader(buf: Uint8Array, what: string) {
@@ -34,13 +32,14 @@ function parseHeader(buf: Uint8Array, what: string) {
   if (8 + n > buf.length) throw bad(`header length ${n} runs past the end of the file (${buf.length} bytes)`);
   let header: any;
   try {
-    header = JSON.parse(Buffer.from(buf.buffer, buf.byteOffset + 8, n).toString('utf8'));
+    header = parseJson(Buffer.from(buf.buffer, buf.byteOffset + 8, n).toString('utf8'), 'header');
   } catch (e) {
-    throw bad(`header is not valid JSON: ${(e as Error).message}`);
+    throw bad((e as Error).message);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) throw bad('header is not a JSON object');
   const metadata: Record<string, string> = header.__metadata__ ?? {};
-  if (typeof metadata !== 'object' || metadata === null) throw bad('__metadata__ is not an object');
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) throw bad('__metadata__ is not an object');
+  for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw bad(`__metadata__ "${k}" is not a string`);
   return { header, metadata, dataStart: 8 + n, dataLen: buf.length - 8 - n, bad };
 }
 

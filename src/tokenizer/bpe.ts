@@ -21,6 +21,12 @@ import { assert } from '../util/errors.js';
 const EMPTY = -1;
 const NO_MERGE = 0x7fffffff;
 
+// Ids a vocabulary file may leave unused (tiktoken's cl100k leaves a few below its special tokens). Files are read with
+// ids bounded by their entries plus this, so a corrupt id (2^32, 1e308) is an error, not a giant table; every unused id
+// shares NO_BYTES.
+export const MAX_UNUSED_IDS = 65536;
+export const NO_BYTES = new Uint8Array(0);
+
 /**
  * Open-addressing hash table (a, b) -> (priority, result) in one Int32Array of [a, b, priority, result] records, so a
  * lookup touches one cache line: no boxing, no string keys.
