@@ -8,7 +8,8 @@
 // embedding; GPT-2 files from the Hub name tensors without the "transformer." prefix and carry causal-mask buffers
 // (`h.N.attn.bias`, `attn.masked_bias`), which are accepted and ignored.
 // Loading checks before it allocates (the config's parameter count against the values the weights file holds) and after
-// (every weight finite: a NaN or Inf is reported with the tensor's name, never turned into silent garbage).
+// (every weight finite and below 1e8: a NaN, an Inf or an absurd value is reported with the tensor's name, never turned
+// into silent garbage).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
@@ -62,9 +63,10 @@ export function loadHfTensors(model: GPT, tensors: Map<string, StTensor>, what: 
     if (t.shape.join() !== want.join()) {
       throw new UserError(`${what}: tensor ${p.name} has shape ${shapeStr(t.shape)} but the config needs ${shapeStr(want)}`, hint);
     }
-    const bad = firstNonFinite(t.data);
+    const bad = firstImplausible(t.data);
     if (bad >= 0) {
-      throw new UserError(`${what}: tensor ${p.name} holds ${t.data[bad]} at index ${bad} (of ${t.data.length})`,
+      throw new UserError(`${what}: tensor ${p.name} holds ${t.data[bad]} at index ${bad} (of ${t.data.length}); ` +
+        `weights are finite and below ${MAX_ABS_WEIGHT} in size`,
         'the weights are corrupt, or the training run that wrote them diverged; use an earlier checkpoint');
     }
     model.flat.set(conv ? transpose(t.data, want[0], want[1]) : t.data, p.offset);
@@ -85,8 +87,11 @@ export function loadHfTensors(model: GPT, tensors: Map<string, StTensor>, what: 
   }
 }
 
-function firstNonFinite(x: Float32Array): number {
-  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return i;
+// A weight of 1e8 or more is no trained value (they stay within ~1e3): such a file is corrupt, and its products would
+// overflow float32 into Inf and NaN logits. NaN fails the comparison too.
+const MAX_ABS_WEIGHT = 1e8;
+function firstImplausible(x: Float32Array): number {
+  for (let i = 0; i < x.length; i++) if (!(Math.abs(x[i]) < MAX_ABS_WEIGHT)) return i;
   return -1;
 }
 
@@ -117,6 +122,7 @@ export function toHfConfig(c: GPTConfig, tokenizer?: Tokenizer): Record<string, 
 
 export function fromHfConfig(j: any, what = 'config.json'): GPTConfig {
   const bad = (msg: string) => new UserError(`${what}: ${msg}`, 'chatwright loads Llama-style (model_type "llama") and GPT-2 models');
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw bad('not a JSON object');
   const num = (k: string, dflt?: number): number => {
     const v = j[k] ?? dflt;
     if (typeof v !== 'number') throw bad(`"${k}" must be a number, got ${JSON.stringify(j[k])}`);

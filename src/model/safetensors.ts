@@ -51,7 +51,7 @@ export function parseSafetensors(buf: Uint8Array, what = '<buffer>'): Map<string
     if (name === '__metadata__') continue;
     if (!info || typeof info !== 'object') throw bad(`tensor "${name}" has no {dtype, shape, data_offsets}`);
     const { dtype, shape, data_offsets: offs } = info;
-    if (!(dtype in DTYPE_SIZE)) {
+    if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_SIZE, dtype)) {
       throw bad(`tensor "${name}" has unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_SIZE).join(', ')})`);
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {

@@ -110,7 +110,7 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
   // Resume or fresh start: the saved run's options are the defaults of a resumed one.
   recoverCheckpointDir(given.out);
   const resuming = given.resume !== false && hasCheckpoint(given.out);
-  const saved = resuming ? loadTrainerState(given.out)! : null;
+  const saved = resuming ? loadTrainerState(given.out, { required: ['optimizerStep', 'cursor', 'rng'], defaults: DEFAULTS, resolve: (s) => resolveOptions({ data: given.data, out: given.out }, s) })! : null;
   const o = resolveOptions(given, saved ? (saved.json.options as Partial<PretrainOptions>) : {});
   if (o.backend) setBackend(o.backend);
   const be = getBackend();

@@ -134,7 +134,7 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
   // Resume or fresh start
   recoverCheckpointDir(given.out);
   const resuming = given.resume !== false && hasCheckpoint(given.out);
-  const saved = resuming ? loadTrainerState(given.out)! : null;
+  const saved = resuming ? loadTrainerState(given.out, { required: ['optimizerStep'], defaults: DEFAULTS, resolve: (s) => resolveSFTOptions({ data: given.data, out: given.out }, s) })! : null;
   if (saved && saved.json.stage !== 'sft') {
     throw new UserError(`${given.out} holds a ${String(saved.json.stage ?? 'pretraining')} checkpoint, not an SFT one`,
       'give SFT its own --out folder (e.g. runs/<name>/sft) and the base model as --init');

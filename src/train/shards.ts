@@ -153,6 +153,7 @@ export function validateManifest(m: any, path: string, hint: string): Manifest {
       if (!(Number.isSafeInteger(s.documents) && (s.documents as number) >= 0)) throw bad(`${where}.documents ${JSON.stringify(s.documents)} is not a count`);
     }
   }
+  if (!m.train.some((s: ShardInfo) => s.tokens > 0)) throw bad('lists no training tokens');
   return m as Manifest;
 }
 

@@ -68,10 +68,21 @@ export function saveTrainerState(dir: string, moments: Moments, json: TrainerSta
 
 const DAMAGED = 'the checkpoint is damaged; start over with --no-resume or point --out at another folder';
 
-export function loadTrainerState(dir: string): (Moments & { json: TrainerStateJson }) | null {
+// What a stage expects of its trainer state: the fields it reads (`required`), each saved option's type (`defaults`: a
+// number, string, boolean, object; null: a number, string or null) and the stage's own checks of the saved options
+// (`resolve`). Their errors name the file.
+export interface TrainerStateCheck {
+  required?: string[];
+  defaults?: Record<string, unknown>;
+  resolve?: (saved: Record<string, unknown>) => unknown;
+}
+
+export function loadTrainerState(dir: string, expect: TrainerStateCheck = {}): (Moments & { json: TrainerStateJson }) | null {
   if (!hasCheckpoint(dir)) return null;
   const path = join(dir, STATE_JSON);
   const json = validateTrainerState(readJson(path, 'trainer state', DAMAGED), path);
+  for (const k of expect.required ?? []) if (json[k] === undefined) throw new UserError(`${path}: "${k}" is missing`, DAMAGED);
+  checkSavedOptions((json.options ?? {}) as Record<string, unknown>, expect, path);
   const tpath = join(dir, STATE_TENSORS);
   const t = readSafetensors(tpath);
   const m = t.get('optimizer.exp_avg')?.data, v = t.get('optimizer.exp_avg_sq')?.data;
@@ -109,6 +120,22 @@ export function validateTrainerState(j: unknown, where: string): TrainerStateJso
   }
   if (o.options !== undefined) checkOptions(o.options, 'options', bad);
   return o as TrainerStateJson;
+}
+
+function checkSavedOptions(saved: Record<string, unknown>, expect: TrainerStateCheck, where: string): void {
+  for (const [k, want] of Object.entries(expect.defaults ?? {})) {
+    const v = saved[k];
+    if (v === undefined) continue;
+    const ok = want === null ? v === null || typeof v === 'string' || typeof v === 'number'
+      : typeof want === 'object' ? typeof v === 'object' && v !== null && !Array.isArray(v) : typeof v === typeof want;
+    if (!ok) throw new UserError(`${where}: options.${k} is ${JSON.stringify(v)?.slice(0, 60)}, not a ${want === null ? 'number, text or null' : typeof want}`, DAMAGED);
+  }
+  try {
+    expect.resolve?.(saved);
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`${where}: the saved options: ${e.message}`, DAMAGED);
+    throw e;
+  }
 }
 
 function checkOptions(v: unknown, path: string, bad: (what: string) => UserError): void {

@@ -19,7 +19,7 @@ function writeAll(fd: number, buf: Uint8Array): void {
     let n = buf.length - off;
     if (n > diskBudget) {
       n = Math.max(0, diskBudget);
-      if (n === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write (CHATWRIGHT_TEST_DISK_BYTES)'), { code: 'ENOSPC' });
+      if (n === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write (CHATWRIGHT_TEST_DISK_BYTES)'), { code: 'ENOSPC', simulated: true });
     }
     const wrote = writeSync(fd, buf, off, n);
     if (diskBudget !== Infinity) diskBudget -= wrote;
@@ -58,7 +58,7 @@ export function writeError(e: unknown, path: string): unknown {
     let free = '';
     try {
       const s = statfsSync(existingParent(path));
-      free = `; ${((s.bavail * s.bsize) / 1e6).toFixed(1)} MB free there`;
+      if (!(e as { simulated?: boolean }).simulated) free = `; ${((s.bavail * s.bsize) / 1e6).toFixed(1)} MB free there`;
     } catch {}
     return new UserError(`the disk is full: writing ${path} failed (${code === 'EDQUOT' ? 'disk quota exceeded' : 'no space left on the device'}${free})`,
       'free some space (or point --out at another disk) and run the same command again; files written before were not touched');
