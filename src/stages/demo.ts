@@ -94,6 +94,17 @@ export interface DemoResult { out: string; timings: Record<string, number>; repo
 
 interface DemoState { plan: 'quick' | 'full'; done: Record<string, { seconds: number }>; steps: Record<string, number> }
 
+function readDemoState(path: string): DemoState {
+  const hint = `delete ${path} to run every step again`;
+  const s = readJson(path, 'demo state', hint);
+  const isMap = (x: unknown, ok: (v: any) => boolean) => typeof x === 'object' && x !== null && !Array.isArray(x) && Object.values(x).every(ok);
+  if (!isMap(s, () => true) || (s.plan !== 'quick' && s.plan !== 'full') || !isMap(s.done, (d) => Number.isFinite(d?.seconds)) ||
+    !isMap(s.steps, (n) => Number.isSafeInteger(n) && n >= 1)) {
+    throw new UserError(`demo state ${path} is damaged`, hint);
+  }
+  return s as DemoState;
+}
+
 export async function demo(opts: DemoOptions): Promise<DemoResult> {
   const print = opts.print ?? ((s: string) => console.log(s));
   const log = opts.log ?? ((s: string) => console.error(s));
@@ -102,7 +113,7 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
   const out = opts.out;
   const dirs = { tokenizer: join(out, 'tokenizer'), data: join(out, 'data'), base: join(out, 'base'), sft: join(out, 'sft'), eval: join(out, 'eval.json') };
   const statePath = join(out, 'demo.json');
-  const state: DemoState = existsSync(statePath) ? readJson(statePath, 'demo state') : { plan: planName, done: {}, steps: {} };
+  const state: DemoState = existsSync(statePath) ? readDemoState(statePath) : { plan: planName, done: {}, steps: {} };
   if (state.plan !== planName) {
     throw new UserError(`${out} holds a ${state.plan} demo; this is a ${planName} one`, `use another --out, or ${state.plan === 'quick' ? 'add' : 'drop'} --quick`);
   }
