@@ -1,5 +1,5 @@
 // The addon's entry point: registers the glue of every kernel file on the exports object, plus the dispatch and
-// thread controls (cpuLevel, setCpuLevel, numThreads, setNumThreads, cpuLevelName).
+// thread controls (cpuLevel, setCpuLevel, numThreads, setNumThreads, cpuLevelName), and the allocation-failure test hook.
 #include "common.h"
 #include <stdlib.h>
 
