@@ -151,7 +151,7 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
       'point --data at shards made with the model\'s tokenizer, or start a new run in another --out folder');
   }
   if (o.seqLen > cfg.maxSeqLen) {
-    throw new UserError(`--seq-len ${o.seqLen} is longer than the model's context of ${cfg.maxSeqLen} tokens`,
+    throw new UserError(`${given.seqLen === undefined && saved ? `the saved seqLen ${o.seqLen} (${join(o.out, 'trainer_state.json')})` : `--seq-len ${o.seqLen}`} is longer than the model's context of ${cfg.maxSeqLen} tokens`,
       `use --seq-len ${cfg.maxSeqLen} or less${saved ? '' : ', or raise --context'}`);
   }
   const B = o.batchSize, T = o.seqLen, tokensPerStep = B * T * o.gradAccum;
