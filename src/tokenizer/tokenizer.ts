@@ -23,16 +23,21 @@ export class Tokenizer {
   readonly assistant: number; readonly eot: number; readonly pad: number; // -1 where the vocabulary has none
   private readonly re: RegExp;
   private readonly parts: TokenizerParts;
+  readonly source: string | undefined; // the file it was read from, for errors
   private readonly decodeTable: Uint8Array[]; // id -> bytes, special tokens as their text
   private readonly specialOf = new Map<number, string>();
   private allSpecialRe: RegExp | null = null;
 
   constructor(parts: TokenizerParts) {
     const where = parts.source ?? 'tokenizer';
+    this.source = parts.source;
     this.parts = parts;
     this.pattern = parts.pattern;
     try {
       this.re = toJsRegex(parts.pattern);
+      // V8 compiles a regex at its first use: use it now, so "too large" or a stack overflow in it fails here
+      this.re.exec('Hello, 世界 123\n');
+      this.re.lastIndex = 0;
     } catch (e) {
       throw new UserError(`${where}: ${(e as Error).message.split('\n')[0]}`, 'the pre-tokenizer pattern of the file is corrupt');
     }

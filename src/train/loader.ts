@@ -37,7 +37,8 @@ export class BatchLoader {
         'use a larger corpus or a smaller --seq-len');
     }
     if (!(cursor.index >= 0 && cursor.index <= this.windows)) {
-      throw new UserError(`data cursor ${JSON.stringify(cursor)} is outside the ${this.windows} windows of this data`,
+      // a cursor other than the start comes from a checkpoint's trainer_state.json
+      throw new UserError(`the data cursor ${JSON.stringify(cursor)} (saved in trainer_state.json) is outside the ${this.windows} windows of this data`,
         'the data changed since the checkpoint was written; resume with the same --data and --seq-len, or start over with --no-resume');
     }
     this.epoch = cursor.epoch;

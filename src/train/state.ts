@@ -118,7 +118,10 @@ export function validateTrainerState(j: unknown, where: string): TrainerStateJso
   for (const k of ['stage', 'data', 'dataFingerprint'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'string') throw bad(`${k} ${JSON.stringify(o[k])} is not a string`);
   }
-  if (o.options !== undefined) checkOptions(o.options, 'options', bad);
+  if (o.options !== undefined) {
+    if (typeof o.options !== 'object' || o.options === null || Array.isArray(o.options)) throw bad(`options ${JSON.stringify(o.options)?.slice(0, 60)} is not an object`);
+    checkOptions(o.options, 'options', bad);
+  }
   return o as TrainerStateJson;
 }
 
