@@ -19,11 +19,19 @@ export class Rng {
     this.seed(seed);
   }
 
-  // Any finite integer is a seed: its low and high 32 bits both feed splitmix32, so seed and seed + 2^32 differ.
+  // Any finite number is a seed. An integer's low and high 32 bits both feed splitmix32, so seed and seed + 2^32
+  // differ; any other number (a seed read from a damaged file, say) feeds the two words of its float64 bits.
   seed(seed: number): void {
-    if (!Number.isInteger(seed)) throw new RangeError(`seed must be a finite integer, got ${seed}`);
-    const hi = Math.floor(seed / 2 ** 32);
-    let x = (seed - hi * 2 ** 32) ^ Math.imul(hi >>> 0, 0x9e3779b9);
+    if (!Number.isFinite(seed)) throw new RangeError(`seed must be a finite number, got ${seed}`);
+    let lo: number, hi: number;
+    if (Number.isInteger(seed)) {
+      hi = Math.floor(seed / 2 ** 32);
+      lo = seed - hi * 2 ** 32;
+    } else {
+      const w = new Uint32Array(Float64Array.of(seed).buffer);
+      [lo, hi] = [w[0], w[1] ^ 0x5bd1e995];
+    }
+    let x = lo ^ Math.imul(hi >>> 0, 0x9e3779b9);
     for (let i = 0; i < 4; i++) {
       // splitmix32 (the 32-bit finaliser of MurmurHash3 over a Weyl sequence)
       x = (x + 0x9e3779b9) >>> 0;
