@@ -26,7 +26,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const a = parseArgs('label', argv, spec);
   if (a._.length) throw new UsageError('label', `unexpected argument "${a._[0]}"`);
-  if (!a.samples) throw new UsageError('label', '--samples FILE is required');
+  if (!a.samples) throw new UsageError('label', '--samples FILE is required (make one with `chatwright sample`)');
   if (!a.store) throw new UsageError('label', '--store DIR is required');
   const items = readSamples(a.samples, (s) => process.stderr.write(`[${s}]\n`));
   const result = labelSamples(items, a.store, { noise: a.noise, seed: a.seed, warn: (s) => process.stderr.write(`[${s}]\n`) });

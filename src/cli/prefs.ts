@@ -50,7 +50,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (verb === 'import') {
-    if (rest.length !== 1) throw new UsageError('prefs import', 'give one file');
+    if (rest.length !== 1) throw new UsageError('prefs import', 'give one file', 'chatwright prefs import FILE --store DIR');
     const file = rest[0];
     const kway = readPreferenceFile(file);
     const store = PreferenceStore.open(a.store, { repeats: Number.MAX_SAFE_INTEGER, command: 'chatwright prefs import' });

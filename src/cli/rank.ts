@@ -59,7 +59,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const a = parseArgs('rank', argv, spec);
   if (a._.length) throw new UsageError('rank', `unexpected argument "${a._[0]}"`);
-  if (!a.store) throw new UsageError('rank', '--store DIR is required');
+  if (!a.store) throw new UsageError('rank', '--store DIR is required, e.g. --store runs/demo/feedback');
   const annotator = a.annotator ?? defaultAnnotator();
   const notice = (s: string) => process.stderr.write(`[${s}]\n`);
   const items = a.samples ? readSamples(a.samples, notice) : null;

@@ -39,7 +39,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const a = parseArgs('sample', argv, spec);
   if (a._.length) throw new UsageError('sample', `unexpected argument "${a._[0]}"`);
-  if (!a.out) throw new UsageError('sample', '--out FILE is required');
+  if (!a.out) throw new UsageError('sample', '--out FILE is required, e.g. --out runs/demo/feedback/samples.jsonl');
   const { model, tokenizer } = loadChatModel(a.model, 'sample');
   const { prompts: all, source } = a.prompts === 'builtin' ? builtinPrompts(a.model, a.limit ?? 50)
     : { prompts: readPromptsFile(a.prompts), source: a.prompts };

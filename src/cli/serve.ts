@@ -8,6 +8,7 @@
 // The URL goes to stdout once the server listens (with --port 0, the port it got); one line per request to stderr.
 // Ctrl-C or SIGTERM closes it: open streams end, the process exits 0.
 import { existsSync, statSync } from 'node:fs';
+import { UserError } from '../util/errors.js';
 import { helpText, parseArgs, wantsHelp, type OptionsSpec, UsageError } from './args.js';
 import { loadServedModels } from '../serve/models.js';
 import { DEFAULT_LIMITS, startServer } from '../serve/server.js';
@@ -38,10 +39,10 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const a = parseArgs('serve', argv, spec);
-  if (!a.model || a.model.length === 0) throw new UsageError('serve', '--model DIR is required');
+  if (!a.model || a.model.length === 0) throw new UsageError('serve', '--model DIR is required (a model folder, e.g. runs/demo/sft; repeat it to serve several)');
   let runsDir: string | null = null;
   if (a.runs !== undefined) {
-    if (!existsSync(a.runs) || !statSync(a.runs).isDirectory()) throw new UsageError('serve', `--runs ${a.runs} is not a folder`);
+    if (!existsSync(a.runs) || !statSync(a.runs).isDirectory()) throw new UsageError('serve', `--runs ${a.runs} is not a folder (give the folder that holds your runs, e.g. runs)`);
     runsDir = a.runs;
   } else if (existsSync('runs') && statSync('runs').isDirectory()) runsDir = 'runs';
   const apiKey = a['api-key'] ?? process.env.CHATWRIGHT_API_KEY ?? undefined;
@@ -58,9 +59,9 @@ export async function run(argv: string[]): Promise<number> {
     });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new UsageError('serve', `port ${a.port} on ${a.host} is in use`);
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new UsageError('serve', `cannot listen on ${a.host}`);
-    if (code === 'EACCES') throw new UsageError('serve', `no permission to listen on port ${a.port}`);
+    if (code === 'EADDRINUSE') throw new UserError(`serve: port ${a.port} on ${a.host} is in use`, 'pick another with --port (0: any free port)');
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new UserError(`serve: cannot listen on ${a.host}`, 'give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0');
+    if (code === 'EACCES') throw new UserError(`serve: no permission to listen on port ${a.port}`, 'use a port above 1023');
     throw e;
   }
   for (const m of models) {

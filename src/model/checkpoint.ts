@@ -212,13 +212,15 @@ export function fromHfConfig(j: any, what = 'config.json'): GPTConfig {
 }
 
 // bos/eos/pad_token_id: a value no token can have means the file is not what it claims; transformers reads them, so we
-// refuse what it would choke on (eos may be a list). Valid ones are kept in the config (tokenIdsFrom).
+// refuse what it would choke on (eos may be a list). Valid ones are kept in the config (tokenIdsFrom). One exception:
+// transformers' GPT2Config writes its default 50256 whatever the vocabulary, so a small GPT-2 carries it; it is dropped.
 function checkTokenIds(j: any, vocabSize: number, bad: (msg: string) => Error): void {
   for (const k of ['bos_token_id', 'eos_token_id', 'pad_token_id']) {
     const v = j[k];
     if (v === undefined || v === null) continue;
     const ids = k === 'eos_token_id' && Array.isArray(v) ? v : [v];
     for (const id of ids) {
+      if (j.model_type === 'gpt2' && id === 50256) continue;
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw bad(`"${k}" ${JSON.stringify(v)} is not a token id below vocab_size ${vocabSize}`);
     }
   }

@@ -63,6 +63,9 @@ export class Tokenizer {
       if (this.decodeTable[i] === undefined) this.decodeTable[i] = new Uint8Array(0);
     }
     this.bpe = new BytePairEncoder({ ...parts.vocab, tokenBytes: bpeBytes });
+    // The cut path of CJK runs (boundaries.ts) is exact for byte-level vocabularies; a SentencePiece-style one (its ▁,
+    // synthetic byte chains) takes the plain merge path: the cut path was seen to split "▁▁" there (token 259 of Llama 2).
+    if (parts.kind === 'sentencepiece') this.bpe.cutRuns = false;
     this.vocabSize = size;
     const named: Partial<Record<SpecialToken, string | null | undefined>> = {
       '<|bos|>': parts.names?.bos, '<|eos|>': parts.names?.eos, '<|pad|>': parts.names?.pad,
