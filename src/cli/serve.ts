@@ -40,15 +40,15 @@ const spec = {
 } satisfies OptionsSpec;
 
 export async function run(argv: string[]): Promise<number> {
-  const summary = 'serve models over an OpenAI-compatible API, with a web page at /';
+  const summary = 'serve models over an OpenAI-compatible API, and the ranking of sampled answers, with a web page at /';
   if (wantsHelp(argv)) {
     console.log(helpText('serve', summary, spec));
     return 0;
   }
   const a = parseArgs('serve', argv, spec);
+  if (a.samples && !a.store) throw new UserError('serve: --samples needs --store DIR', 'the samples are added to a preference store, e.g. --store runs/demo/feedback');
   if (a.model.length === 0 && !a.store)
     throw new UserError('serve: --model DIR is required', 'point it at a model directory, e.g. runs/demo/sft; repeat it to serve several (or --store DIR to serve ranking only)');
-  if (a.samples && !a.store) throw new UserError('serve: --samples needs --store DIR', 'the samples are added to a preference store, e.g. --store runs/demo/feedback');
   let runsDir: string | null = null;
   if (a.runs !== undefined) {
     if (!existsSync(a.runs) || !statSync(a.runs).isDirectory()) throw new UserError(`serve: --runs ${a.runs} is not a folder`, 'give the folder that holds your runs, e.g. runs');

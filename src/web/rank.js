@@ -144,7 +144,7 @@ function render() {
   let p = 0;
   groups.forEach((g, gi) => {
     g.forEach((i, j) => {
-      const c = card(i, `${gi + 1}${g.length > 1 ? '=' : ''}`);
+      const c = card(i, `rank ${gi + 1}${g.length > 1 ? ', tied' : ''}`);
       c.dataset.group = String(gi);
       if (p > 0) {
         const tie = el('button', 'tie', '=');
@@ -288,14 +288,14 @@ async function useName(name) {
 // ---- wiring
 
 function onKey(e) {
-  if ($('view-rank').hidden || $('rank-main').hidden || !item) return;
+  if ($('view-rank').hidden || $('rank-main').hidden) return;
   const tag = e.target?.tagName;
   if (tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT') return;
-  if ((e.ctrlKey || e.metaKey) && e.key === 'z') {
+  if (((e.ctrlKey || e.metaKey) && e.key === 'z') || (e.key === 'u' && !e.ctrlKey && !e.metaKey && !e.altKey)) {
     e.preventDefault();
-    return void undo();
+    return void undo(); // also when nothing is left to rank
   }
-  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.ctrlKey || e.metaKey || e.altKey || !item) return;
   if (/^[1-9]$/.test(e.key)) pick(Number(e.key) - 1);
   else if (e.key === '=') {
     if (groups.length) {
@@ -313,7 +313,6 @@ function onKey(e) {
     else status(`place all ${K()} answers first (${placed().size} placed)`, true);
   } else if (e.key === 'b') void save({ verdict: 'all-bad' });
   else if (e.key === 's') void save({ verdict: 'skipped' });
-  else if (e.key === 'u') void undo();
   else return;
   e.preventDefault();
 }
@@ -360,6 +359,12 @@ function init() {
   });
   $('rank-rename').addEventListener('click', askName);
   $('rank-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    saveOrder();
+  });
+  // Enter in the order field saves, or says what is missing (the form's own Enter does nothing while Save is disabled)
+  $('rank-order').addEventListener('keydown', (e) => {
+    if (e.key !== 'Enter') return;
     e.preventDefault();
     saveOrder();
   });
