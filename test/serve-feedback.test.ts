@@ -2,11 +2,13 @@
 // are handed different items; a ranking, "all bad" and a skip are on disk in rankings.jsonl when the answer arrives, in
 // the store's K-way format; undo takes the last one back and hands its item back; counts per person and in all; two
 // people racing for one item get one 200 and one 409; bad names, orders and verdicts are 400s naming the field;
-// unknown items 404; a server without a store, the API key and the HTTP edges as for every route.
+// unknown items 404; a full disk is a 507 that leaves nothing behind; a server without a store, the API key and the
+// HTTP edges as for every route.
 // The cross-process case (a second server on the same store refused) is in serve-cli.test.ts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import fs, { readFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { PreferenceStore, RANKINGS_FILE, readStore, type SampleItem } from '../src/feedback/index.js';
 import type { RunningServer } from '../src/serve/server.js';
@@ -159,6 +161,50 @@ test('bad orders, verdicts and names: 400 naming the field, nothing written', as
   assert.equal((await next('王小明')).status, 200, 'a Chinese name is fine');
   assert.equal((await next('o.brien@example-1')).status, 200);
   assert.equal(onDisk().length, before, 'nothing written');
+});
+
+test('a full disk: 507 saying nothing was saved, the log left whole, the next ranking saved', async () => {
+  const other = tempDir('chatwright-serve-feedback-full-');
+  const fdir = join(other.dir, 'fb');
+  const s2 = PreferenceStore.open(fdir);
+  s2.addItems(rankItems(2));
+  const srv2 = await serve({ models: [], feedback: { store: s2 } });
+  const log = () => readFileSync(join(fdir, RANKINGS_FILE));
+  // writeSync of a rank record writes half the line, then fails as a full disk does (the store's module sees the
+  // replacement through syncBuiltinESMExports, as it imports writeSync from node:fs)
+  const real = fs.writeSync;
+  let full = false;
+  (fs as any).writeSync = function (fd: number, buf: unknown, ...rest: number[]) {
+    if (full && Buffer.isBuffer(buf) && buf.includes('"kind":"rank"')) {
+      const [off = 0, len = buf.length - off] = rest;
+      (real as Function).call(fs, fd, buf, off, Math.floor(len / 2));
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    }
+    return (real as Function).call(fs, fd, buf, ...rest);
+  };
+  syncBuiltinESMExports();
+  try {
+    const get2 = async () => (await (await fetch(`${srv2.url}/v1/feedback/next?annotator=gina`)).json() as Json).item;
+    const it = await get2();
+    assert.equal((await post('/v1/feedback/rankings', { annotator: 'gina', item: it.id, verdict: 'skipped' }, srv2.url)).status, 200);
+    const before = log();
+    const it2 = await get2();
+    full = true;
+    const r = await post('/v1/feedback/rankings', { annotator: 'gina', item: it2.id, ranking: [0, 1, 2, 3] }, srv2.url);
+    full = false;
+    expectError(r, 507, 'store_write_failed');
+    assert.match(r.body.error.message, /\(ENOSPC\): nothing was saved/);
+    assert.deepEqual(log(), before, 'the half-written line was cut off');
+    assert.equal((await get2()).id, it2.id, 'the item is still hers to rank');
+    assert.equal((await post('/v1/feedback/rankings', { annotator: 'gina', item: it2.id, ranking: [3, 2, 1, 0] }, srv2.url)).status, 200);
+    assert.deepEqual(readStore(fdir).records.map((x) => [x.seq, x.verdict, x.ranking]), [[1, 'skipped', []], [2, 'ranked', [3, 2, 1, 0]]]);
+  } finally {
+    fs.writeSync = real;
+    syncBuiltinESMExports();
+    await srv2.close();
+    s2.close();
+    other.remove();
+  }
 });
 
 test('HTTP edges: wrong method 405, non-JSON 415, bad JSON 400, unknown route 404; no store: 404 saying how to get one', async () => {
