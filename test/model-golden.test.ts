@@ -1,7 +1,9 @@
 // Golden test of the GPT against an independent PyTorch implementation (test/fixtures/make_gpt_fixture.py; README
 // there), after llm.c's test_gpt2.c: load the weights through loadModel, compare logits, loss and every parameter
 // gradient (printing the max abs diff per named tensor), then take 10 AdamW steps on the same batch and compare the
-// losses. Runs on every available backend.
+// losses. Runs on every available backend. Beyond the two styles: the families as the Hub ships them (Llama 3.2 with
+// llama3 rope scaling in bf16, Qwen2.5 with q/k/v biases in two bf16 shards, SmolLM in f16, GPT-2 with Hub names and
+// causal-mask buffers in f16).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -28,7 +30,7 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 const backends = (['js', 'native'] as const).filter((b) => b === 'js' || nativeAvailable());
 
-for (const style of ['llama', 'gpt2']) {
+for (const style of ['llama', 'gpt2', 'llama3', 'qwen2', 'smollm', 'gpt2_hub']) {
   for (const backend of backends) {
     test(`golden ${style} (${backend} backend): logits, loss, gradients and 10 AdamW steps match PyTorch`, () => {
       const prev = getBackend().name;
@@ -42,7 +44,10 @@ for (const style of ['llama', 'gpt2']) {
         assert.equal(meta.magic, MAGIC);
         assert.equal(meta.version, '1');
         const refT = readSafetensors(dir + '/reference.safetensors');
-        const { model } = loadModel(dir);
+        const { model, info } = loadModel(dir);
+        assert.equal(info.dtypes.join(), ref.stored_dtype ?? 'F32', 'the stored dtype is reported');
+        assert.equal(info.files.length, ref.shards ?? 1, 'every shard is read');
+        if (info.dtypes.join() !== 'F32') assert.match(info.note ?? '', /converted to float32 in memory/);
         const { B, T } = ref;
         const ids = Int32Array.from(ref.ids), targets = Int32Array.from(ref.targets);
         const weights = Float32Array.from(ref.weights);

@@ -414,7 +414,7 @@ test('malformed or truncated files get clear errors', () => {
       [JSON.stringify({ ...good, model: { ...good.model, merges: good.model.merges.slice(0, 5).concat([['zz', 'qq']]) } }), /not in the vocabulary/],
       [JSON.stringify({ ...good, model: { ...good.model, merges: ['a b c'] } }), /not two tokens/],
       [JSON.stringify({ ...good, model: { ...good.model, vocab: { a: 0 } } }), /no token for the byte/],
-      [JSON.stringify({ ...good, pre_tokenizer: { type: 'Metaspace' }, decoder: { type: 'Metaspace' } }), /not a byte-level BPE/],
+      [JSON.stringify({ ...good, pre_tokenizer: { type: 'Metaspace' }, decoder: { type: 'Metaspace' } }), /neither a byte-level BPE tokenizer .* nor SentencePiece-style BPE/],
       [JSON.stringify({ version: '1.0' }), /no "model" section/],
     ];
     for (const [content, re] of cases) {

@@ -55,7 +55,7 @@ export function samplingFrom(a: SamplingArgs): Required<Omit<SamplingOptions, 'l
 
 // The model options of generate and chat (one description each).
 export const modelSpec = {
-  model: { type: 'string', description: 'model directory (config.json, model.safetensors, tokenizer.json)' },
+  model: { type: 'string', description: 'model directory (config.json, model.safetensors, tokenizer.json) or a .gguf file' },
   dtype: { type: 'string', description: 'inference weights: f32, bf16 (half the bytes) or q8_0 (llama.cpp 8-bit blocks, 34 bytes per 32 weights); decoding reads every weight per token, so fewer bytes decode faster', default: 'f32' },
 } satisfies OptionsSpec;
 
@@ -64,7 +64,8 @@ export const modelSpec = {
 export function loadChatModel(dir: string | undefined, command: string, dtype = 'f32'): { model: GPT; tokenizer: Tokenizer } {
   const dt = oneOf<WeightDtype>(command, 'dtype', dtype, WEIGHT_DTYPES) ?? 'f32';
   if (!dir) throw new UserError(`${command}: --model DIR is required`, 'point it at a model directory, e.g. runs/demo/sft');
-  const { model, tokenizer } = loadModel(dir);
+  const { model, tokenizer, info } = loadModel(dir);
+  if (info.note) process.stderr.write(`note: ${info.note}\n`);
   if (!tokenizer) throw new UserError(`no tokenizer in ${dir}`, 'copy tokenizer.json and tokenizer_config.json into the model directory');
   if (model.config.scalarHead) throw new UserError(`${dir} is a reward/value model (scalar head); it cannot generate`);
   if (dt !== 'f32') {
@@ -79,7 +80,7 @@ const spec = {
   ...modelSpec,
   prompt: { type: 'string', description: 'the text to continue' },
   stop: { type: 'string', description: 'a stop string, or a JSON array of them; not included in the output' },
-  bos: { type: 'boolean', description: 'start the prompt with <|bos|>', default: true },
+  bos: { type: 'boolean', description: 'start the prompt with the beginning-of-text token (when the tokenizer adds one; Qwen has none)', default: true },
   json: { type: 'boolean', description: 'print the result (text, ids, finish reason, logprobs) as JSON instead of streaming', default: false },
   logprobs: { type: 'number', description: 'with --json: top alternatives per token (0..20)', default: 0, integer: true, min: 0, max: 20 },
   ...samplingSpec,
@@ -97,7 +98,7 @@ export async function run(argv: string[]): Promise<number> {
   const stop = parseStop(a.stop);
   const sampling = samplingFrom(a);
   resolveSampling(sampling, model.config.vocabSize); // bad options fail before any output
-  const promptIds = [...(a.bos ? [tokenizer.bos] : []), ...tokenizer.encode(a.prompt)];
+  const promptIds = [...(a.bos && tokenizer.addBos ? [tokenizer.bos] : []), ...tokenizer.encode(a.prompt)];
   const color = process.stdout.isTTY && !process.env.NO_COLOR;
   const t0 = performance.now();
   let tFirst = 0;

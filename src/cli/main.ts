@@ -20,6 +20,8 @@ const commands: Record<string, { module: string; summary: string }> = {
   prefs: { module: './prefs.js', summary: 'export, import and count preference data (K-way, TRL pairs, Anthropic-HH)' },
   generate: { module: './generate.js', summary: 'continue a prompt with a base model' },
   chat: { module: './chat.js', summary: 'chat with a model in the terminal' },
+  export: { module: './export.js', summary: 'export a model to GGUF (llama.cpp, Ollama, node-llama-cpp)' },
+  info: { module: './info.js', summary: 'what a model folder or GGUF file holds: architecture, size, tokenizer, template' },
   serve: { module: './serve.js', summary: 'serve models over an OpenAI-compatible API, with a web page' },
   demo: { module: './demo.js', summary: 'the whole path on the built-in poetry corpus: pretrain, SFT, preferences, RM, DPO, PPO, GRPO, eval, chat' },
 };

@@ -36,13 +36,14 @@ export interface StreamChunk {
   result?: GenerateResult; // on the final chunk only
 }
 
-// A chat reply ends at the end of its turn; any other special token (a new turn, a new document) also ends it.
+// A chat reply ends at the end of its turn (the tokenizer's stop tokens: <|eot|>, <|eos|>, or generation_config.json's);
+// any other special token (a new turn, a new document) also ends it.
 export function chatStopTokens(t: Tokenizer): number[] {
-  return [t.eot, t.eos, t.bos, t.system, t.user, t.assistant, t.pad].filter((id) => id >= 0);
+  return [...new Set([...t.stopTokens(), t.bos, t.system, t.user, t.assistant, t.pad].filter((id) => id >= 0))];
 }
 
 export function withDefaults<O extends GenerateOptions>(tokenizer: Tokenizer, o: O): O {
-  return { ...o, stopTokens: o.stopTokens ?? [tokenizer.eot, tokenizer.eos] };
+  return { ...o, stopTokens: o.stopTokens ?? tokenizer.stopTokens() };
 }
 
 // Per-row text state: stream decoder + stop matcher.

@@ -7,12 +7,13 @@
 // ways); tied embeddings write no lm_head.weight (transformers' convention) and accept one on load if it equals the
 // embedding; GPT-2 files from the Hub name tensors without the "transformer." prefix and carry causal-mask buffers
 // (`h.N.attn.bias`, `attn.masked_bias`), which are accepted and ignored.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { readJson, writeJsonAtomic } from '../util/fsx.js';
 import { Tokenizer } from '../tokenizer/index.js';
-import { GPTConfig, validateConfig } from './config.js';
+import { GPTConfig, RopeScaling, validateConfig } from './config.js';
+import { loadGgufModel } from './gguf-model.js';
 import { GPT } from './gpt.js';
 import { readSafetensors, writeSafetensors, StTensor } from './safetensors.js';
 
@@ -79,17 +80,29 @@ export function loadHfTensors(model: GPT, tensors: Map<string, StTensor>, what: 
 }
 
 // ---- config.json <-> GPTConfig
+// bos/eos ids: the tokenizer's when one is saved with the model, else the ones config.json came with, else null (an
+// explicit null, so transformers does not fall back to GPT-2's 50256, which can lie outside a small vocabulary).
 export function toHfConfig(c: GPTConfig, tokenizer?: Tokenizer): Record<string, unknown> {
-  const id = (i: number) => (i >= 0 ? i : null); // the tokenizer says -1 for a special token it lacks
-  const ids = tokenizer ? { bos_token_id: id(tokenizer.bos), eos_token_id: id(tokenizer.eos), pad_token_id: id(tokenizer.pad) } : {};
+  const id = (i: number | undefined) => (i !== undefined && i >= 0 ? i : null); // the tokenizer says -1 for a token it lacks
+  const eos = c.eosTokenIds === undefined ? null : c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds;
+  const ids = tokenizer
+    ? { bos_token_id: id(tokenizer.bos) ?? id(c.bosTokenId), eos_token_id: id(tokenizer.eos) ?? eos, pad_token_id: id(tokenizer.pad) }
+    : { bos_token_id: id(c.bosTokenId), eos_token_id: eos };
   const labels = c.scalarHead ? { id2label: { '0': 'LABEL_0' }, label2id: { LABEL_0: 0 } } : {};
   if (c.arch === 'llama') {
+    const qwen2 = c.modelType === 'qwen2';
+    const family = qwen2 ? 'Qwen2' : 'Llama';
+    const r = c.ropeScaling;
     return {
-      architectures: [c.scalarHead ? 'LlamaForSequenceClassification' : 'LlamaForCausalLM'], model_type: 'llama',
+      architectures: [c.scalarHead ? `${family}ForSequenceClassification` : `${family}ForCausalLM`], model_type: qwen2 ? 'qwen2' : 'llama',
       vocab_size: c.vocabSize, hidden_size: c.nEmbd, intermediate_size: c.intermediateSize,
       num_hidden_layers: c.nLayer, num_attention_heads: c.nHead, num_key_value_heads: c.nKvHead,
-      head_dim: c.nEmbd / c.nHead, max_position_embeddings: c.maxSeqLen, rms_norm_eps: c.normEps,
-      rope_theta: c.ropeTheta, rope_scaling: null, hidden_act: 'silu', attention_bias: false, mlp_bias: false,
+      ...(qwen2 ? {} : { head_dim: c.nEmbd / c.nHead }), max_position_embeddings: c.maxSeqLen, rms_norm_eps: c.normEps,
+      rope_theta: c.ropeTheta,
+      rope_scaling: r ? { rope_type: r.type, factor: r.factor, low_freq_factor: r.lowFreqFactor, high_freq_factor: r.highFreqFactor,
+        original_max_position_embeddings: r.originalMaxPositionEmbeddings } : null,
+      hidden_act: 'silu', ...(qwen2 ? { use_sliding_window: false, sliding_window: null, max_window_layers: c.nLayer }
+        : { attention_bias: false, mlp_bias: false }),
       attention_dropout: 0.0, initializer_range: 0.02, tie_word_embeddings: c.tiedEmbeddings, torch_dtype: 'float32',
       use_cache: true, ...ids, ...labels,
     };
@@ -103,8 +116,36 @@ export function toHfConfig(c: GPTConfig, tokenizer?: Tokenizer): Record<string, 
   };
 }
 
+// config.json's rope_scaling: null, or Llama 3.1's {rope_type: "llama3", ...}; other kinds are named in the error.
+function ropeScalingFrom(r: any, bad: (msg: string) => UserError): RopeScaling | undefined {
+  if (r == null) return undefined;
+  const kind = r.rope_type ?? r.type;
+  if (kind === 'default') return undefined;
+  if (kind !== 'llama3') throw bad(`rope_scaling of type ${JSON.stringify(kind)} is not supported (llama3 is)`);
+  const num = (k: string, dflt?: number) => {
+    const v = r[k] ?? dflt;
+    if (typeof v !== 'number') throw bad(`rope_scaling.${k} must be a number, got ${JSON.stringify(r[k])}`);
+    return v;
+  };
+  return {
+    type: 'llama3', factor: num('factor'), lowFreqFactor: num('low_freq_factor', 1), highFreqFactor: num('high_freq_factor', 4),
+    originalMaxPositionEmbeddings: num('original_max_position_embeddings', 8192),
+  };
+}
+
+// Special ids config.json names, kept where they fit the vocabulary (GPT-2 configs default to 50256 whatever the vocab).
+function tokenIdsFrom(j: any, vocabSize: number): Pick<GPTConfig, 'bosTokenId' | 'eosTokenIds'> {
+  const ok = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) < vocabSize;
+  const out: Pick<GPTConfig, 'bosTokenId' | 'eosTokenIds'> = {};
+  if (ok(j.bos_token_id)) out.bosTokenId = j.bos_token_id;
+  const eos = (Array.isArray(j.eos_token_id) ? j.eos_token_id : [j.eos_token_id]).filter(ok);
+  if (eos.length > 0) out.eosTokenIds = eos;
+  return out;
+}
+
 export function fromHfConfig(j: any, what = 'config.json'): GPTConfig {
-  const bad = (msg: string) => new UserError(`${what}: ${msg}`, 'chatwright loads Llama-style (model_type "llama") and GPT-2 models');
+  const bad = (msg: string) => new UserError(`${what}: ${msg}`,
+    'chatwright loads Llama-style (model_type "llama": Llama 2/3, SmolLM, TinyLlama), Qwen2 / Qwen2.5 and GPT-2 models');
   const num = (k: string, dflt?: number): number => {
     const v = j[k] ?? dflt;
     if (typeof v !== 'number') throw bad(`"${k}" must be a number, got ${JSON.stringify(j[k])}`);
@@ -117,17 +158,20 @@ export function fromHfConfig(j: any, what = 'config.json'): GPTConfig {
   }
   const extra = scalarHead ? { scalarHead: true } : {};
   let c: GPTConfig;
-  if (j.model_type === 'llama') {
-    if (j.rope_scaling != null) throw bad(`rope_scaling ${JSON.stringify(j.rope_scaling)} is not supported`);
+  if (j.model_type === 'llama' || j.model_type === 'qwen2') {
+    const qwen2 = j.model_type === 'qwen2';
     if (j.hidden_act !== undefined && j.hidden_act !== 'silu') throw bad(`hidden_act "${j.hidden_act}" is not supported (silu only)`);
-    if (j.attention_bias || j.mlp_bias) throw bad('attention_bias / mlp_bias are not supported');
+    if (!qwen2 && (j.attention_bias || j.mlp_bias)) throw bad('attention_bias / mlp_bias are not supported');
+    if (qwen2 && j.use_sliding_window) throw bad('use_sliding_window is not supported (sliding-window attention)');
     const nHead = num('num_attention_heads');
     if (j.head_dim != null && j.head_dim * nHead !== num('hidden_size')) throw bad(`head_dim ${j.head_dim} != hidden_size / num_attention_heads`);
+    const ropeScaling = ropeScalingFrom(j.rope_scaling, bad);
     c = {
       arch: 'llama', vocabSize: num('vocab_size'), nLayer: num('num_hidden_layers'), nHead,
       nKvHead: num('num_key_value_heads', nHead), nEmbd: num('hidden_size'), intermediateSize: num('intermediate_size'),
       maxSeqLen: num('max_position_embeddings', 2048), ropeTheta: num('rope_theta', 10000),
       normEps: num('rms_norm_eps', 1e-6), tiedEmbeddings: j.tie_word_embeddings ?? false, ...extra,
+      ...(qwen2 ? { qkvBias: true, modelType: 'qwen2' as const } : {}), ...(ropeScaling ? { ropeScaling } : {}),
     };
   } else if (j.model_type === 'gpt2') {
     const act = j.activation_function ?? 'gelu_new';
@@ -143,6 +187,7 @@ export function fromHfConfig(j: any, what = 'config.json'): GPTConfig {
     throw bad(`model_type ${JSON.stringify(j.model_type)} is not supported`);
   }
   if (typeof c.tiedEmbeddings !== 'boolean') throw bad('"tie_word_embeddings" must be a boolean');
+  Object.assign(c, tokenIdsFrom(j, c.vocabSize));
   return validateConfig(c);
 }
 
@@ -154,19 +199,55 @@ export function saveModel(dir: string, model: GPT, tokenizer?: Tokenizer): void 
   writeJsonAtomic(join(dir, 'config.json'), toHfConfig(model.config, tokenizer));
 }
 
-export function loadModel(dir: string): { model: GPT; tokenizer: Tokenizer | null } {
-  const hint = `expected a model directory with config.json and model.safetensors (written by chatwright or transformers)`;
+/** What was read: the weights' stored dtypes (converted to float32 in memory), the files, and a note for the user. */
+export interface LoadInfo { dtypes: string[]; files: string[]; note?: string }
+
+/**
+ * A model directory (config.json + model.safetensors, or shards listed in model.safetensors.index.json) or a .gguf
+ * file. Weights stored as bf16 / f16 are converted to float32: the model then takes 4 bytes per parameter in memory,
+ * twice the file; `info.note` says so.
+ */
+export function loadModel(path: string): { model: GPT; tokenizer: Tokenizer | null; info: LoadInfo } {
+  if (path.toLowerCase().endsWith('.gguf')) return loadGgufModel(path);
+  const dir = path;
+  const hint = `expected a model directory with config.json and model.safetensors (written by chatwright or transformers), or a .gguf file`;
   if (!existsSync(dir)) throw new UserError(`model directory not found: ${dir}`, hint);
+  if (!statSync(dir).isDirectory()) throw new UserError(`${dir} is a file, not a model directory`, hint);
   const config = fromHfConfig(readJson(join(dir, 'config.json'), 'model config', hint), join(dir, 'config.json'));
-  const wpath = join(dir, 'model.safetensors');
-  if (!existsSync(wpath)) {
-    const sharded = existsSync(join(dir, 'model.safetensors.index.json'));
-    throw new UserError(`model weights not found: ${wpath}`, sharded
-      ? 'sharded checkpoints are not supported; merge the shards into one model.safetensors'
-      : 'only model.safetensors is read (not pytorch_model.bin); convert the weights with safetensors first');
-  }
+  const files = weightFiles(dir);
+  const tensors = new Map<string, StTensor>();
+  for (const f of files) for (const [name, t] of readSafetensors(f)) tensors.set(name, t);
   const model = new GPT(config);
-  loadHfTensors(model, readSafetensors(wpath), wpath);
+  loadHfTensors(model, tensors, files.length === 1 ? files[0] : `${dir} (${files.length} shards)`);
+  const dtypes = [...new Set([...tensors.values()].map((t) => t.dtype))].sort();
   const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? Tokenizer.load(dir) : null;
-  return { model, tokenizer };
+  const info: LoadInfo = { dtypes, files };
+  const narrow = dtypes.filter((d) => d !== 'F32' && d !== 'F64');
+  if (narrow.length > 0) {
+    info.note = `${dir} stores ${narrow.join('/').toLowerCase()} weights; converted to float32 in memory ` +
+      `(${(model.flat.byteLength / 2 ** 30).toFixed(2)} GiB, twice the file; training needs about 4x that)`;
+  }
+  return { model, tokenizer, info };
+}
+
+// model.safetensors, or every shard model.safetensors.index.json names (transformers' save_pretrained with
+// max_shard_size), checked to exist.
+function weightFiles(dir: string): string[] {
+  const single = join(dir, 'model.safetensors'), index = join(dir, 'model.safetensors.index.json');
+  if (existsSync(single)) return [single];
+  if (existsSync(index)) {
+    const j = readJson(index, 'shard index');
+    const map = j?.weight_map;
+    if (!map || typeof map !== 'object') throw new UserError(`${index} has no weight_map`, 'the index is corrupt; re-download it');
+    const files = [...new Set(Object.values<unknown>(map))];
+    for (const f of files) {
+      if (typeof f !== 'string' || f.includes('/') || f.includes('\\')) throw new UserError(`${index}: weight_map names a bad file ${JSON.stringify(f)}`);
+      if (!existsSync(join(dir, f))) throw new UserError(`shard ${f} listed in ${index} is missing`, 'download every model-0000N-of-0000M.safetensors file');
+    }
+    return files.map((f) => join(dir, f as string));
+  }
+  if (existsSync(join(dir, 'pytorch_model.bin'))) {
+    throw new UserError(`model weights not found: ${single}`, 'only safetensors weights are read (not pytorch_model.bin); convert the weights with safetensors first');
+  }
+  throw new UserError(`model weights not found: ${single}`, 'expected model.safetensors or model.safetensors.index.json with its shards');
 }

@@ -20,6 +20,19 @@ export interface GPTConfig {
   normEps: number;
   tiedEmbeddings: boolean;  // lm_head shares the token embedding matrix
   scalarHead?: boolean;     // reward / value models: a (1, nEmbd) `score` head instead of the lm head
+  // ---- Llama-family variants and checkpoint facts (optional; absent means plain Llama / unknown); validateVariants.
+  qkvBias?: boolean;        // q/k/v projections carry biases (Qwen2 / Qwen2.5)
+  ropeScaling?: RopeScaling; // Llama 3.1+ long-context frequency scaling
+  modelType?: 'llama' | 'qwen2'; // the Hugging Face model_type a llama-style config is written as (default llama)
+  bosTokenId?: number;      // from config.json, kept when a model is saved without a tokenizer
+  eosTokenIds?: number[];   // config.json's eos_token_id (one id or a list, as Llama 3 instruct models have)
+}
+
+// Llama 3.1's rope scaling (HF transformers `_compute_llama3_parameters`, rope_type "llama3"): wavelengths longer than
+// originalMaxPositionEmbeddings / lowFreqFactor are slowed by `factor`, shorter than .../ highFreqFactor kept, and the
+// band between interpolated.
+export interface RopeScaling {
+  type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number;
 }
 
 // Sizes chosen so the matrix shapes are multiples of 64/128 (efficient GEMM tiles). Vocab comes from the tokenizer.
@@ -55,10 +68,11 @@ export function configFromPreset(name: string, vocabSize: number, overrides: Par
   return validateConfig({ ...base, ...overrides });
 }
 
-const KEYS: Record<keyof GPTConfig, 'number' | 'boolean' | 'arch'> = {
+const KEYS: Record<keyof GPTConfig, 'number' | 'boolean' | 'arch' | 'variant'> = {
   arch: 'arch', vocabSize: 'number', nLayer: 'number', nHead: 'number', nKvHead: 'number', nEmbd: 'number',
   intermediateSize: 'number', maxSeqLen: 'number', ropeTheta: 'number', normEps: 'number', tiedEmbeddings: 'boolean',
-  scalarHead: 'boolean',
+  scalarHead: 'boolean', qkvBias: 'boolean', ropeScaling: 'variant', modelType: 'variant', bosTokenId: 'variant',
+  eosTokenIds: 'variant',
 };
 
 // Unknown keys, wrong types and inconsistent sizes are errors (the config is saved with every checkpoint).
@@ -69,7 +83,8 @@ export function validateConfig(c: GPTConfig): GPTConfig {
   }
   for (const [k, kind] of Object.entries(KEYS) as [keyof GPTConfig, string][]) {
     const v = c[k];
-    if (v === undefined && k === 'scalarHead') continue;
+    if (v === undefined && (k === 'scalarHead' || k === 'qkvBias')) continue;
+    if (kind === 'variant') continue; // validateVariants
     if (kind === 'arch') {
       if (v !== 'llama' && v !== 'gpt2') throw bad(`arch must be "llama" or "gpt2", got ${JSON.stringify(v)}`);
     } else if (typeof v !== kind) {
@@ -87,7 +102,43 @@ export function validateConfig(c: GPTConfig): GPTConfig {
   if (c.nHead % c.nKvHead !== 0) throw bad(`nHead ${c.nHead} is not divisible by nKvHead ${c.nKvHead}`);
   if (c.arch === 'llama' && (c.nEmbd / c.nHead) % 2 !== 0) throw bad(`rotary needs an even head dim, got ${c.nEmbd / c.nHead}`);
   if (c.arch === 'gpt2' && c.nKvHead !== c.nHead) throw bad(`gpt2 style has nKvHead == nHead, got ${c.nKvHead} != ${c.nHead}`);
+  validateVariants(c, bad);
   return c;
+}
+
+// The optional Llama-family keys: each is checked only when present.
+function validateVariants(c: GPTConfig, bad: (msg: string) => UserError): void {
+  const llamaOnly = (k: string) => {
+    if (c.arch !== 'llama') throw bad(`${k} applies to the llama style only`);
+  };
+  if (c.qkvBias) {
+    llamaOnly('qkvBias');
+    // transformers' Llama puts attention_bias on o_proj too; q/k/v-only biases are Qwen2's layout
+    if (c.modelType !== 'qwen2') throw bad('qkvBias is the Qwen2 layout: set modelType "qwen2" with it');
+  }
+  if (c.modelType !== undefined) {
+    llamaOnly('modelType');
+    if (c.modelType !== 'llama' && c.modelType !== 'qwen2') throw bad(`modelType must be "llama" or "qwen2", got ${JSON.stringify(c.modelType)}`);
+  }
+  const r = c.ropeScaling;
+  if (r !== undefined) {
+    llamaOnly('ropeScaling');
+    if (!r || typeof r !== 'object' || r.type !== 'llama3') throw bad(`ropeScaling must be {type: "llama3", ...}, got ${JSON.stringify(r)}`);
+    for (const k of ['factor', 'lowFreqFactor', 'highFreqFactor', 'originalMaxPositionEmbeddings'] as const) {
+      if (typeof r[k] !== 'number' || !(r[k] > 0)) throw bad(`ropeScaling.${k} must be a number > 0, got ${JSON.stringify(r[k])}`);
+    }
+    if (!(r.highFreqFactor > r.lowFreqFactor)) throw bad(`ropeScaling.highFreqFactor ${r.highFreqFactor} must exceed lowFreqFactor ${r.lowFreqFactor}`);
+  }
+  const id = (k: string, v: unknown) => {
+    if (!Number.isInteger(v) || (v as number) < 0 || (v as number) >= c.vocabSize) {
+      throw bad(`${k} must be a token id in 0..${c.vocabSize - 1}, got ${JSON.stringify(v)}`);
+    }
+  };
+  if (c.bosTokenId !== undefined) id('bosTokenId', c.bosTokenId);
+  if (c.eosTokenIds !== undefined) {
+    if (!Array.isArray(c.eosTokenIds)) throw bad(`eosTokenIds must be an array of token ids, got ${JSON.stringify(c.eosTokenIds)}`);
+    for (const e of c.eosTokenIds) id('eosTokenIds', e);
+  }
 }
 
 export function headDim(c: GPTConfig): number {
@@ -96,6 +147,8 @@ export function headDim(c: GPTConfig): number {
 
 export function describeConfig(c: GPTConfig): string {
   const kv = c.nKvHead === c.nHead ? '' : ` kv=${c.nKvHead}`;
-  return `${c.arch} L=${c.nLayer} C=${c.nEmbd} H=${c.nHead}${kv} I=${c.intermediateSize} V=${c.vocabSize} ` +
-    `T=${c.maxSeqLen}${c.tiedEmbeddings ? ' tied' : ''}${c.scalarHead ? ' scalar-head' : ''}`;
+  const arch = c.modelType && c.modelType !== 'llama' ? c.modelType : c.arch;
+  return `${arch} L=${c.nLayer} C=${c.nEmbd} H=${c.nHead}${kv} I=${c.intermediateSize} V=${c.vocabSize} ` +
+    `T=${c.maxSeqLen}${c.tiedEmbeddings ? ' tied' : ''}${c.qkvBias ? ' qkv-bias' : ''}` +
+    `${c.ropeScaling ? ` rope-${c.ropeScaling.type}x${c.ropeScaling.factor}` : ''}${c.scalarHead ? ' scalar-head' : ''}`;
 }

@@ -12,6 +12,7 @@
 //   x = x + down_proj(silu(gate_proj(norm2(x))) * up_proj(norm2(x)))        llama;  GPT-2: c_proj(gelu(c_fc(ln_2(x))))
 import {
   Tensor, getBackend, linear, add, embedding, rmsnorm, layernorm, rope, attention, swiglu, gelu, crossEntropy,
+  ropeInvFreq, ropeTablesFrom,
 } from '../tensor/index.js';
 import { toLowp, lowpRows, lowpBytes, type LowpMatrix, type WeightDtype } from '../tensor/quant.js';
 import { Rng } from '../train/rng.js';
@@ -38,6 +39,11 @@ function paramSpecs(c: GPTConfig): Spec[] {
       p(L + 'self_attn.q_proj.weight', [c.nHead * hd, C], 'matrix', std);
       p(L + 'self_attn.k_proj.weight', [kvDim, C], 'matrix', std);
       p(L + 'self_attn.v_proj.weight', [kvDim, C], 'matrix', std);
+      if (c.qkvBias) {
+        p(L + 'self_attn.q_proj.bias', [c.nHead * hd], 'bias', 0);
+        p(L + 'self_attn.k_proj.bias', [kvDim], 'bias', 0);
+        p(L + 'self_attn.v_proj.bias', [kvDim], 'bias', 0);
+      }
       p(L + 'self_attn.o_proj.weight', [C, c.nHead * hd], 'matrix', resid);
       p(L + 'post_attention_layernorm.weight', [C], 'norm', -1);
       p(L + 'mlp.gate_proj.weight', [I, C], 'matrix', std);
@@ -82,7 +88,7 @@ function fillNormal(d: Float32Array, std: number, rng: Rng): void {
   }
 }
 
-// The tensors one block computes with (views into the flat buffers); biases undefined for llama.
+// The tensors one block computes with (views into the flat buffers); biases undefined for llama (q/k/v ones with qkvBias).
 interface Block {
   ln1w: Tensor; ln1b?: Tensor; ln2w: Tensor; ln2b?: Tensor;
   wq: Tensor; wk: Tensor; wv: Tensor; bq?: Tensor; bk?: Tensor; bv?: Tensor; wo: Tensor; bo?: Tensor;
@@ -166,6 +172,7 @@ export class GPT {
           ln1w: get(L + 'input_layernorm.weight'), ln2w: get(L + 'post_attention_layernorm.weight'),
           wq: get(L + 'self_attn.q_proj.weight'), wk: get(L + 'self_attn.k_proj.weight'),
           wv: get(L + 'self_attn.v_proj.weight'), wo: get(L + 'self_attn.o_proj.weight'),
+          ...(c.qkvBias ? { bq: get(L + 'self_attn.q_proj.bias'), bk: get(L + 'self_attn.k_proj.bias'), bv: get(L + 'self_attn.v_proj.bias') } : {}),
           wg: get(L + 'mlp.gate_proj.weight'), wu: get(L + 'mlp.up_proj.weight'), wd: get(L + 'mlp.down_proj.weight'),
         });
       } else {
@@ -185,19 +192,8 @@ export class GPT {
     if (!llama) this.lnfb = get('transformer.ln_f.bias');
     this.head = c.scalarHead ? get('score.weight') : c.tiedEmbeddings ? this.wte : get('lm_head.weight');
 
-    // Rotary tables computed in float32 steps as HF LlamaRotaryEmbedding does (inv_freq = 1 / theta^(2i/d), angle =
-    // pos * inv_freq), so long positions round like transformers (rotary: Su et al. 2021, RoFormer).
-    const half = headDim(c) / 2, f = Math.fround;
-    this.ropeCos = new Float32Array(c.maxSeqLen * half);
-    this.ropeSin = new Float32Array(c.maxSeqLen * half);
-    for (let i = 0; i < half; i++) {
-      const invFreq = f(1 / f(c.ropeTheta ** f((2 * i) / (2 * half))));
-      for (let t = 0; t < c.maxSeqLen; t++) {
-        const angle = f(t * invFreq);
-        this.ropeCos[t * half + i] = Math.cos(angle);
-        this.ropeSin[t * half + i] = Math.sin(angle);
-      }
-    }
+    // Rotary tables (Su et al. 2021, RoFormer) as transformers computes them, with Llama 3.1 scaling when configured.
+    ({ cos: this.ropeCos, sin: this.ropeSin } = ropeTablesFrom(c.maxSeqLen, ropeInvFreq(headDim(c), c.ropeTheta, c.ropeScaling)));
   }
 
   static create(config: GPTConfig, seed: number): GPT {

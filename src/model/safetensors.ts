@@ -3,7 +3,7 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}}, then the data buffer; offsets
 // are relative to the start of the data buffer.
 // Load: F32, F16, BF16, F64 (converted to float32). Save: F32. Malformed files are UserErrors naming the problem.
-import { readFileSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
@@ -15,39 +15,74 @@ const MAX_HEADER = 100 * 1024 * 1024; // the reference implementation's limit
 
 if (endianness() !== 'LE') throw new Error('safetensors.ts assumes a little-endian host');
 
+// Reads tensor by tensor from the file (never the whole file at once: checkpoints pass Node's 2 GiB read limit).
 export function readSafetensors(path: string): Map<string, StTensor> {
   if (!existsSync(path)) throw new UserError(`safetensors file not found: ${path}`);
-  return parseSafetensors(readFileSync(path), path);
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const read = (pos: number, n: number): Uint8Array => {
+      const b = Buffer.alloc(n);
+      let o = 0;
+      while (o < n) {
+        const k = readSync(fd, b, o, n - o, pos + o);
+        if (k === 0) break;
+        o += k;
+      }
+      return b.subarray(0, o);
+    };
+    const { entries, dataStart } = parseHeader(read(0, 8), (n) => read(8, n), size, path);
+    const out = new Map<string, StTensor>();
+    for (const e of entries) out.set(e.name, { dtype: e.dtype, shape: e.shape, data: decode(read(dataStart + e.begin, e.end - e.begin), e.dtype, e.count) });
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The header alone: each tensor's dtype and shape, and __metadata__ (no tensor data is read). */
+export function readSafetensorsHeader(path: string): { tensors: Map<string, { dtype: string; shape: number[] }>; metadata: Record<string, string> } {
+  if (!existsSync(path)) throw new UserError(`safetensors file not found: ${path}`);
+  const fd = openSync(path, 'r');
+  try {
+    const read = (pos: number, n: number): Uint8Array => {
+      const b = Buffer.alloc(n);
+      const k = readSync(fd, b, 0, n, pos);
+      return b.subarray(0, k);
+    };
+    const { entries, metadata } = parseHeader(read(0, 8), (n) => read(8, n), fstatSync(fd).size, path);
+    return { tensors: new Map(entries.map((e) => [e.name, { dtype: e.dtype, shape: e.shape }])), metadata };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function readSafetensorsMetadata(path: string): Record<string, string> {
-  return parseHeader(readFileSync(path), path).metadata;
+  return readSafetensorsHeader(path).metadata;
 }
 
-function parseHeader(buf: Uint8Array, what: string) {
+interface Entry { name: string; dtype: string; shape: number[]; count: number; begin: number; end: number }
+
+// first8: the file's first 8 bytes; headerOf(n): the n header bytes after them; fileLen: the whole file's length.
+function parseHeader(first8: Uint8Array, headerOf: (n: number) => Uint8Array, fileLen: number, what: string) {
   const bad = (msg: string) => new UserError(`malformed safetensors file ${what}: ${msg}`,
     'the file is truncated or not a safetensors file; save it again or re-download it');
-  if (buf.length < 8) throw bad(`file is ${buf.length} bytes, shorter than the 8-byte header length`);
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const n = Number(dv.getBigUint64(0, true));
+  if (fileLen < 8 || first8.length < 8) throw bad(`file is ${fileLen} bytes, shorter than the 8-byte header length`);
+  const n = Number(new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true));
   if (n > MAX_HEADER) throw bad(`header length ${n} exceeds the ${MAX_HEADER}-byte limit`);
-  if (8 + n > buf.length) throw bad(`header length ${n} runs past the end of the file (${buf.length} bytes)`);
+  if (8 + n > fileLen) throw bad(`header length ${n} runs past the end of the file (${fileLen} bytes)`);
+  const hb = headerOf(n);
   let header: any;
   try {
-    header = JSON.parse(Buffer.from(buf.buffer, buf.byteOffset + 8, n).toString('utf8'));
+    header = JSON.parse(Buffer.from(hb.buffer, hb.byteOffset, hb.byteLength).toString('utf8'));
   } catch (e) {
     throw bad(`header is not valid JSON: ${(e as Error).message}`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) throw bad('header is not a JSON object');
   const metadata: Record<string, string> = header.__metadata__ ?? {};
   if (typeof metadata !== 'object' || metadata === null) throw bad('__metadata__ is not an object');
-  return { header, metadata, dataStart: 8 + n, dataLen: buf.length - 8 - n, bad };
-}
-
-export function parseSafetensors(buf: Uint8Array, what = '<buffer>'): Map<string, StTensor> {
-  const { header, dataStart, dataLen, bad } = parseHeader(buf, what);
-  const spans: { name: string; begin: number; end: number }[] = [];
-  const out = new Map<string, StTensor>();
+  const dataStart = 8 + n, dataLen = fileLen - 8 - n;
+  const entries: Entry[] = [];
   for (const [name, info] of Object.entries<any>(header)) {
     if (name === '__metadata__') continue;
     if (!info || typeof info !== 'object') throw bad(`tensor "${name}" has no {dtype, shape, data_offsets}`);
@@ -69,12 +104,20 @@ export function parseSafetensors(buf: Uint8Array, what = '<buffer>'): Map<string
     if (end - begin !== count * DTYPE_SIZE[dtype]) {
       throw bad(`tensor "${name}" has ${end - begin} bytes but shape [${shape}] of ${dtype} needs ${count * DTYPE_SIZE[dtype]}`);
     }
-    spans.push({ name, begin, end });
-    out.set(name, { dtype, shape: shape.slice(), data: decode(buf.subarray(dataStart + begin, dataStart + end), dtype, count) });
+    entries.push({ name, dtype, shape: shape.slice(), count, begin, end });
   }
-  spans.sort((a, b) => a.begin - b.begin);
+  const spans = [...entries].sort((a, b) => a.begin - b.begin);
   for (let i = 1; i < spans.length; i++) {
     if (spans[i].begin < spans[i - 1].end) throw bad(`tensors "${spans[i - 1].name}" and "${spans[i].name}" overlap`);
+  }
+  return { entries, metadata, dataStart };
+}
+
+export function parseSafetensors(buf: Uint8Array, what = '<buffer>'): Map<string, StTensor> {
+  const { entries, dataStart } = parseHeader(buf.subarray(0, 8), (n) => buf.subarray(8, 8 + n), buf.length, what);
+  const out = new Map<string, StTensor>();
+  for (const e of entries) {
+    out.set(e.name, { dtype: e.dtype, shape: e.shape, data: decode(buf.subarray(dataStart + e.begin, dataStart + e.end), e.dtype, e.count) });
   }
   return out;
 }
@@ -111,10 +154,12 @@ export function halfToFloat(h: number): number {
   return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
-// number -> binary16 bits, round to nearest even (used by tests to make F16 files)
+// number -> binary16 bits, round to nearest even (GGUF f16 export; tests make F16 files with it)
+const halfScratch = new Float32Array(1);
+const halfBits = new Uint32Array(halfScratch.buffer);
 export function floatToHalf(x: number): number {
-  const f32 = new Float32Array([x]);
-  const u = new Uint32Array(f32.buffer)[0];
+  halfScratch[0] = x;
+  const u = halfBits[0];
   const sign = (u >>> 16) & 0x8000;
   const exp = (u >>> 23) & 0xff;
   let mant = u & 0x7fffff;

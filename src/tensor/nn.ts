@@ -106,6 +106,46 @@ function negated(sin: FloatArray): FloatArray {
   return t;
 }
 
+// The inverse frequencies of a Hugging Face Llama model, in float32 steps as LlamaRotaryEmbedding computes them
+// (inv_freq = 1 / theta^(2i/d)), so long positions round like transformers. With `scaling` (Llama 3.1's rope_type
+// "llama3", transformers `_compute_llama3_parameters`): frequencies whose wavelength exceeds oldCtx / lowFreqFactor are
+// divided by factor, those under oldCtx / highFreqFactor kept, and the band between interpolated by
+// smooth = (oldCtx / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor).  -> (headDim/2)
+export function ropeInvFreq(headDim: number, theta: number, scaling?: {
+  factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number;
+}): Float32Array {
+  const half = headDim / 2, f = Math.fround;
+  const inv = new Float32Array(half);
+  for (let i = 0; i < half; i++) inv[i] = f(1 / f(theta ** f((2 * i) / headDim)));
+  if (scaling) {
+    const { factor, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositionEmbeddings: oldCtx } = scaling;
+    const lowWavelen = oldCtx / lo, highWavelen = oldCtx / hi;
+    for (let i = 0; i < half; i++) {
+      const wavelen = (2 * Math.PI) / inv[i];
+      if (wavelen > lowWavelen) inv[i] = f(inv[i] / factor);
+      else if (wavelen >= highWavelen) {
+        const smooth = (oldCtx / wavelen - lo) / (hi - lo);
+        inv[i] = f((1 - smooth) * (inv[i] / factor) + smooth * inv[i]);
+      }
+    }
+  }
+  return inv;
+}
+
+// cos, sin (maxT, headDim/2) tables of angle = pos * invFreq[i], the angle rounded to float32 as transformers does.
+export function ropeTablesFrom(maxT: number, invFreq: Float32Array): { cos: Float32Array; sin: Float32Array } {
+  const half = invFreq.length;
+  const cos = new Float32Array(maxT * half), sin = new Float32Array(maxT * half);
+  for (let i = 0; i < half; i++) {
+    for (let t = 0; t < maxT; t++) {
+      const angle = Math.fround(t * invFreq[i]);
+      cos[t * half + i] = Math.cos(angle);
+      sin[t * half + i] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
 // Hugging Face Llama tables: angle(pos, i) = pos * theta^(-2i / headDim).  -> cos, sin (maxT, headDim/2)
 export function ropeTables(maxT: number, headDim: number, theta = 10000): { cos: Float32Array; sin: Float32Array } {
   const half = headDim / 2;

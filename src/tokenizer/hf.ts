@@ -14,12 +14,23 @@ import { readJson, writeJsonAtomic } from '../util/fsx.js';
 import { PairTable, type BPEVocab } from './bpe.js';
 import { CHAT_TEMPLATE_JINJA } from './chat.js';
 import { GPT2_PATTERN } from './pretokenize.js';
+import { isSentencePieceBpe, sentencePieceVocab, type SentencePieceInfo } from './sentencepiece.js';
 
 export interface TokenizerParts {
   vocab: BPEVocab;
   pattern: string; // pre-tokenizer regex, in the published (Rust/Oniguruma) syntax
   specialTokens: Record<string, number>;
   normalization?: 'NFC' | 'NFKC' | 'NFD' | 'NFKD';
+  // from tokenizer_config.json (absent: chatwright's own chat template and special-token names)
+  chatTemplate?: string; // Jinja, rendered with @huggingface/jinja
+  names?: { bos?: string | null; eos?: string | null; pad?: string | null }; // which added tokens play these roles
+  addBos?: boolean; // the tokenizer puts bos before every encoded text (add_bos_token, or a post-processor that does)
+  stopIds?: number[]; // generation_config.json's eos_token_id: what else ends a turn
+  kind?: 'byte-level' | 'sentencepiece'; // absent: byte-level
+  spm?: SentencePieceInfo; // kind 'sentencepiece': synthetic byte chains and where ▁ is prepended
+  // the files as they were read, written back unchanged by save() (a foreign tokenizer keeps its post-processor,
+  // decoder and config keys that chatwright does not model)
+  source?: { tokenizerJson: object; tokenizerConfig?: object; generationConfig?: object };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -124,16 +135,23 @@ function hasByteLevel(x: any): boolean {
 export function parseTokenizerJson(obj: any, where: string): TokenizerParts {
   if (!obj || typeof obj !== 'object' || !obj.model) throw new UserError(`${where}: no "model" section`, 'expected a Hugging Face tokenizer.json');
   const model = obj.model;
-  if (model.type !== undefined && model.type !== 'BPE') throw new UserError(`${where}: model type ${model.type} is not BPE`, 'only byte-level BPE tokenizers are supported');
-  if (!hasByteLevel(obj.pre_tokenizer) && !hasByteLevel(obj.decoder)) {
-    throw new UserError(`${where}: not a byte-level BPE tokenizer (no ByteLevel pre-tokenizer or decoder)`, 'SentencePiece-style BPE (Llama 2, Mistral) is not supported');
+  if (model.type !== undefined && model.type !== 'BPE') {
+    throw new UserError(`${where}: model type ${model.type} is not BPE`, 'byte-level BPE (GPT-2, Llama 3, Qwen) and SentencePiece-style BPE (Llama 2, TinyLlama) tokenizers are supported');
   }
-  const vocab = vocabFromMerges(model.vocab, model.merges, where, model.ignore_merges === true);
   const specialTokens: Record<string, number> = {};
   for (const t of obj.added_tokens ?? []) {
     if (typeof t?.content !== 'string' || !Number.isInteger(t?.id)) throw new UserError(`${where}: an added token without content or id`, 'the file is corrupt');
     specialTokens[t.content] = t.id;
   }
+  if (!hasByteLevel(obj.pre_tokenizer) && !hasByteLevel(obj.decoder)) {
+    if (!isSentencePieceBpe(obj)) {
+      throw new UserError(`${where}: neither a byte-level BPE tokenizer (no ByteLevel pre-tokenizer or decoder) nor SentencePiece-style BPE (no byte fallback or ▁)`, 'byte-level BPE and SentencePiece-style BPE tokenizers are supported');
+    }
+    const { vocab, spm } = sentencePieceVocab(obj, where);
+    // written back as read: tokenizerJson() below writes byte-level files only
+    return { vocab, pattern: '', specialTokens, kind: 'sentencepiece', spm, source: { tokenizerJson: obj } };
+  }
+  const vocab = vocabFromMerges(model.vocab, model.merges, where, model.ignore_merges === true);
   let normalization: TokenizerParts['normalization'];
   const norm = obj.normalizer;
   if (norm) {
@@ -151,6 +169,59 @@ export function readTokenizerJson(path: string): TokenizerParts {
   return parseTokenizerJson(readJson(path, 'tokenizer file', hint), path);
 }
 
+// A special-token name in tokenizer_config.json: a string, an AddedToken object {content, ...}, or null.
+function tokenName(v: unknown): string | null | undefined {
+  if (v === null) return null;
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as any).content === 'string') return (v as any).content;
+  return undefined;
+}
+
+// Whether tokenizer.json's post-processor puts a special token before a single text (Llama 3's TemplateProcessing).
+function postProcessorBos(pp: any): string | undefined {
+  if (!pp) return undefined;
+  if (pp.type === 'Sequence') for (const p of pp.processors ?? []) {
+    const r = postProcessorBos(p);
+    if (r) return r;
+  }
+  if (pp.type === 'TemplateProcessing') return pp.single?.[0]?.SpecialToken?.id;
+  return undefined;
+}
+
+/**
+ * tokenizer.json, with tokenizer_config.json (chat template, special-token roles, add_bos_token) and
+ * generation_config.json (eos ids that end a turn) when the folder has them, as a model from the Hub ships them.
+ * chatwright's own tokenizer_config.json (its own template) adds nothing: the built-in template and names apply.
+ */
+export function readTokenizerDir(dir: string): TokenizerParts {
+  const path = join(dir, 'tokenizer.json');
+  const hint = 'train one with `chatwright tokenizer train --out DIR`, or point at a directory with tokenizer.json';
+  const tokenizerJson = readJson(path, 'tokenizer file', hint);
+  const parts = parseTokenizerJson(tokenizerJson, path);
+  const cfgPath = join(dir, 'tokenizer_config.json'), genPath = join(dir, 'generation_config.json');
+  const cfg = existsSync(cfgPath) ? readJson(cfgPath, 'tokenizer config') : undefined;
+  const gen = existsSync(genPath) ? readJson(genPath, 'generation config') : undefined;
+  let template: unknown = cfg?.chat_template;
+  if (Array.isArray(template)) template = (template.find((t: any) => t?.name === 'default') ?? template[0])?.template;
+  if (cfg && template !== CHAT_TEMPLATE_JINJA) {
+    if (typeof template === 'string') parts.chatTemplate = template;
+    parts.names = { bos: tokenName(cfg.bos_token), eos: tokenName(cfg.eos_token), pad: tokenName(cfg.pad_token) };
+    const ppBos = postProcessorBos(tokenizerJson.post_processor);
+    if (typeof cfg.add_bos_token === 'boolean') parts.addBos = cfg.add_bos_token;
+    else if (ppBos !== undefined) parts.addBos = ppBos === parts.names.bos;
+    else if (parts.kind !== 'sentencepiece') parts.addBos = false;
+    parts.source = { tokenizerJson, tokenizerConfig: cfg, ...(gen ? { generationConfig: gen } : {}) };
+  } else if (parts.kind === 'sentencepiece' || gen) {
+    parts.source = { tokenizerJson, ...(cfg ? { tokenizerConfig: cfg } : {}), ...(gen ? { generationConfig: gen } : {}) };
+  }
+  if (gen) {
+    const eos = Array.isArray(gen.eos_token_id) ? gen.eos_token_id : [gen.eos_token_id];
+    const ids = eos.filter((x: unknown) => Number.isInteger(x));
+    if (ids.length > 0) parts.stopIds = ids;
+  }
+  return parts;
+}
+
 /** GPT-2's vocab.json (token -> id) and merges.txt ("#version" line, then "a b" lines). */
 export function readGpt2Files(vocabPath: string, mergesPath: string): TokenizerParts {
   const vocab = readJson(vocabPath, 'GPT-2 vocab.json');
@@ -166,7 +237,7 @@ export function readGpt2Files(vocabPath: string, mergesPath: string): TokenizerP
 // writing
 
 /** Merges in priority order as "a b"; ties (several splits of one token) by left id, then right id. */
-function mergeList(parts: TokenizerParts): string[] {
+export function mergeList(parts: TokenizerParts): string[] {
   const entries = parts.vocab.merges.entries();
   entries.sort((x, y) => x[2] - y[2] || x[0] - y[0] || x[1] - y[1]);
   const tb = parts.vocab.tokenBytes;
@@ -223,16 +294,22 @@ export function tokenizerConfigJson(parts: TokenizerParts, names: { bos?: string
     eos_token: names.eos ?? null,
     pad_token: names.pad ?? null,
     unk_token: null,
-    add_bos_token: false,
+    add_bos_token: parts.chatTemplate === undefined ? false : parts.addBos ?? false, // our own template writes bos itself
     add_eos_token: false,
     clean_up_tokenization_spaces: false,
     added_tokens_decoder: decoderEntries,
-    chat_template: CHAT_TEMPLATE_JINJA,
+    chat_template: parts.chatTemplate ?? CHAT_TEMPLATE_JINJA,
   };
 }
 
-/** tokenizer.json + tokenizer_config.json into dir, each written atomically. */
+/** tokenizer.json + tokenizer_config.json into dir, each written atomically (a loaded foreign tokenizer: as read). */
 export function writeTokenizerDir(dir: string, parts: TokenizerParts, names: { bos?: string; eos?: string; pad?: string }): void {
+  if (parts.source) {
+    writeJsonAtomic(join(dir, 'tokenizer.json'), parts.source.tokenizerJson);
+    if (parts.source.tokenizerConfig) writeJsonAtomic(join(dir, 'tokenizer_config.json'), parts.source.tokenizerConfig);
+    if (parts.source.generationConfig) writeJsonAtomic(join(dir, 'generation_config.json'), parts.source.generationConfig);
+    return;
+  }
   writeJsonAtomic(join(dir, 'tokenizer.json'), tokenizerJson(parts));
   writeJsonAtomic(join(dir, 'tokenizer_config.json'), tokenizerConfigJson(parts, names));
 }

@@ -10,7 +10,7 @@ export { Tokenizer } from './tokenizer.js';
 export { SPECIAL_TOKENS, type SpecialToken } from './special.js';
 export type { Role, Message } from './chat.js';
 export { CHAT_TEMPLATE_JINJA, validateConversation } from './chat.js';
-export { CL100K_PATTERN, GPT2_PATTERN, DEFAULT_PATTERN, toJsRegex } from './pretokenize.js';
+export { CL100K_PATTERN, GPT2_PATTERN, QWEN2_PATTERN, DEFAULT_PATTERN, toJsRegex } from './pretokenize.js';
 export type { StreamDecoder } from './stream.js';
 
 /**

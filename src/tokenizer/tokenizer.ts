@@ -5,8 +5,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { BytePairEncoder, type BPEVocab } from './bpe.js';
-import { renderConversation, renderForCompletion, type Message } from './chat.js';
-import { readGpt2Files, readTokenizerJson, writeTokenizerDir, type TokenizerParts } from './hf.js';
+import { CHAT_TEMPLATE_JINJA, renderConversation, renderForCompletion, type Message } from './chat.js';
+import { readGpt2Files, readTokenizerDir, writeTokenizerDir, type TokenizerParts } from './hf.js';
+import { expandSynthetic, metaspace } from './sentencepiece.js';
+import { renderWithTemplate } from './template.js';
 import { toJsRegex } from './pretokenize.js';
 import { SPECIAL_ALIASES, SPECIAL_TOKENS, type SpecialToken } from './special.js';
 import { createStreamDecoder, type StreamDecoder } from './stream.js';
@@ -32,10 +34,12 @@ export class Tokenizer {
     this.pattern = parts.pattern;
     this.re = toJsRegex(parts.pattern);
     this.specialTokens = new Map(Object.entries(parts.specialTokens));
-    // Special tokens are not reachable through BPE: the encoder sees no bytes for them.
+    // Special tokens are not reachable through BPE: the encoder sees no bytes for them. A SentencePiece vocabulary
+    // carries synthetic ids past its end (sentencepiece.ts): the encoder needs them, the vocabulary does not count them.
     const bpeBytes = parts.vocab.tokenBytes.slice();
-    this.decodeTable = parts.vocab.tokenBytes.slice();
-    let size = bpeBytes.length;
+    const nReal = parts.spm ? parts.spm.nReal : parts.vocab.tokenBytes.length;
+    this.decodeTable = parts.vocab.tokenBytes.slice(0, nReal);
+    let size = nReal;
     for (const [text, id] of this.specialTokens) {
       if (!Number.isInteger(id) || id < 0) throw new UserError(`special token ${text} has a bad id ${id}`, 'the tokenizer file is corrupt');
       this.specialOf.set(id, text);
@@ -43,13 +47,20 @@ export class Tokenizer {
       this.decodeTable[id] = utf8.encode(text);
       size = Math.max(size, id + 1);
     }
-    for (let i = 0; i < size; i++) {
+    for (let i = 0; i < Math.max(size, bpeBytes.length); i++) {
       if (bpeBytes[i] === undefined) bpeBytes[i] = new Uint8Array(0);
+      if (i >= size) continue;
       if (this.decodeTable[i] === undefined) this.decodeTable[i] = new Uint8Array(0);
     }
     this.bpe = new BytePairEncoder({ ...parts.vocab, tokenBytes: bpeBytes });
     this.vocabSize = size;
+    const named: Partial<Record<SpecialToken, string | null | undefined>> = {
+      '<|bos|>': parts.names?.bos, '<|eos|>': parts.names?.eos, '<|pad|>': parts.names?.pad,
+    };
     const idFor = (name: SpecialToken): number => {
+      const given = named[name];
+      if (given === null) return -1; // tokenizer_config.json says the role has no token (Qwen's bos)
+      if (given !== undefined) return this.specialTokens.get(given) ?? -1;
       for (const alias of SPECIAL_ALIASES[name]) {
         const id = this.specialTokens.get(alias);
         if (id !== undefined) return id;
@@ -69,7 +80,7 @@ export class Tokenizer {
 
   /** tokenizer.json in dir (a tokenizer or model directory), or GPT-2's vocab.json + merges.txt. */
   static load(dir: string): Tokenizer {
-    if (existsSync(join(dir, 'tokenizer.json'))) return new Tokenizer(readTokenizerJson(join(dir, 'tokenizer.json')));
+    if (existsSync(join(dir, 'tokenizer.json'))) return new Tokenizer(readTokenizerDir(dir));
     if (existsSync(join(dir, 'vocab.json')) && existsSync(join(dir, 'merges.txt'))) {
       return new Tokenizer(readGpt2Files(join(dir, 'vocab.json'), join(dir, 'merges.txt')));
     }
@@ -94,6 +105,21 @@ export class Tokenizer {
     writeTokenizerDir(dir, this.parts, { bos: name(this.bos), eos: name(this.eos), pad: name(this.pad) });
   }
 
+  /** The Jinja chat template: the model's own (tokenizer_config.json, GGUF) or chatwright's. */
+  get chatTemplate(): string {
+    return this.parts.chatTemplate ?? CHAT_TEMPLATE_JINJA;
+  }
+
+  /** Whether a template is chatwright's own (rendered by chat.ts, not by Jinja). */
+  static isOwnTemplate(template: string): boolean {
+    return template === CHAT_TEMPLATE_JINJA;
+  }
+
+  /** Whether a prompt starts with bos: the tokenizer's add_bos_token, else yes when it has one. */
+  get addBos(): boolean {
+    return this.bos >= 0 && (this.parts.addBos ?? true);
+  }
+
   /** The parts this tokenizer was built from (for writers of other formats). */
   toParts(): TokenizerParts {
     return this.parts;
@@ -103,6 +129,19 @@ export class Tokenizer {
 
   /** Text to ids; special tokens are plain text. */
   encodeOrdinary(text: string, out: number[] = []): number[] {
+    return this.encodeSegment(text, out, true);
+  }
+
+  // One text between special tokens; `first`: it starts the input (SentencePiece's prepend_scheme "first").
+  private encodeSegment(text: string, out: number[], first: boolean): number[] {
+    const spm = this.parts.spm;
+    if (spm) {
+      if (text.length === 0) return out;
+      const from = out.length;
+      this.bpe.encodePiece(metaspace(text, spm.prepend === 'every-segment' || (spm.prepend === 'first' && first)), out);
+      expandSynthetic(out, from, spm);
+      return out;
+    }
     if (this.parts.normalization) text = text.normalize(this.parts.normalization);
     const re = this.re;
     re.lastIndex = 0;
@@ -149,11 +188,11 @@ export class Tokenizer {
     let last = 0;
     re.lastIndex = 0;
     for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-      if (m.index > last) this.encodeOrdinary(text.slice(last, m.index), out);
+      if (m.index > last) this.encodeSegment(text.slice(last, m.index), out, last === 0);
       out.push(this.specialTokens.get(m[0])!);
       last = m.index + m[0].length;
     }
-    if (last < text.length) this.encodeOrdinary(text.slice(last), out);
+    if (last < text.length) this.encodeSegment(text.slice(last), out, last === 0);
     return out;
   }
 
@@ -179,7 +218,9 @@ export class Tokenizer {
 
   /** Ids to text; special tokens appear as their text; invalid UTF-8 (a cut-off character) becomes U+FFFD. */
   decode(ids: ArrayLike<number>): string {
-    return Buffer.from(this.decodeBytes(ids).buffer).toString('utf8');
+    const text = Buffer.from(this.decodeBytes(ids).buffer).toString('utf8');
+    // SentencePiece: the ▁ put before the text decodes to a space, which the decoder strips (its Strip step)
+    return this.parts.spm && text.startsWith(' ') ? text.slice(1) : text;
   }
 
   /** The bytes of one token (special tokens: their text). */
@@ -195,16 +236,34 @@ export class Tokenizer {
   }
 
   streamDecoder(): StreamDecoder {
-    return createStreamDecoder((id) => this.tokenBytes(id));
+    const d = createStreamDecoder((id) => this.tokenBytes(id));
+    if (!this.parts.spm) return d;
+    let started = false; // as decode(): one leading space of the stream is the prepended ▁
+    const strip = (s: string) => {
+      if (started || s.length === 0) return s;
+      started = true;
+      return s.startsWith(' ') ? s.slice(1) : s;
+    };
+    return { push: (id) => strip(d.push(id)), flush: () => strip(d.flush()) };
+  }
+
+  /** The ids that end a turn: end of turn, end of text, and generation_config.json's (and `extra`) eos ids. */
+  stopTokens(extra: readonly number[] = []): number[] {
+    const ids = [this.eot, this.eos, ...(this.parts.stopIds ?? []), ...extra].filter((id) => id >= 0 && id < this.vocabSize);
+    return [...new Set(ids)];
   }
 
   // ---- chat --------------------------------------------------------------------------------------------------------
 
+  /** A conversation for training: ids and the mask of what the assistant says (and its end of turn). */
   render(messages: Message[]): { ids: number[]; mask: number[] } {
+    if (this.parts.chatTemplate !== undefined) return renderWithTemplate(this, this.parts.chatTemplate, messages, 'train');
     return renderConversation(this, messages);
   }
 
+  /** A conversation ending with a user message, up to where the assistant's answer starts. */
   renderForCompletion(messages: Message[]): number[] {
+    if (this.parts.chatTemplate !== undefined) return renderWithTemplate(this, this.parts.chatTemplate, messages, 'generate').ids;
     return renderForCompletion(this, messages);
   }
 }

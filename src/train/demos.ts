@@ -295,8 +295,10 @@ export function packConversations(convs: Conversation[], tokenizer: Tokenizer, T
   const report: PackReport = { conversations: convs.length, rows: 0, truncated: 0, skipped: 0, tokens: 0, assistantTokens: 0, fill: 0 };
   const rows: PackedRows['rows'] = [];
   let cur: { ids: Int32Array; mask: Uint8Array; len: number } | null = null;
+  // padding sits after a row's end (targets -1, never attended to from inside): any valid id does where there is no pad
+  const padId = tokenizer.pad >= 0 ? tokenizer.pad : Math.max(tokenizer.eos, 0);
   const newRow = () => {
-    const r = { ids: new Int32Array(L).fill(tokenizer.pad), mask: new Uint8Array(L), len: 0 };
+    const r = { ids: new Int32Array(L).fill(padId), mask: new Uint8Array(L), len: 0 };
     rows.push(r);
     return r;
   };
