@@ -2,13 +2,15 @@
 // are handed different items; a ranking, "all bad" and a skip are on disk in rankings.jsonl when the answer arrives, in
 // the store's K-way format; undo takes the last one back and hands its item back; counts per person and in all; two
 // people racing for one item get one 200 and one 409; bad names, orders and verdicts are 400s naming the field;
-// unknown items 404; a full disk is a 507 that leaves nothing behind; a server without a store, the API key and the
-// HTTP edges as for every route.
+// unknown items 404; 500 random bodies (fast-check): never a 5xx, every refusal in OpenAI's shape, the store still whole;
+// a full disk is a 507 that leaves nothing behind; a server without a store, the API key and the HTTP edges as for
+// every route.
 // The cross-process case (a second server on the same store refused) is in serve-cli.test.ts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs, { readFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
+import fc from 'fast-check';
 import { join } from 'node:path';
 import { PreferenceStore, RANKINGS_FILE, readStore, type SampleItem } from '../src/feedback/index.js';
 import type { RunningServer } from '../src/serve/server.js';
@@ -161,6 +163,52 @@ test('bad orders, verdicts and names: 400 naming the field, nothing written', as
   assert.equal((await next('王小明')).status, 200, 'a Chinese name is fine');
   assert.equal((await next('o.brien@example-1')).status, 200);
   assert.equal(onDisk().length, before, 'nothing written');
+});
+
+test('fuzz: 500 random submissions and undos, never a 5xx, each refusal in OpenAI\'s shape, the store still readable', async () => {
+  const other = tempDir('chatwright-serve-feedback-fuzz-');
+  const fdir = join(other.dir, 'fb');
+  const s2 = PreferenceStore.open(fdir);
+  const its = rankItems(6);
+  s2.addItems(its);
+  const srv2 = await serve({ models: [], feedback: { store: s2 } });
+  const name = fc.oneof(fc.constantFrom('ann', 'bo', ' ann ', 'simulated-x', ''), fc.string({ maxLength: 70 }), fc.integer(), fc.constant(null));
+  const index = fc.oneof(fc.integer({ min: -2, max: 5 }), fc.double(), fc.string({ maxLength: 2 }));
+  const body = fc.record({
+    annotator: name,
+    item: fc.oneof(fc.constantFrom(...its.map((i) => i.id)), fc.string({ maxLength: 20 }), fc.integer()),
+    ranking: fc.oneof(fc.array(fc.oneof(index, fc.array(index, { maxLength: 3 })), { maxLength: 6 }), fc.shuffledSubarray([0, 1, 2, 3], { minLength: 4 }),
+      fc.anything()),
+    verdict: fc.oneof(fc.constantFrom('ranked', 'all-bad', 'skipped'), fc.string({ maxLength: 8 }), fc.integer()),
+  }, { requiredKeys: [] });
+  const call = fc.oneof(
+    fc.record({ path: fc.constant('/v1/feedback/rankings'), body: fc.oneof(body, fc.anything()) }),
+    fc.record({ path: fc.constant('/v1/feedback/undo'), body: fc.oneof(fc.record({ annotator: name }, { requiredKeys: [] }), fc.anything()) }),
+  );
+  const seen = new Map<number, number>();
+  try {
+    await fc.assert(fc.asyncProperty(call, async ({ path, body: b }) => {
+      const r = await fetch(`${srv2.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(b) ?? 'null' });
+      const json = await r.json() as Json;
+      seen.set(r.status, (seen.get(r.status) ?? 0) + 1);
+      assert.ok(r.status < 500, `${r.status} for ${JSON.stringify(b)}: ${JSON.stringify(json)}`);
+      if (r.status === 200) assert.ok(['feedback.record', 'feedback.undo'].includes(json.object));
+      else {
+        assert.ok([400, 404, 409].includes(r.status), `${r.status} for ${JSON.stringify(b)}`);
+        assert.deepEqual(Object.keys(json.error).sort(), ['code', 'message', 'param', 'type']);
+        assert.equal(typeof json.error.message, 'string');
+      }
+    }), { numRuns: 500, seed: 13 });
+    console.log(`# statuses: ${JSON.stringify(Object.fromEntries([...seen].sort()))}`);
+    assert.ok((seen.get(200) ?? 0) > 0 && (seen.get(400) ?? 0) > 0, 'the fuzz reached both accepted and refused requests');
+    const { records } = readStore(fdir);
+    const ranked = records.filter((r) => r.verdict !== 'skipped').map((r) => r.item);
+    assert.equal(new Set(ranked).size, ranked.length, 'no item ranked twice');
+  } finally {
+    await srv2.close();
+    s2.close();
+    other.remove();
+  }
 });
 
 test('a full disk: 507 saying nothing was saved, the log left whole, the next ranking saved', async () => {
