@@ -19,7 +19,7 @@ import { GPT } from '../src/model/gpt.js';
 import { configFromPreset } from '../src/model/config.js';
 import { AdamW, clipGradNorm } from '../src/train/optim.js';
 import { trainingGemmPeak, trainFlopsPerToken } from '../src/train/progress.js';
-import { Rng } from '../src/train/rng.js';
+import { Rng } from '../src/util/rng.js';
 
 const SHAPES: Record<string, { B: number; T: number }> = { tiny: { B: 16, T: 128 }, small: { B: 8, T: 256 }, medium: { B: 4, T: 512 } };
 

@@ -1,11 +1,21 @@
 // The addon's entry point: registers the glue of every kernel file on the exports object, plus the dispatch and
-// thread controls (cpuLevel, setCpuLevel, numThreads, setNumThreads, cpuLevelName).
+// thread controls (cpuLevel, setCpuLevel, numThreads, setNumThreads, cpuLevelName), and the allocation-failure test hook.
 #include "common.h"
+#include <stdlib.h>
 
 // Until native/kernels*.c defines it, the addon still builds with GEMM alone (a strong definition wins at link time).
 __attribute__((weak)) void cw_register_kernels(napi_env env, napi_value exports) {
   (void)env;
   (void)exports;
+}
+
+int cw_test_fail_alloc(void) {
+  static int cached = -1;  // read once; a benign race (every thread computes the same value)
+  if (cached < 0) {
+    const char* e = getenv("CHATWRIGHT_TEST_FAIL_ALLOC");
+    cached = e && e[0] == '1';
+  }
+  return cached;
 }
 
 static napi_value js_cpu_level(napi_env env, napi_callback_info info) {

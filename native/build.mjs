@@ -9,8 +9,12 @@
 // macOS the linker is told so (-undefined dynamic_lookup).
 //
 // Incremental: an object is rebuilt when its .c or a local header it includes (transitively) is newer; the addon
-// is relinked when an object is newer or the list of sources changed. If there is no compiler or a compile fails, it prints ONE warning and exits 0:
-// chatwright then runs on the JS backend.
+// is relinked when an object is newer or the list of sources changed; a change of compiler flags rebuilds everything.
+//
+// Two modes. For users: if there is no compiler or a compile fails, it prints ONE warning and exits 0, and chatwright
+// runs on the JS backend. Where the native backend is required (CI: the CI variable set, as CI services do, to anything
+// but "", "0" or "false"; or CHATWRIGHT_REQUIRE_NATIVE=1): warnings are errors (-Werror) and any failure exits 1, so a
+// broken kernel cannot land green (test/helpers.ts makes the native tests fail instead of skipping there too).
 //
 // Usage: node native/build.mjs [--force] [--verbose] [--out DIR]
 import { spawn, spawnSync } from 'node:child_process';
@@ -29,12 +33,15 @@ const target = join(outDir, 'chatwright.node');
 const stampPath = join(outDir, 'sources.json');
 const force = process.argv.includes('--force');
 const verbose = process.argv.includes('--verbose');
+const ci = process.env.CI;
+const required = process.env.CHATWRIGHT_REQUIRE_NATIVE === '1' || (ci !== undefined && ci !== '' && ci !== '0' && ci !== 'false');
 
 function giveUp(reason) {
   // A stale addon would no longer match the sources, so it goes too: the warning must be true.
   rmSync(target, { force: true });
-  if (outArg >= 0) { // a build for elsewhere: failing is an error, not a fallback
-    console.error(`native build failed: ${reason}`);
+  if (required || outArg >= 0) { // required here, or a build for elsewhere: failing is an error, not a fallback
+    console.error(`error: native kernels failed to build: ${reason}\n` + (outArg >= 0 ? '(a build for another machine, --out)' :
+      `(the native backend is required here: ${process.env.CHATWRIGHT_REQUIRE_NATIVE === '1' ? 'CHATWRIGHT_REQUIRE_NATIVE=1' : `CI=${ci}`})`));
     process.exit(1);
   }
   console.warn(`warning: native kernels unavailable: ${reason}; chatwright will run on the slower JS backend`);
@@ -87,12 +94,28 @@ if (!cc) {
     : 'no C compiler found (tried cc, gcc, clang); HINT: install gcc or clang');
 }
 
-const cflags = ['-O3', '-fPIC', '-pthread', '-std=gnu11', '-fvisibility=hidden', '-Wall', '-Wno-unused-function', '-I', includeDir];
+const cflags = ['-O3', '-fPIC', '-pthread', '-std=gnu11', '-fvisibility=hidden', '-Wall', '-Wno-unused-function',
+  ...(required ? ['-Werror'] : []), '-I', includeDir];
 const ldflags = ['-shared', '-pthread'];
 if (platform() === 'darwin') ldflags.push('-undefined', 'dynamic_lookup');
 
 // ---- compile what changed, two at a time (or as many as there are cores)
 mkdirSync(objDir, { recursive: true });
+// The stamp records what the objects were built with; other flags (e.g. -Werror in CI) rebuild every object.
+let stamp = '';
+try {
+  stamp = readFileSync(stampPath, 'utf8');
+} catch {}
+const wantStamp = JSON.stringify({ sources, cc, cflags: cflags.filter((f) => f !== includeDir) });
+const flagsOf = (s) => {
+  try {
+    const j = JSON.parse(s);
+    return JSON.stringify([j.cc, j.cflags]);
+  } catch {
+    return '';
+  }
+};
+const rebuildAll = force || flagsOf(stamp) !== flagsOf(wantStamp);
 // The local headers a file includes, transitively (#include "x.h"), so a header edit rebuilds only its users.
 const includeCache = new Map();
 function localIncludes(file, seen = new Set()) {
@@ -117,7 +140,7 @@ for (const src of sources) {
   const obj = join(objDir, src.replace(/\.c$/, '.o'));
   const t = mtime(obj);
   const newestInput = Math.max(mtime(join(here, src)), ...[...localIncludes(src)].map((h) => mtime(join(here, h))));
-  if (force || t < 0 || t < newestInput) jobs.push({ src, obj });
+  if (rebuildAll || t < 0 || t < newestInput) jobs.push({ src, obj });
 }
 
 const failures = [];
@@ -145,11 +168,6 @@ if (failures.length) {
 
 // ---- link when an object or the list of sources changed; build under a temporary name, then rename (atomic)
 const objs = sources.map((s) => join(objDir, s.replace(/\.c$/, '.o')));
-let stamp = '';
-try {
-  stamp = readFileSync(stampPath, 'utf8');
-} catch {}
-const wantStamp = JSON.stringify({ sources, cc, cflags: cflags.filter((f) => f !== includeDir) });
 const targetTime = mtime(target);
 const needLink = force || targetTime < 0 || stamp !== wantStamp || objs.some((o) => mtime(o) > targetTime);
 if (needLink) {

@@ -50,11 +50,16 @@ int cw_arg_u16(napi_env env, napi_value v, const char* fn, const char* arg, uint
 int cw_arg_int(napi_env env, napi_value v, const char* fn, const char* arg, int64_t* out);
 int cw_arg_double(napi_env env, napi_value v, const char* fn, const char* arg, double* out);
 int cw_arg_bool(napi_env env, napi_value v, const char* fn, const char* arg, int* out);
-// Throws RangeError "fn: arg has LEN elements, needs at least NEED" unless len >= need; returns 0 when fine.
+// Throws RangeError "fn: arg has LEN elements, needs at least NEED" unless 0 <= need <= len (a negative need is an
+// overflowed size product, refused); returns 0 when fine.
 int cw_check_len(napi_env env, const char* fn, const char* arg, size_t len, int64_t need);
 napi_value cw_make_double(napi_env env, double x);
 // Adds a function to exports under `name`.
 void cw_export(napi_env env, napi_value exports, const char* name, napi_callback cb);
+
+// ---- test hook (addon.c): CHATWRIGHT_TEST_FAIL_ALLOC=1 makes every scratch allocation of the kernels fail, so the
+// tests can see an out-of-memory condition reach JavaScript as a thrown Error instead of aborting the process.
+int cw_test_fail_alloc(void);
 
 // ---- registration: each kernel file exports its glue functions (addon.c calls all of these at load)
 void cw_register_core(napi_env env, napi_value exports);    // addon.c: cpuLevel, setCpuLevel, numThreads, setNumThreads

@@ -21,6 +21,7 @@
 #include "common.h"
 #include "gemm.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,6 +130,7 @@ static __thread float* t_buf;
 static __thread size_t t_buf_len;
 
 static float* thread_buffer(size_t floats) {
+  if (cw_test_fail_alloc()) return NULL;
   if (floats > t_buf_len) {
     free(t_buf);
     size_t bytes = (floats * sizeof(float) + 4095) & ~(size_t)4095;
@@ -151,7 +153,11 @@ typedef struct {
   float alpha, beta;
   cw_pack_b_fn pack_b;  // k->pack_b, or a dequantizing packer for low-precision B (cw_gemm_lowp)
   int64_t kalign;       // K blocks are a multiple of this (32 for low-precision B: whole q8_0 blocks)
+  int* failed;  // set (by any thread) when scratch memory could not be had; the glue then throws
 } gemm_problem;
+
+// Out of memory for a packing buffer: note it and leave this part undone (C is then unspecified; the caller throws).
+static void gemm_fail(const gemm_problem* g) { __atomic_store_n(g->failed, 1, __ATOMIC_RELAXED); }
 
 static int64_t balanced_block(int64_t total, int64_t maxBlock, int64_t multiple) {
   int64_t blocks = (total + maxBlock - 1) / maxBlock;
@@ -213,7 +219,10 @@ static void gemm_part(const gemm_problem* g, int64_t m0, int64_t m1, int64_t n0,
   int64_t MC = balanced_block(M, k->mc, MR);
   int64_t NC = balanced_block(N, k->nc, NR);
   float* bufB = thread_buffer((size_t)KC * NC + (size_t)KC * MC + (size_t)MR * NR + 64);
-  if (!bufB) abort();
+  if (!bufB) {
+    gemm_fail(g);
+    return;
+  }
   float* bufA = bufB + (((size_t)KC * NC + 15) & ~(size_t)15);
   float* tile = bufA + (((size_t)KC * MC + 15) & ~(size_t)15);
   // B stored (K, N) with whole NR panels is read in place when the kernel can (B_IN_PLACE says when it pays).
@@ -238,7 +247,10 @@ static void gemm_part(const gemm_problem* g, int64_t m0, int64_t m1, int64_t n0,
 // Decode-shaped: pack the few rows of op(A) densely (alpha folded in), then stream B.
 static void small_m_part(const gemm_problem* g, int64_t j0, int64_t j1) {
   float* a = thread_buffer((size_t)g->M * g->K + 16);
-  if (!a) abort();
+  if (!a) {
+    gemm_fail(g);
+    return;
+  }
   for (int64_t i = 0; i < g->M; i++)
     for (int64_t p = 0; p < g->K; p++)
       a[i * g->K + p] = g->alpha * (g->A.trans ? g->A.x[p * g->A.ld + i] : g->A.x[i * g->A.ld + p]);
@@ -249,7 +261,10 @@ static void small_m_part(const gemm_problem* g, int64_t j0, int64_t j1) {
 // kernel on the transposed problem for rows [j0, j1) of C into tmp (N, M), then add its transpose into C.
 static void small_n_part(const gemm_problem* g, float* tmp, int64_t j0, int64_t j1) {
   float* a = thread_buffer((size_t)g->N * g->K + 16);  // op(B)^T, dense (N, K), alpha folded in
-  if (!a) abort();
+  if (!a) {
+    gemm_fail(g);
+    return;
+  }
   for (int64_t i = 0; i < g->N; i++)
     for (int64_t p = 0; p < g->K; p++)
       a[i * g->K + p] = g->alpha * (g->B.trans ? g->B.x[i * g->B.ld + p] : g->B.x[p * g->B.ld + i]);
@@ -289,7 +304,10 @@ static void shared_compute_range(void* vctx, int64_t b, int64_t e) {
   const gemm_problem* g = s->g;
   const cw_gemm_kernel* k = g->k;
   float* bufA = thread_buffer((size_t)s->kc * s->MC + (size_t)k->mr * k->nr + 64);
-  if (!bufA) abort();
+  if (!bufA) {
+    gemm_fail(g);
+    return;
+  }
   float* tile = bufA + (((size_t)s->kc * s->MC + 15) & ~(size_t)15);
   for (int64_t ib = b; ib < e; ib++) {
     int64_t ic = ib * s->MC, mc = g->M - ic < s->MC ? g->M - ic : s->MC;
@@ -312,14 +330,18 @@ static void gemm_shared(const gemm_problem* g, int threads) {
   if (MC > k->mc) MC = k->mc;
   if (MC < MR) MC = MR;
   size_t need = (size_t)KC * NC;
-  if (need > t_shared_len) {
+  if (need > t_shared_len || cw_test_fail_alloc()) {
     free(t_shared);
     void* p = NULL;
-    if (posix_memalign(&p, 4096, ((need * sizeof(float) + 4095) & ~(size_t)4095) + 256) != 0) p = NULL;
+    if (cw_test_fail_alloc() || posix_memalign(&p, 4096, ((need * sizeof(float) + 4095) & ~(size_t)4095) + 256) != 0)
+      p = NULL;
     t_shared = p;
     t_shared_len = p ? need : 0;
   }
-  if (!t_shared) abort();
+  if (!t_shared) {
+    gemm_fail(g);
+    return;
+  }
   shared_ctx s = {g, t_shared, 0, 0, 0, 0, MC, 0};
   int64_t mblocks = (g->M + MC - 1) / MC;
   for (s.jc = 0; s.jc < g->N; s.jc += NC) {
@@ -415,8 +437,12 @@ static void ksplit_range(void* vctx, int64_t b, int64_t e) {
 }
 
 static void gemm_ksplit(const gemm_problem* h, int threads) {
-  ksplit_ctx x = {h, (h->K / 2 + 15) & ~(int64_t)15, malloc(sizeof(float) * (size_t)h->M * h->N)};
-  if (!x.tmp) abort();
+  ksplit_ctx x = {h, (h->K / 2 + 15) & ~(int64_t)15,
+                  cw_test_fail_alloc() ? NULL : malloc(sizeof(float) * (size_t)h->M * h->N)};
+  if (!x.tmp) {
+    gemm_fail(h);
+    return;
+  }
   if (threads <= 1) ksplit_range(&x, 0, 2);
   else cw_parallel_for(2, 1, ksplit_range, &x);
   for (int64_t i = 0; i < h->M; i++) {
@@ -463,8 +489,11 @@ static void gemm_one(const gemm_problem* g, int allowThreads) {
     ctx.small = 2;
     ctx.unit = 64;
     ctx.units = (g->M + 63) / 64;
-    ctx.tmp = malloc(sizeof(float) * (size_t)g->N * g->M);
-    if (!ctx.tmp) abort();
+    ctx.tmp = cw_test_fail_alloc() ? NULL : malloc(sizeof(float) * (size_t)g->N * g->M);
+    if (!ctx.tmp) {
+    gemm_fail(g);
+    return;
+  }
   } else if (g->M >= g->N) {
     ctx.splitM = 1;
     ctx.unit = h.k->mr;
@@ -502,8 +531,10 @@ static void batch_range(void* vctx, int64_t b, int64_t e) {
   }
 }
 
-void cw_gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, int transA, int transB,
-             float alpha, float beta, int64_t batch, int64_t strideA, int64_t strideB, int64_t strideC) {
+// Returns 0, or -1 when scratch memory ran out (C is then unspecified).
+int cw_gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, int transA, int transB,
+            float alpha, float beta, int64_t batch, int64_t strideA, int64_t strideB, int64_t strideC) {
+  int failed = 0;
   batch_ctx bc;
   bc.g.k = pick_kernel();
   bc.g.C = C;
@@ -517,6 +548,7 @@ void cw_gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int
   bc.g.beta = beta;
   bc.g.pack_b = bc.g.k->pack_b;
   bc.g.kalign = 4;
+  bc.g.failed = &failed;
   bc.strideA = strideA;
   bc.strideB = strideB;
   bc.strideC = strideC;
@@ -524,7 +556,7 @@ void cw_gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int
   if (batch > 1 && strideC >= M * N && flops < 4 * SERIAL_FLOPS && cw_num_threads() > 1 && flops * batch >= SERIAL_FLOPS) {
     cw_parallel_for(batch, 1, batch_range, &bc);
   } else {
-    for (int64_t i = 0; i < batch; i++) {
+    for (int64_t i = 0; i < batch && !failed; i++) {
       gemm_problem g = bc.g;
       g.A.x += i * strideA;
       g.B.x += i * strideB;
@@ -532,14 +564,33 @@ void cw_gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int
       gemm_one(&g, 1);
     }
   }
+  return __atomic_load_n(&failed, __ATOMIC_RELAXED) ? -1 : 0;
 }
 
-void cw_gemm_lowp(float* C, const float* A, cw_operand B, cw_pack_b_fn pack, int64_t M, int64_t N, int64_t K) {
-  gemm_problem g = {pick_kernel(), C, N, {A, K, 0, CW_DT_F32, NULL}, B, M, N, K, 1.0f, 0.0f, pack, 32};
+// Returns 0, or -1 when scratch memory could not be had (C is then unspecified; the glue throws).
+int cw_gemm_lowp(float* C, const float* A, cw_operand B, cw_pack_b_fn pack, int64_t M, int64_t N, int64_t K) {
+  int failed = 0;
+  gemm_problem g = {pick_kernel(), C, N, {A, K, 0, CW_DT_F32, NULL}, B, M, N, K, 1.0f, 0.0f, pack, 32, &failed};
   gemm_one(&g, 1);
+  return __atomic_load_n(&failed, __ATOMIC_RELAXED) ? -1 : 0;
 }
 
 // ---- Node-API glue: gemm(C, A, B, M, N, K, transA, transB, alpha, beta, batch?, strideA?, strideB?, strideC?)
+// The same style as every other entry point (kernels_glue.c): sizes are integers in 0..2^46, the lengths each array
+// needs are products that saturate (a saturated need fails the length check), and running out of scratch memory
+// throws an Error with a hint instead of aborting the process.
+
+#define GEMM_MAX_SIZE (INT64_C(1) << 46)
+
+static int64_t sat_mul(int64_t x, int64_t y) { return y != 0 && x > INT64_MAX / y ? INT64_MAX : x * y; }
+static int64_t sat_add(int64_t x, int64_t y) { return x > INT64_MAX - y ? INT64_MAX : x + y; }
+
+// an optional size argument (absent or undefined: keep *out)
+static int gemm_opt_size(napi_env env, size_t argc, napi_value* argv, size_t i, const char* name, int64_t* out) {
+  napi_valuetype t;
+  if (argc <= i || (napi_typeof(env, argv[i], &t), t == napi_undefined)) return 0;
+  return cw_arg_int(env, argv[i], "gemm", name, out);
+}
 
 static napi_value js_gemm(napi_env env, napi_callback_info info) {
   size_t argc = 14;
@@ -553,37 +604,42 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
   }
   float *C, *A, *B;
   size_t lc, la, lb;
-  int64_t M, N, K, batch = 1, sA, sB, sC;
+  int64_t M, N, K, batch = 1, sA = INT64_MIN, sB = INT64_MIN, sC = INT64_MIN;  // INT64_MIN: left out
   int tA, tB;
   double alpha, beta;
   if (cw_arg_f32(env, argv[0], "gemm", "C", &C, &lc) || cw_arg_f32(env, argv[1], "gemm", "A", &A, &la) ||
       cw_arg_f32(env, argv[2], "gemm", "B", &B, &lb) || cw_arg_int(env, argv[3], "gemm", "M", &M) ||
       cw_arg_int(env, argv[4], "gemm", "N", &N) || cw_arg_int(env, argv[5], "gemm", "K", &K) ||
       cw_arg_bool(env, argv[6], "gemm", "transA", &tA) || cw_arg_bool(env, argv[7], "gemm", "transB", &tB) ||
-      cw_arg_double(env, argv[8], "gemm", "alpha", &alpha) || cw_arg_double(env, argv[9], "gemm", "beta", &beta))
+      cw_arg_double(env, argv[8], "gemm", "alpha", &alpha) || cw_arg_double(env, argv[9], "gemm", "beta", &beta) ||
+      gemm_opt_size(env, argc, argv, 10, "batch", &batch) || gemm_opt_size(env, argc, argv, 11, "strideA", &sA) ||
+      gemm_opt_size(env, argc, argv, 12, "strideB", &sB) || gemm_opt_size(env, argc, argv, 13, "strideC", &sC))
     return NULL;
-  napi_valuetype t;
-  if (argc > 10 && (napi_typeof(env, argv[10], &t), t != napi_undefined) && cw_arg_int(env, argv[10], "gemm", "batch", &batch))
-    return NULL;
-  sA = M * K;
-  sB = K * N;
-  sC = M * N;
-  if (argc > 11 && (napi_typeof(env, argv[11], &t), t != napi_undefined) && cw_arg_int(env, argv[11], "gemm", "strideA", &sA))
-    return NULL;
-  if (argc > 12 && (napi_typeof(env, argv[12], &t), t != napi_undefined) && cw_arg_int(env, argv[12], "gemm", "strideB", &sB))
-    return NULL;
-  if (argc > 13 && (napi_typeof(env, argv[13], &t), t != napi_undefined) && cw_arg_int(env, argv[13], "gemm", "strideC", &sC))
-    return NULL;
-  if (M < 0 || N < 0 || K < 0 || batch < 0 || sA < 0 || sB < 0 || sC < 0) {
-    napi_throw_range_error(env, NULL, "gemm: M, N, K, batch and the strides must be >= 0");
-    return NULL;
+  const int64_t sizes[7] = {M, N, K, batch, sA, sB, sC};
+  static const char* names[7] = {"M", "N", "K", "batch", "strideA", "strideB", "strideC"};
+  for (int i = 0; i < 7; i++) {
+    if (sizes[i] == INT64_MIN) continue;  // a stride left out
+    if (sizes[i] < 0 || sizes[i] > GEMM_MAX_SIZE) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "gemm: %s must be in 0..2^46 (got %lld)", names[i], (long long)sizes[i]);
+      napi_throw_range_error(env, NULL, msg);
+      return NULL;
+    }
   }
+  // default strides: the matrices packed one after another
+  if (sA == INT64_MIN) sA = sat_mul(M, K);
+  if (sB == INT64_MIN) sB = sat_mul(K, N);
+  if (sC == INT64_MIN) sC = sat_mul(M, N);
   if (batch == 0 || M == 0 || N == 0) return NULL;
-  if (cw_check_len(env, "gemm", "C", lc, (batch - 1) * sC + M * N) ||
-      cw_check_len(env, "gemm", "A", la, K ? (batch - 1) * sA + M * K : 0) ||
-      cw_check_len(env, "gemm", "B", lb, K ? (batch - 1) * sB + K * N : 0))
+  // each operand's last matrix must end inside its array; from here on every product fits in int64
+  if (cw_check_len(env, "gemm", "C", lc, sat_add(sat_mul(batch - 1, sC), sat_mul(M, N))) ||
+      cw_check_len(env, "gemm", "A", la, K ? sat_add(sat_mul(batch - 1, sA), sat_mul(M, K)) : 0) ||
+      cw_check_len(env, "gemm", "B", lb, K ? sat_add(sat_mul(batch - 1, sB), sat_mul(K, N)) : 0))
     return NULL;
-  cw_gemm(C, A, B, M, N, K, tA, tB, (float)alpha, (float)beta, batch, sA, sB, sC);
+  if (cw_gemm(C, A, B, M, N, K, tA, tB, (float)alpha, (float)beta, batch, sA, sB, sC) != 0)
+    napi_throw_error(env, "ERR_CW_OUT_OF_MEMORY",
+                     "gemm: out of memory for its packing buffers; HINT: close other programs, or use a smaller "
+                     "batch or sequence");
   return NULL;
 }
 

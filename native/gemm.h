@@ -51,7 +51,7 @@ typedef struct {
 // C (M, N) = A (M, K) @ op(B) with B low-precision weights (see cw_operand) packed by `pack` (which dequantizes into
 // the float panels the level's microkernel reads): the blocked path of gemm.c, threaded as for float32, with K blocks
 // a multiple of 32 (whole q8_0 blocks). For M above the decode sizes; qgemm.c streams smaller M itself.
-void cw_gemm_lowp(float* C, const float* A, cw_operand B, cw_pack_b_fn pack, int64_t M, int64_t N, int64_t K);
+int cw_gemm_lowp(float* C, const float* A, cw_operand B, cw_pack_b_fn pack, int64_t M, int64_t N, int64_t K);
 
 void cw_pack_a_generic(float* dst, cw_operand A, int64_t i0, int64_t m, int64_t p0, int64_t kc, float alpha, int mr);
 void cw_pack_b_generic(float* dst, cw_operand B, int64_t p0, int64_t kc, int64_t j0, int64_t n, int nr);

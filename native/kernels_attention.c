@@ -32,6 +32,7 @@ typedef struct {
 } att_ctx;
 
 static float* att_alloc(int64_t nfloats) {
+  if (cw_test_fail_alloc()) return NULL;
   size_t bytes = ((size_t)nfloats * sizeof(float) + 63) / 64 * 64;
   return aligned_alloc(64, bytes);
 }

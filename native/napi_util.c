@@ -136,9 +136,13 @@ int cw_arg_bool(napi_env env, napi_value v, const char* fn, const char* arg, int
 }
 
 int cw_check_len(napi_env env, const char* fn, const char* arg, size_t len, int64_t need) {
-  if (need < 0 || (uint64_t)len >= (uint64_t)need) return 0;
   char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s has %zu elements, needs at least %lld", fn, arg, len, (long long)need);
+  if (need < 0) {  // a size product that overflowed on the way here: never let it pass as "needs nothing"
+    snprintf(msg, sizeof msg, "%s: %s: the sizes give a negative element count (%lld)", fn, arg, (long long)need);
+  } else {
+    if ((uint64_t)len >= (uint64_t)need) return 0;
+    snprintf(msg, sizeof msg, "%s: %s has %zu elements, needs at least %lld", fn, arg, len, (long long)need);
+  }
   napi_throw_range_error(env, NULL, msg);
   return -1;
 }

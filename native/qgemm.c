@@ -38,22 +38,22 @@ static void qgemv_range(void* vctx, int64_t b, int64_t e) {
 }
 
 // C (M, N) = A (M, K) @ W^T; W (N, K) in dtype (CW_DT_BF16: N*K uint16; CW_DT_Q8_0: N rows of K/32 34-byte blocks,
-// K a multiple of 32). C is overwritten.
-void cw_gemm_w(float* C, const float* A, const void* W, int dtype, int64_t M, int64_t N, int64_t K) {
-  if (M == 0 || N == 0) return;
+// K a multiple of 32). C is overwritten. Returns 0, or -1 when scratch memory could not be had.
+int cw_gemm_w(float* C, const float* A, const void* W, int dtype, int64_t M, int64_t N, int64_t K) {
+  if (M == 0 || N == 0) return 0;
   if (K == 0) {
     memset(C, 0, sizeof(float) * (size_t)(M * N));
-    return;
+    return 0;
   }
   if (M <= QGEMV_MAX_M) {
     qgemv_ctx x = {C, A, W, dtype, M, N, K};
     int64_t units = (N + QGEMV_COLS - 1) / QGEMV_COLS;
     if (2.0 * M * N * K < QSERIAL_FLOPS || cw_num_threads() <= 1) qgemv_range(&x, 0, units);
     else cw_parallel_for(units, 1, qgemv_range, &x);
-    return;
+    return 0;
   }
   cw_operand B = {NULL, dtype == CW_DT_Q8_0 ? K / 32 * 34 : K * 2, 1, dtype, W};
-  cw_gemm_lowp(C, A, B, CW_PICK(pack_lowp), M, N, K);
+  return cw_gemm_lowp(C, A, B, CW_PICK(pack_lowp), M, N, K);
 }
 
 // ---- Node-API glue: gemmBf16(C, A, W, M, N, K), gemmQ8_0(C, A, W, M, N, K)
@@ -96,7 +96,10 @@ static napi_value glue(napi_env env, napi_callback_info info, int dtype) {
   if (cw_check_len(env, fn, "C", lc, M * N) || cw_check_len(env, fn, "A", la, M * K) ||
       cw_check_len(env, fn, "W", lw, wlen))
     return NULL;
-  cw_gemm_w(C, A, W, dtype, M, N, K);
+  if (cw_gemm_w(C, A, W, dtype, M, N, K) != 0) {
+    snprintf(msg, sizeof msg, "%s: out of memory for its packing buffers; HINT: close other programs, or use a smaller batch", fn);
+    napi_throw_error(env, "ERR_CW_OUT_OF_MEMORY", msg);
+  }
   return NULL;
 }
 

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Backend, FloatArray } from '../src/tensor/backend.js';
 import { jsBackend } from '../src/tensor/backend-js.js';
-import { rng } from './helpers.js';
+import { rng, skipNative } from './helpers.js';
 import { f32ToBf16Array, quantizeQ8_0 } from '../src/tensor/quant.js';
 
 // ---- seeded inputs
@@ -412,8 +412,7 @@ const LEVELS = process.arch === 'arm64' ? ['scalar', 'neon', 'avx512'] : ['scala
 test('backend cases: native float32 at every CPU dispatch level', async (t) => {
   const native = await loadNative();
   if (typeof native === 'string') {
-    console.log(`# SKIP native backend cases: ${native}`);
-    t.skip(native);
+    skipNative(t, `native backend cases: ${native}`);
     return;
   }
   const { be, controls } = native;

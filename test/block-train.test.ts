@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getBackend, nativeAvailable, nativeUnavailableReason, poolStats, releaseTape, setBackend } from '../src/tensor/index.js';
 import { TINY, TinyBlock, periodicBatch, rng } from './tiny-block.js';
+import { skipNative } from './helpers.js';
 
 const B = 8, T = 12, PERIOD = 3, STEPS = 250, LR = 1e-2;
 const THRESHOLD = 0.1; // chance is ln(8) = 2.08 on the predictable positions
@@ -50,9 +51,7 @@ test(`block trains on the JS backend (${new TinyBlock(TINY, 0).numParams()} para
 
 test('block trains on the native backend', (t) => {
   if (!nativeAvailable()) {
-    const reason = `native backend unavailable: ${nativeUnavailableReason()}`;
-    console.log(`# SKIP ${reason}`);
-    t.skip(reason);
+    skipNative(t, `native backend unavailable: ${nativeUnavailableReason()}`);
     return;
   }
   try {

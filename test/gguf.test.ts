@@ -23,7 +23,7 @@ import { exportGguf, loadGgufModel, permuteRows, type GgufType } from '../src/mo
 import { UserError } from '../src/util/errors.js';
 import { parseTokenizerJson } from '../src/tokenizer/hf.js';
 import llamaTokenizer from 'llama-tokenizer-js';
-import { Rng } from '../src/train/rng.js';
+import { Rng } from '../src/util/rng.js';
 import { mixedDocuments } from './mixed-text.js';
 
 const require = createRequire(import.meta.url);

@@ -1,5 +1,7 @@
 // Shared test helpers (not a test file).
 import { spawnSync } from 'node:child_process';
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
 
 // A seeded uniform generator in [0, 1) for random test inputs: mulberry32 (Tommy Ettinger), small and fast; test inputs
 // need reproducibility, not statistical quality.
@@ -31,4 +33,31 @@ export function cannotSpawnNode(): string {
     spawnCheck = r.status === 0 ? '' : `this Node cannot start a child process of itself (${(r.stderr || String(r.error)).trim().split('\n')[0]})`;
   }
   return spawnCheck;
+}
+
+// ---- tests of the native backend: skip when it is absent, FAIL when it is required
+// CI (the CI variable set to anything but "" / "0" / "false", as CI services do) and CHATWRIGHT_REQUIRE_NATIVE=1 require
+// the native backend, as native/build.mjs does: there a missing addon is a failure, not a skip, so a broken kernel
+// cannot land green.
+export function nativeRequired(env: NodeJS.ProcessEnv = process.env): boolean {
+  const ci = env.CI;
+  return env.CHATWRIGHT_REQUIRE_NATIVE === '1' || (ci !== undefined && ci !== '' && ci !== '0' && ci !== 'false');
+}
+
+const requiredBy = 'the native backend is required here (CI or CHATWRIGHT_REQUIRE_NATIVE=1)';
+
+// The `skip` option of a file's native tests: false when the addon is there; otherwise the reason, and when native is
+// required one failing test that says why.
+export function nativeSkip(file: string, reason: string | false): { skip: string | false } {
+  if (!reason) return { skip: false };
+  if (nativeRequired()) test(`${file}: ${requiredBy}`, () => assert.fail(`${requiredBy}, but ${reason}`));
+  else console.log(`# SKIP ${file}: ${reason}`);
+  return { skip: reason };
+}
+
+// Inside a running test: skip it (saying why), or fail it when native is required.
+export function skipNative(t: TestContext, reason: string): void {
+  if (nativeRequired()) assert.fail(`${requiredBy}, but ${reason}`);
+  console.log(`# SKIP ${reason}`);
+  t.skip(reason);
 }

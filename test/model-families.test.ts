@@ -19,7 +19,7 @@ import { demosToJsonl, type Conversation } from '../src/train/demos.js';
 import { sft } from '../src/stages/sft.js';
 import { generate } from '../src/generate/index.js';
 import { UserError } from '../src/util/errors.js';
-import { Rng } from '../src/train/rng.js';
+import { Rng } from '../src/util/rng.js';
 
 const require = createRequire(import.meta.url);
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));

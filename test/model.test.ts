@@ -15,7 +15,7 @@ import {
   readSafetensors, writeSafetensors, encodeSafetensors, parseSafetensors, floatToHalf, halfToFloat,
 } from '../src/model/safetensors.js';
 import { UserError } from '../src/util/errors.js';
-import { Rng } from '../src/train/rng.js';
+import { Rng } from '../src/util/rng.js';
 
 const LLAMA: GPTConfig = {
   arch: 'llama', vocabSize: 53, nLayer: 2, nHead: 4, nKvHead: 2, nEmbd: 32, intermediateSize: 48, maxSeqLen: 24,

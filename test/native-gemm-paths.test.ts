@@ -7,17 +7,15 @@
 // over a NaN-filled C, beta 1 and a general beta, alpha != 1, and a view with an offset.
 // Tolerance: the bound of test/native-gemm.test.ts, 3e-5 * (|alpha| sum_p |a b| + |beta C0|). The K split is fixed
 // by the shape alone, so 1 and 2 threads must agree bitwise.
-// When the addon is absent the tests skip and say why.
+// When the addon is absent the tests skip and say why (and fail where native is required: CI).
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import type { Backend } from '../src/tensor/backend.js';
 import { CPU_LEVEL_NAMES, loadNativeBackend, nativeControls, nativeLoadError } from '../src/tensor/backend-native.js';
-import { rng, randArray as randArrayOf } from './helpers.js';
+import { nativeSkip, rng, randArray as randArrayOf } from './helpers.js';
 
 const be: Backend | null = loadNativeBackend();
-const skipReason = be ? '' : `native addon unavailable: ${nativeLoadError()}`;
-if (!be) console.log(`# SKIP native-gemm-paths: ${skipReason}`);
-const skip = { skip: skipReason || false };
+const skip = nativeSkip('native-gemm-paths', be ? false : `native addon unavailable: ${nativeLoadError()}`);
 
 // ---- deterministic random data, values in [-1, 1)
 const next = rng(987654321);

@@ -4,18 +4,16 @@
 // beta 1, alpha != 1, batches with padded and zero strides, and subarray views.
 // Tolerance: |C - ref| <= 3e-5 * (|alpha| * sum_p |op(A)[i,p]| |op(B)[p,j]| + |beta * C0|), the float32 rounding
 // bound of a K-term dot product with margin (a wrong index or a dropped block gives errors of order 1 on that scale).
-// When the addon is absent the tests skip and say why; they never pass silently.
+// When the addon is absent the tests skip and say why (and fail where native is required: CI); never pass silently.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from '../src/tensor/backend.js';
 import { CPU_LEVEL_NAMES, loadNativeBackend, nativeControls, nativeLoadError } from '../src/tensor/backend-native.js';
-import { cannotSpawnNode, rng, randArray as randArrayOf } from './helpers.js';
+import { cannotSpawnNode, nativeSkip, rng, randArray as randArrayOf } from './helpers.js';
 
 const be: Backend | null = loadNativeBackend();
-const skipReason = be ? '' : `native addon unavailable: ${nativeLoadError()}`;
-if (!be) console.log(`# SKIP native-gemm: ${skipReason}`);
 
 // ---- deterministic random data, values in [-1, 1)
 const next = rng(12345);
@@ -108,7 +106,7 @@ function buildCases(): Case[] {
 
 const LEVEL_NAMES = [...CPU_LEVEL_NAMES, 'avx512'].slice(0, 3); // the third is never there on arm64: skipped
 
-const skip = { skip: skipReason || false };
+const skip = nativeSkip('native-gemm', be ? false : `native addon unavailable: ${nativeLoadError()}`);
 
 test('native gemm matches a float64 triple loop at every dispatch level, with 1 and 2 threads', skip, async (t) => {
   const cases = buildCases();

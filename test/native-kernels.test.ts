@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { jsBackend } from '../src/tensor/backend-js.js';
 import { CPU_LEVEL_NAMES } from '../src/tensor/backend-native.js';
-import { rng } from './helpers.js';
+import { nativeSkip, rng } from './helpers.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyBackend = any;
@@ -29,7 +29,7 @@ if (!existsSync(addonPath)) {
   addon = createRequire(import.meta.url)(addonPath);
   if (typeof addon.attentionForward !== 'function') skipReason = 'the addon was built without native/kernels*.c';
 }
-if (skipReason) console.log(`# native-kernels: SKIPPED: ${skipReason}`);
+const skip = nativeSkip('native-kernels', skipReason);
 
 // ---- seeded random inputs (mulberry32)
 const rand = rng(12345);
@@ -168,7 +168,7 @@ function attentionBackwardCase(B: number, T: number, nHead: number, nKv: number,
   };
 }
 
-test('native attention forward matches the JS backend (causal, GQA, odd head sizes, KV cache)', { skip: skipReason }, () => {
+test('native attention forward matches the JS backend (causal, GQA, odd head sizes, KV cache)', skip, () => {
   run([
     attentionCase(2, 65, 65, 4, 2, 64, null),
     attentionCase(1, 130, 130, 2, 1, 64, null),
@@ -182,7 +182,7 @@ test('native attention forward matches the JS backend (causal, GQA, odd head siz
   ]);
 });
 
-test('native attention backward matches the JS backend and accumulates', { skip: skipReason }, () => {
+test('native attention backward matches the JS backend and accumulates', skip, () => {
   run([
     attentionBackwardCase(2, 65, 4, 2, 64),
     attentionBackwardCase(1, 130, 2, 1, 64),
@@ -193,7 +193,7 @@ test('native attention backward matches the JS backend and accumulates', { skip:
 });
 
 // ---- norms, rope
-test('native rmsnorm / layernorm forward and backward match the JS backend', { skip: skipReason }, () => {
+test('native rmsnorm / layernorm forward and backward match the JS backend', skip, () => {
   const cases: Case[] = [];
   for (const [N, C] of [[1, 1], [7, 33], [33, 65], [5, 127], [3, 1000], [300, 127]]) {
     const x = randn(N * C, 2, 0.3), w = randn(C), b = randn(C), dout = randn(N * C);
@@ -228,7 +228,7 @@ test('native rmsnorm / layernorm forward and backward match the JS backend', { s
   run(cases);
 });
 
-test('native rope forward (also in place) and backward match the JS backend', { skip: skipReason }, () => {
+test('native rope forward (also in place) and backward match the JS backend', skip, () => {
   const cases: Case[] = [];
   for (const [B, T, nHead, hd, maxT] of [[2, 7, 3, 64, 20], [1, 33, 2, 14, 40], [2, 5, 1, 2, 8], [1, 3, 2, 66, 3], [2, 40, 4, 64, 50]]) {
     const half = hd / 2;
@@ -261,7 +261,7 @@ test('native rope forward (also in place) and backward match the JS backend', { 
 });
 
 // ---- softmax, cross-entropy
-test('native softmax and cross-entropy match the JS backend (ignored targets, dlogits over logits)', { skip: skipReason }, () => {
+test('native softmax and cross-entropy match the JS backend (ignored targets, dlogits over logits)', skip, () => {
   const cases: Case[] = [];
   for (const [N, C] of [[1, 1], [7, 33], [5, 65], [3, 127], [2, 5000], [200, 65]]) {
     const x = randn(N * C, 8);
@@ -302,7 +302,7 @@ test('native softmax and cross-entropy match the JS backend (ignored targets, dl
 });
 
 // ---- embedding, adamw, bias, reductions
-test('native embedding, adamw, addBias, sumRows, sum, sumSquares match the JS backend', { skip: skipReason }, () => {
+test('native embedding, adamw, addBias, sumRows, sum, sumSquares match the JS backend', skip, () => {
   const cases: Case[] = [];
   for (const [N, C, V] of [[1, 1, 1], [7, 33, 5], [65, 127, 9], [33, 65, 1000], [300, 130, 50]]) {
     const ids = randInts(N, 0, V);
@@ -346,7 +346,7 @@ test('native embedding, adamw, addBias, sumRows, sum, sumSquares match the JS ba
 });
 
 // ---- elementwise and activations
-test('native elementwise ops and activations match the JS backend (also in place)', { skip: skipReason }, () => {
+test('native elementwise ops and activations match the JS backend (also in place)', skip, () => {
   const cases: Case[] = [];
   for (const n of SIZES) {
     const a = randn(n, 3), b = randn(n, 3), out = randn(n);
@@ -383,7 +383,7 @@ test('native elementwise ops and activations match the JS backend (also in place
   run(cases);
 });
 
-test('native special values: exp/log/sigmoid limits and NaN propagation match the JS backend', { skip: skipReason }, () => {
+test('native special values: exp/log/sigmoid limits and NaN propagation match the JS backend', skip, () => {
   const special = Float32Array.from([0, -0, 1, -1, 88, 88.7, 89, -87, -100, -104, 1e-30, 3e38, Infinity, -Infinity, NaN, 0.5]);
   const n = special.length;
   const out = new Float32Array(n);
@@ -397,7 +397,7 @@ test('native special values: exp/log/sigmoid limits and NaN propagation match th
   run(cases);
 });
 
-test('native glue rejects short arrays, wrong types and out-of-range indices', { skip: skipReason }, () => {
+test('native glue rejects short arrays, wrong types and out-of-range indices', skip, () => {
   const f = (n: number) => new Float32Array(n);
   assert.throws(() => addon.add(f(3), f(4), f(4), 4), /add: out has 3 elements, needs at least 4/);
   assert.throws(() => addon.add(new Float64Array(4), f(4), f(4), 4), TypeError);

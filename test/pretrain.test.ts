@@ -87,7 +87,7 @@ test('resume after kill -9 reproduces the uninterrupted losses exactly', async (
   const child = spawn(process.execPath, [CLI, ...runArgs(killed, 60)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let seen = '';
   const code = await new Promise<number | string | null>((resolve) => {
-    child.stdout.on('data', (d) => {
+    child.stderr.on('data', (d) => { // progress is on stderr
       seen += d;
       if (/step 12\/60/.test(seen)) child.kill('SIGKILL');
     });
@@ -99,10 +99,11 @@ test('resume after kill -9 reproduces the uninterrupted losses exactly', async (
 
   const r2 = cli(runArgs(killed, 60));
   assert.equal(r2.status, 0, r2.stderr);
-  assert.match(r2.stdout, new RegExp(`resuming .* at step ${st.step}`));
+  assert.match(r2.stderr, new RegExp(`resuming .* at step ${st.step}`));
   // the sampler's RNG resumes too: every sample the resumed run prints, the uninterrupted run printed
-  const sa = samples(r.stdout), sb = samples(r2.stdout);
-  assert.ok(sb.size >= 8, r2.stdout);
+  const sa = samples(r.stderr), sb = samples(r2.stderr);
+  assert.ok(sb.size >= 8, r2.stderr);
+  assert.equal(r.stdout + r2.stdout, '', 'pretrain prints progress on stderr only');
   for (const line of sb.keys()) assert.ok(sa.has(line), `sample not in the uninterrupted run: ${line}`);
   const a = lossesOf(full), b = lossesOf(killed);
   assert.equal(a.length, 60);

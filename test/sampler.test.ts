@@ -6,7 +6,7 @@ import {
   applyLogitBias, applyPresenceFrequency, applyRepetitionPenalty, applyTemperature, explainChain, minP, processLogits,
   resolveSampling, Sampler, softmax, topK, topN, topP,
 } from '../src/generate/sampler.js';
-import { Rng } from '../src/generate/rng.js';
+import { Rng } from '../src/util/rng.js';
 import { StopMatcher } from '../src/generate/stop.js';
 import { UserError } from '../src/util/errors.js';
 
@@ -33,9 +33,9 @@ test('top-k 3 of {0.1, 0.2, 0.3, 0.4} renormalises to {0, 2/9, 3/9, 4/9}', () =>
 test('top-k agrees with a sort-based reference on random rows with ties', () => {
   const r = new Rng(9);
   for (let trial = 0; trial < 200; trial++) {
-    const V = 1 + (r.nextU32() % 300);
-    const x = Float32Array.from({ length: V }, () => (r.nextU32() % 40) / 4 - (r.next() < 0.05 ? Infinity : 0));
-    const k = 1 + (r.nextU32() % V);
+    const V = 1 + (r.u32() % 300);
+    const x = Float32Array.from({ length: V }, () => (r.u32() % 40) / 4 - (r.next() < 0.05 ? Infinity : 0));
+    const k = 1 + (r.u32() % V);
     // reference: ids ordered by value descending, then id ascending; the first k survive
     const order = Array.from({ length: V }, (_, j) => j).sort((a, b) => x[b] - x[a] || a - b);
     const keep = new Set(order.slice(0, k));
@@ -60,7 +60,7 @@ test('top-p keeps the smallest set reaching p', () => {
 test('top-p agrees with a full-sort reference on random rows', () => {
   const r = new Rng(10);
   for (let trial = 0; trial < 200; trial++) {
-    const V = 1 + (r.nextU32() % 500);
+    const V = 1 + (r.u32() % 500);
     const spread = 1 + r.next() * 12;
     const x = Float32Array.from({ length: V }, () => Math.round(r.next() * spread * 8) / 8);
     const p = r.next();
@@ -157,11 +157,11 @@ test('same seed, same tokens; another seed, other tokens; state resumes the stre
   assert.notDeepEqual(run(7), run(8));
   const r = new Rng(123);
   for (let i = 0; i < 10; i++) r.next();
-  const st = r.getState();
-  const a = Array.from({ length: 5 }, () => r.nextU32());
+  const st = r.state();
+  const a = Array.from({ length: 5 }, () => r.u32());
   const r2 = new Rng(0);
   r2.setState(st);
-  assert.deepEqual(Array.from({ length: 5 }, () => r2.nextU32()), a);
+  assert.deepEqual(Array.from({ length: 5 }, () => r2.u32()), a);
 });
 
 test('xoshiro128** matches the reference C output for a fixed state', () => {
@@ -169,7 +169,7 @@ test('xoshiro128** matches the reference C output for a fixed state', () => {
   // the state s = {1, 2, 3, 4}
   const r = new Rng(0);
   r.setState([1, 2, 3, 4]);
-  assert.deepEqual(Array.from({ length: 5 }, () => r.nextU32()), [11520, 0, 5927040, 70819200, 2031721883]);
+  assert.deepEqual(Array.from({ length: 5 }, () => r.u32()), [11520, 0, 5927040, 70819200, 2031721883]);
 });
 
 function chiSquare(counts: number[], probs: number[], n: number): number {

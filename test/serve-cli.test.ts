@@ -120,7 +120,7 @@ test('argument errors: exit 2, a message and a hint, no stack trace', async () =
   const cli = (args: string[]) => spawnSync(process.execPath, [MAIN, 'serve', ...args], { encoding: 'utf8', timeout: 60_000 });
   const none = cli([]);
   assert.equal(none.status, 2);
-  assert.match(none.stderr, /--model DIR is required\nHINT:/);
+  assert.match(none.stderr, /--model DIR is required \(or --store DIR to serve ranking only\)\nHINT:/);
   const missing = cli(['--model', join(tmp.dir, 'nope')]);
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /model directory not found/);
@@ -129,7 +129,7 @@ test('argument errors: exit 2, a message and a hint, no stack trace', async () =
   assert.match(clash.stderr, /two models would be served as "a"/);
   const samplesOnly = cli(['--samples', join(tmp.dir, 'samples.jsonl')]);
   assert.equal(samplesOnly.status, 2);
-  assert.match(samplesOnly.stderr, /--samples needs --store DIR\nHINT:/);
+  assert.match(samplesOnly.stderr, /--samples needs --store DIR .*\nHINT: usage: chatwright serve/);
   const runs = cli(['--model', base, '--runs', join(tmp.dir, 'no-runs')]);
   assert.equal(runs.status, 2);
   assert.match(runs.stderr, /is not a folder/);

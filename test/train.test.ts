@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Rng } from '../src/train/rng.js';
+import { Rng } from '../src/util/rng.js';
 import { encodeShard, readShard, ShardWriter, writeManifest, readManifest, loadSplit, unigramEntropy, dtypeFor } from '../src/train/shards.js';
 import { BatchLoader, evalBatches } from '../src/train/loader.js';
 import { lrAt } from '../src/train/schedule.js';

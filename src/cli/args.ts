@@ -1,13 +1,20 @@
 // A small typed option parser: `--name value`, `--name=value`, `--flag`, `--no-flag`; a 'list' option may be repeated
-// and collects its values in order. Unknown options, missing values and wrong types are UserErrors that name the
-// option. Each option has one description, shown by --help.
+// and collects its values in order. Unknown options, missing values,
+// wrong types, values out of range and a file given where a folder is expected (or the reverse) are UsageErrors that
+// name the option; the CLI prints them on stderr with the command's usage line and exits 2. Each option has one
+// description, shown by --help with its value type, range and default, followed by the environment variables.
+import { statSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 
+// A string option's value: DIR and FILE are checked against the disk (an existing file is not a DIR, an existing
+// directory is not a FILE); the others only name what is expected in --help.
+export type ValueKind = 'DIR' | 'FILE' | 'PATH' | 'NAME' | 'TEXT' | 'JSON' | 'LIST';
+
 export type OptionSpec =
-  | { type: 'string'; description: string; default?: string }
+  | { type: 'string'; description: string; default?: string; value?: ValueKind }
   | { type: 'number'; description: string; default?: number; integer?: boolean; min?: number; max?: number }
   | { type: 'boolean'; description: string; default?: boolean }
-  | { type: 'list'; description: string; default?: string[] }; // may be given several times: string[] ([] when absent)
+  | { type: 'list'; description: string; default?: string[]; value?: ValueKind }; // repeatable: string[] ([] when absent)
 
 export type OptionsSpec = Record<string, OptionSpec>;
 
@@ -18,6 +25,34 @@ export type Parsed<T extends OptionsSpec> = {
 } & {
   _: string[];
 };
+
+// A wrong command line: exit 2, with the command's usage line after the message.
+export class UsageError extends UserError {
+  constructor(readonly command: string, message: string, usage = `chatwright ${command} [options]`) {
+    super(`${command}: ${message}`, `usage: ${usage}; \`chatwright ${command.split(' ')[0]} --help\` lists the options`);
+    this.name = 'UsageError';
+  }
+}
+
+// The environment variables every command reads, one description each (shown by every --help).
+export const ENVIRONMENT: Record<string, string> = {
+  CHATWRIGHT_BACKEND: 'js or native: the tensor backend (default: native when the addon is built, else js)',
+  CHATWRIGHT_THREADS: 'threads of the native thread pool (default: the cores available)',
+  CHATWRIGHT_CPU: 'scalar, avx2 or avx512: lower the SIMD level of the native kernels (never above the CPU\'s)',
+  CHATWRIGHT_DEBUG: 'set to 1 to print the stack trace of an error',
+};
+
+function checkPath(command: string, name: string, kind: ValueKind | undefined, value: string): void {
+  if (kind !== 'DIR' && kind !== 'FILE') return;
+  let isDir: boolean;
+  try {
+    isDir = statSync(value).isDirectory();
+  } catch {
+    return; // absent (or unreadable): the command says what it needs
+  }
+  if (kind === 'DIR' && !isDir) throw new UsageError(command, `--${name} must be a folder, but ${value} is a file`);
+  if (kind === 'FILE' && isDir) throw new UsageError(command, `--${name} must be a file, but ${value} is a folder`);
+}
 
 export function parseArgs<T extends OptionsSpec>(command: string, argv: string[], spec: T): Parsed<T> {
   const out: Record<string, unknown> = { _: [] as string[] };
@@ -44,42 +79,67 @@ export function parseArgs<T extends OptionsSpec>(command: string, argv: string[]
       out[name.slice(3)] = false;
       continue;
     }
-    if (!s) throw new UserError(`${command}: unknown option --${name}`, `run \`chatwright ${command} --help\` for the options`);
+    if (!s) throw new UsageError(command, `unknown option --${name}`);
     if (s.type === 'boolean') {
       if (value === undefined) out[name] = true;
       else if (value === 'true' || value === 'false') out[name] = value === 'true';
-      else throw new UserError(`${command}: --${name} takes true or false, got "${value}"`);
+      else throw new UsageError(command, `--${name} takes true or false, got "${value}"`);
       continue;
     }
     if (value === undefined) {
-      if (i + 1 >= argv.length) throw new UserError(`${command}: --${name} needs a value`);
+      if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(command, `--${name} needs a value`);
       value = argv[++i];
     }
     if (s.type === 'list') {
+      checkPath(command, name, s.value, value);
       out[name] = [...(explicit.has(name) ? (out[name] as string[]) : []), value];
       explicit.add(name);
-      continue;
-    }
-    if (s.type === 'string') out[name] = value;
-    else {
+    } else if (s.type === 'string') {
+      checkPath(command, name, s.value, value);
+      out[name] = value;
+    } else {
       const x = Number(value);
-      if (value.trim() === '' || !Number.isFinite(x)) throw new UserError(`${command}: --${name} takes a number, got "${value}"`);
-      if (s.integer && !Number.isInteger(x)) throw new UserError(`${command}: --${name} takes an integer, got ${value}`);
-      if (s.min !== undefined && x < s.min) throw new UserError(`${command}: --${name} must be at least ${s.min}, got ${value}`);
-      if (s.max !== undefined && x > s.max) throw new UserError(`${command}: --${name} must be at most ${s.max}, got ${value}`);
+      if (value.trim() === '' || !Number.isFinite(x)) throw new UsageError(command, `--${name} takes a number, got "${value}"`);
+      if (s.integer && !Number.isSafeInteger(x)) throw new UsageError(command, `--${name} takes an integer, got ${value}`);
+      if (s.min !== undefined && x < s.min) throw new UsageError(command, `--${name} must be at least ${s.min}, got ${value}`);
+      if (s.max !== undefined && x > s.max) throw new UsageError(command, `--${name} must be at most ${s.max}, got ${value}`);
       out[name] = x;
     }
   }
   return out as Parsed<T>;
 }
 
-export function helpText(command: string, summary: string, spec: OptionsSpec): string {
-  const lines = [`chatwright ${command}: ${summary}`, '', 'options:'];
+// The value of an option as --help shows it: its kind (DIR, FILE, INT, NUM, ...) and range.
+function valueText(s: OptionSpec): string {
+  if (s.type === 'boolean') return '';
+  if (s.type === 'string') return s.value ?? 'TEXT';
+  if (s.type === 'list') return `${s.value ?? 'TEXT'} (repeatable)`;
+  const range = s.min !== undefined && s.max !== undefined ? ` in [${s.min}, ${s.max}]`
+    : s.min !== undefined ? ` >= ${s.min}` : s.max !== undefined ? ` <= ${s.max}` : '';
+  return (s.integer ? 'INT' : 'NUM') + range;
+}
+
+// --help of a command: summary, usage, options, then the environment variables.
+export function helpText(command: string, summary: string, spec: OptionsSpec, usage = `chatwright ${command} [options]`): string {
+  return optionsText(command, summary, spec, usage) + '\n\n' + environmentText();
+}
+
+// The same without the environment variables (for a command that lists several subcommands' options).
+export function optionsText(command: string, summary: string, spec: OptionsSpec, usage = `chatwright ${command} [options]`): string {
+  const lines = [`chatwright ${command}: ${summary}`, '', `usage: ${usage}`, '', 'options:'];
+  const flag = (name: string, s: OptionSpec) => `--${name}${s.type === 'boolean' ? '' : ` ${valueText(s)}`}`;
+  const width = Math.max(24, ...Object.entries(spec).map(([n, s]) => flag(n, s).length + 1));
   for (const [name, s] of Object.entries(spec)) {
-    const def = s.type === 'list' ? ' (repeatable)' : s.default !== undefined ? ` (default ${JSON.stringify(s.default)})` : '';
-    lines.push(`  --${name.padEnd(22)} ${s.description}${def}`);
+    const def = s.default !== undefined ? ` (default ${JSON.stringify(s.default)})` : '';
+    lines.push(`  ${flag(name, s).padEnd(width)} ${s.description}${def}`);
   }
+  lines.push(`  ${'--help'.padEnd(width)} this text`);
   return lines.join('\n');
+}
+
+export function environmentText(): string {
+  const width = Math.max(...Object.keys(ENVIRONMENT).map((k) => k.length)) + 1;
+  return ['environment:', ...Object.entries(ENVIRONMENT).map(([k, d]) => `  ${k.padEnd(width)} ${d}`)].join('\n');
 }
 
 export function wantsHelp(argv: string[]): boolean {
@@ -88,7 +148,7 @@ export function wantsHelp(argv: string[]): boolean {
 
 // Returns v when it is one of `ok` (or undefined when absent); otherwise a UserError naming the option.
 export function oneOf<T extends string>(command: string, name: string, v: string | undefined, ok: readonly T[]): T | undefined {
-  if (v !== undefined && !ok.includes(v as T)) throw new UserError(`${command}: --${name} must be one of ${ok.join(', ')}, got "${v}"`);
+  if (v !== undefined && !ok.includes(v as T)) throw new UsageError(command, `--${name} must be one of ${ok.join(', ')}, got "${v}"`);
   return v as T | undefined;
 }
 
@@ -96,13 +156,13 @@ export function oneOf<T extends string>(command: string, name: string, v: string
 const int = { type: 'number', integer: true } as const;
 export const trainingOptions = {
   'grad-accum': { ...int, min: 1, description: 'micro-batches per optimizer step' },
-  decay: { type: 'string', description: 'cosine, linear or constant' },
+  decay: { type: 'string', value: 'NAME', description: 'cosine, linear or constant' },
   beta1: { type: 'number', min: 0, max: 1, description: 'AdamW beta1' },
   beta2: { type: 'number', min: 0, max: 1, description: 'AdamW beta2' },
   clip: { type: 'number', min: 0, description: 'clip the global gradient norm to this (0: off)' },
   'save-every': { ...int, min: 0, description: 'checkpoint every N steps (0: only at the end)' },
   resume: { type: 'boolean', description: 'continue from the checkpoint in --out when one exists (default true)' },
-  backend: { type: 'string', description: 'js or native (default: native when the addon is built)' },
+  backend: { type: 'string', value: 'NAME', description: 'js or native (default: native when the addon is built)' },
   'time-limit': { type: 'number', min: 0, description: 'minutes; stop cleanly with a checkpoint' },
   budget: { type: 'number', min: 0, description: 'seconds: train as many steps as fit, measured on the first steps (at most --steps)' },
   'peak-gflops': { type: 'number', min: 0, description: 'GEMM peak for MFU (default: measured at start)' },
@@ -111,19 +171,19 @@ export const trainingOptions = {
 
 // The preference store's options, as `chatwright rank` and `chatwright serve` take them.
 export const storeOptions = {
-  store: { type: 'string', description: 'preference store folder (created when missing), e.g. runs/demo/feedback' },
-  samples: { type: 'string', description: 'samples file from `chatwright sample` (added to the store; only its items are shown)' },
+  store: { type: 'string', value: 'DIR', description: 'preference store folder (created when missing), e.g. runs/demo/feedback' },
+  samples: { type: 'string', value: 'FILE', description: 'samples file from `chatwright sample` (added to the store; only its items are shown)' },
   repeats: { ...int, min: 1, description: 'rankings each item needs from different people', default: 1 },
 } as const;
 
 // The options PPO and GRPO share (each has one description).
 export const rlOptions = {
-  init: { type: 'string', description: 'the SFT model the policy starts from, e.g. runs/demo/sft' },
-  ref: { type: 'string', description: 'the frozen reference of the KL penalty (default: --init)' },
-  reward: { type: 'string', description: 'a reward model folder (chatwright reward), `labeller`, or a .mjs file exporting reward(prompt, answer)' },
-  prompts: { type: 'string', description: 'chinese-poetry or a JSONL file of {"messages"} / {"prompt"} (default chinese-poetry)' },
+  init: { type: 'string', value: 'PATH', description: 'the SFT model the policy starts from, e.g. runs/demo/sft' },
+  ref: { type: 'string', value: 'PATH', description: 'the frozen reference of the KL penalty (default: --init)' },
+  reward: { type: 'string', value: 'PATH', description: 'a reward model folder (chatwright reward), `labeller`, or a .mjs file exporting reward(prompt, answer)' },
+  prompts: { type: 'string', value: 'PATH', description: 'chinese-poetry or a JSONL file of {"messages"} / {"prompt"} (default chinese-poetry)' },
   limit: { ...int, min: 1, description: 'built-in prompts: poems read (default 5000)' },
-  out: { type: 'string', description: 'checkpoint folder, e.g. runs/demo/ppo' },
+  out: { type: 'string', value: 'DIR', description: 'checkpoint folder, e.g. runs/demo/ppo' },
   steps: { ...int, min: 1, description: 'iterations, one rollout batch each (default 100)' },
   'max-new-tokens': { ...int, min: 1, description: 'longest answer (default 64)' },
   temperature: { type: 'number', min: 0, max: 2, description: 'the policy trained is the model at this temperature: answers drawn and log-probabilities taken at it (default 1)' },

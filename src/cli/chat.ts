@@ -12,14 +12,14 @@
 // Output: the reply text on stdout (after "assistant: " when stdin is not a terminal); notices on stderr.
 import * as readline from 'node:readline';
 import { UserError } from '../util/errors.js';
-import { helpText, parseArgs, wantsHelp } from './args.js';
+import { helpText, parseArgs, wantsHelp, UsageError } from './args.js';
 import { loadChatModel, modelSpec, samplingFrom, samplingSpec } from './generate.js';
 import type { Message, Tokenizer } from '../tokenizer/index.js';
 import { Engine, chatStopTokens, generateStream, renderExplain, tokenTextOf, resolveSampling, type SamplingOptions, type Session } from '../generate/index.js';
 
 const spec = {
   ...modelSpec,
-  system: { type: 'string', description: 'system prompt (default: none)' },
+  system: { type: 'string', value: 'TEXT', description: 'system prompt (default: none)' },
   ...samplingSpec,
   temperature: { ...samplingSpec.temperature, default: 0.7 },
   'top-p': { ...samplingSpec['top-p'], default: 0.9 },
@@ -60,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const a = parseArgs('chat', argv, spec);
+  if (a._.length) throw new UsageError('chat', `unexpected argument "${a._[0]}"`);
   const { model, tokenizer } = loadChatModel(a.model, 'chat', a.dtype);
   const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   const color = tty && !process.env.NO_COLOR;

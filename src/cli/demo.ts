@@ -3,11 +3,10 @@
 import { join } from 'node:path';
 import { demo } from '../stages/demo.js';
 import { exitCodeOf } from '../train/loop.js';
-import { helpText, parseArgs, wantsHelp } from './args.js';
-import { UserError } from '../util/errors.js';
+import { helpText, parseArgs, wantsHelp, UsageError } from './args.js';
 
 const spec = {
-  out: { type: 'string', description: 'run folder: tokenizer, data, base, sft, feedback, rm, dpo, ppo, grpo, eval.json', default: 'runs/demo' },
+  out: { type: 'string', value: 'DIR', description: 'run folder: tokenizer, data, base, sft, feedback, rm, dpo, ppo, grpo, eval.json', default: 'runs/demo' },
   quick: { type: 'boolean', description: 'a small slice, a few steps per stage: about a minute', default: false },
   chat: { type: 'boolean', description: 'open the chat with the PPO model at the end (only with a terminal)', default: true },
 } as const;
@@ -18,12 +17,12 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const a = parseArgs('demo', argv, spec);
-  if (a._.length) throw new UserError(`demo: unexpected argument "${a._[0]}"`, 'run `chatwright demo --help`');
+  if (a._.length) throw new UsageError('demo', `unexpected argument "${a._[0]}"`);
   const r = await demo({ out: a.out, quick: a.quick, chat: a.chat });
   if (r.stopped !== 'steps') return exitCodeOf(r.stopped);
   const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   if (a.chat && tty) {
-    console.log(`\nopening the chat with ${join(r.out, 'ppo')} (Ctrl-D to leave)\n`);
+    console.error(`\nopening the chat with ${join(r.out, 'ppo')} (Ctrl-D to leave)\n`);
     const chat = await import('./chat.js');
     return chat.run(['--model', join(r.out, 'ppo')]);
   }

@@ -1,7 +1,6 @@
 // `chatwright dpo`: direct preference optimisation of the SFT model on ranked answers (src/stages/dpo.ts).
 import { trainDPO, type DPOOptions } from '../stages/dpo.js';
-import { helpText, oneOf as oneOfFor, parseArgs, trainingOptions, wantsHelp } from './args.js';
-import { UserError } from '../util/errors.js';
+import { helpText, oneOf as oneOfFor, parseArgs, trainingOptions, wantsHelp, UsageError } from './args.js';
 import { exitCodeOf } from '../train/loop.js';
 
 const int = { type: 'number', integer: true } as const;
@@ -33,11 +32,11 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const a = parseArgs('dpo', argv, spec);
-  if (a._.length) throw new UserError(`dpo: unexpected argument "${a._[0]}"`, 'run `chatwright dpo --help`');
-  if (!a.init) throw new UserError('dpo: --init is required', 'start from the SFT model, e.g. --init runs/demo/sft');
-  if (!a.data) throw new UserError('dpo: --data is required', 'give preference pairs (JSONL) or rank answers first (`chatwright rank`)');
-  if (!a.out) throw new UserError('dpo: --out is required', 'e.g. --out runs/demo/dpo');
-  if (a['grad-accum'] !== undefined) throw new UserError('dpo: --grad-accum is not supported', 'raise --batch-size instead');
+  if (a._.length) throw new UsageError('dpo', `unexpected argument "${a._[0]}"`);
+  if (!a.init) throw new UsageError('dpo', '--init is required: the SFT model to start from, e.g. --init runs/demo/sft');
+  if (!a.data) throw new UsageError('dpo', '--data is required: preference pairs (JSONL), or rank answers first (`chatwright rank`)');
+  if (!a.out) throw new UsageError('dpo', '--out is required, e.g. --out runs/demo/dpo');
+  if (a['grad-accum'] !== undefined) throw new UsageError('dpo', '--grad-accum is not supported: raise --batch-size instead');
   const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]) => oneOfFor('dpo', name, v, ok);
   const opts: Partial<DPOOptions> & { init: string; data: string; out: string } = {
     init: a.init, ref: a.ref, data: a.data, val: a.val, out: a.out, steps: a.steps, batchSize: a['batch-size'], beta: a.beta,

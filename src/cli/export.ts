@@ -8,7 +8,7 @@ import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { loadModel } from '../model/checkpoint.js';
 import { exportGguf, type GgufType } from '../model/gguf-model.js';
-import { helpText, oneOf, parseArgs, wantsHelp } from './args.js';
+import { helpText, oneOf, parseArgs, wantsHelp, UsageError } from './args.js';
 
 const spec = {
   model: { type: 'string', description: 'model folder (config.json, model.safetensors, tokenizer.json) or a .gguf file' },
@@ -26,14 +26,14 @@ export async function run(argv: string[]): Promise<number> {
   }
   const [format, ...rest] = argv;
   if (format !== 'gguf') {
-    throw new UserError(format === undefined ? 'export: which format? (gguf)' : `export: unknown format "${format}"`,
-      'run `chatwright export gguf --model DIR --out FILE.gguf`');
+    throw new UsageError('export', format === undefined ? 'which format? (gguf)' : `unknown subcommand "${format}" (the formats: gguf)`,
+      'chatwright export gguf --model DIR --out FILE.gguf [options]');
   }
   const a = parseArgs('export gguf', rest, spec);
-  if (a._.length) throw new UserError(`export gguf: unexpected argument "${a._[0]}"`, 'run `chatwright export gguf --help`');
-  if (!a.model) throw new UserError('export gguf: --model DIR is required', 'point it at a model folder, e.g. runs/demo/sft');
-  if (!a.out) throw new UserError('export gguf: --out FILE.gguf is required');
-  if (!a.out.endsWith('.gguf')) throw new UserError(`export gguf: --out must end in .gguf, got "${a.out}"`);
+  if (a._.length) throw new UsageError('export gguf', `unexpected argument "${a._[0]}"`);
+  if (!a.model) throw new UsageError('export gguf', '--model DIR is required');
+  if (!a.out) throw new UsageError('export gguf', '--out FILE.gguf is required');
+  if (!a.out.endsWith('.gguf')) throw new UsageError('export gguf', `--out must end in .gguf, got "${a.out}"`);
   const type = oneOf('export gguf', 'type', a.type, ['f32', 'f16', 'q8_0'] as const) as GgufType;
   const { model, tokenizer } = loadModel(a.model);
   if (!tokenizer) throw new UserError(`no tokenizer in ${a.model}`, 'a GGUF file carries its tokenizer: copy tokenizer.json and tokenizer_config.json into the model folder');

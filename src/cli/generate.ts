@@ -8,7 +8,7 @@
 // The prompt is <|bos|> + the encoded text (what pretraining documents start with); stats go to stderr.
 import { performance } from 'node:perf_hooks';
 import { UserError } from '../util/errors.js';
-import { helpText, oneOf, parseArgs, wantsHelp, type OptionsSpec } from './args.js';
+import { helpText, oneOf, parseArgs, wantsHelp, UsageError, type OptionsSpec } from './args.js';
 import { loadModel } from '../model/checkpoint.js';
 import type { GPT } from '../model/gpt.js';
 import { WEIGHT_DTYPES, type WeightDtype } from '../tensor/quant.js';
@@ -24,7 +24,7 @@ export const samplingSpec = {
   'repetition-penalty': { type: 'number', description: 'CTRL repetition penalty over the context (1 = off; 1.2 is typical)', default: 1, min: 0 },
   'presence-penalty': { type: 'number', description: 'OpenAI presence penalty over generated tokens, in [-2, 2]', default: 0, min: -2, max: 2 },
   'frequency-penalty': { type: 'number', description: 'OpenAI frequency penalty over generated tokens, in [-2, 2]', default: 0, min: -2, max: 2 },
-  'logit-bias': { type: 'string', description: 'JSON object of token id -> bias in [-100, 100], e.g. \'{"5": -100}\' bans token 5' },
+  'logit-bias': { type: 'string', value: 'JSON', description: 'JSON object of token id -> bias in [-100, 100], e.g. \'{"5": -100}\' bans token 5' },
   seed: { type: 'number', description: 'random seed for the draws (default: a fresh one, printed to stderr)', integer: true },
   'max-tokens': { type: 'number', description: 'maximum number of new tokens', default: 256, integer: true, min: 1 },
   explain: { type: 'boolean', description: 'for each token, show the top candidates, their probabilities and the one drawn', default: false },
@@ -55,15 +55,15 @@ export function samplingFrom(a: SamplingArgs): Required<Omit<SamplingOptions, 'l
 
 // The model options of generate and chat (one description each).
 export const modelSpec = {
-  model: { type: 'string', description: 'model directory (config.json, model.safetensors, tokenizer.json) or a .gguf file' },
-  dtype: { type: 'string', description: 'inference weights: f32, bf16 (half the bytes) or q8_0 (llama.cpp 8-bit blocks, 34 bytes per 32 weights); decoding reads every weight per token, so fewer bytes decode faster', default: 'f32' },
+  model: { type: 'string', value: 'PATH', description: 'model directory (config.json, model.safetensors, tokenizer.json) or a .gguf file' },
+  dtype: { type: 'string', value: 'NAME', description: 'inference weights: f32, bf16 (half the bytes) or q8_0 (llama.cpp 8-bit blocks, 34 bytes per 32 weights); decoding reads every weight per token, so fewer bytes decode faster', default: 'f32' },
 } satisfies OptionsSpec;
 
 // Loads a model to generate with, its weights converted to `dtype` for inference (GPT.setInferenceDtype, which is
 // what a library caller such as the server uses).
 export function loadChatModel(dir: string | undefined, command: string, dtype = 'f32'): { model: GPT; tokenizer: Tokenizer } {
   const dt = oneOf<WeightDtype>(command, 'dtype', dtype, WEIGHT_DTYPES) ?? 'f32';
-  if (!dir) throw new UserError(`${command}: --model DIR is required`, 'point it at a model directory, e.g. runs/demo/sft');
+  if (!dir) throw new UsageError(command, '--model DIR is required (a model directory, e.g. runs/demo/sft)');
   const { model, tokenizer, info } = loadModel(dir);
   if (info.note) process.stderr.write(`note: ${info.note}\n`);
   if (!tokenizer) throw new UserError(`no tokenizer in ${dir}`, 'copy tokenizer.json and tokenizer_config.json into the model directory');
@@ -78,8 +78,8 @@ export function loadChatModel(dir: string | undefined, command: string, dtype = 
 
 const spec = {
   ...modelSpec,
-  prompt: { type: 'string', description: 'the text to continue' },
-  stop: { type: 'string', description: 'a stop string, or a JSON array of them; not included in the output' },
+  prompt: { type: 'string', value: 'TEXT', description: 'the text to continue' },
+  stop: { type: 'string', value: 'TEXT', description: 'a stop string, or a JSON array of them; not included in the output' },
   bos: { type: 'boolean', description: 'start the prompt with the beginning-of-text token (when the tokenizer adds one; Qwen has none)', default: true },
   json: { type: 'boolean', description: 'print the result (text, ids, finish reason, logprobs) as JSON instead of streaming', default: false },
   logprobs: { type: 'number', description: 'with --json: top alternatives per token (0..20)', default: 0, integer: true, min: 0, max: 20 },
@@ -89,11 +89,12 @@ const spec = {
 export async function run(argv: string[]): Promise<number> {
   const summary = 'continue a prompt with a base model';
   if (wantsHelp(argv)) {
-    console.log(helpText('generate', summary, spec));
+    console.log(helpText('generate', summary, spec, 'chatwright generate --model DIR --prompt TEXT [options]'));
     return 0;
   }
   const a = parseArgs('generate', argv, spec);
-  if (a.prompt === undefined) throw new UserError('generate: --prompt TEXT is required');
+  if (a._.length) throw new UsageError('generate', `unexpected argument "${a._[0]}"`);
+  if (a.prompt === undefined) throw new UsageError('generate', '--prompt TEXT is required');
   const { model, tokenizer } = loadChatModel(a.model, 'generate', a.dtype);
   const stop = parseStop(a.stop);
   const sampling = samplingFrom(a);

@@ -1,7 +1,6 @@
 // `chatwright grpo`: group relative policy optimisation against a reward model or a verifiable reward (src/stages/grpo.ts).
 import { trainGRPO, type GRPOOptions } from '../stages/grpo.js';
-import { helpText, oneOf as oneOfFor, parseArgs, rlOptions, wantsHelp } from './args.js';
-import { UserError } from '../util/errors.js';
+import { helpText, oneOf as oneOfFor, parseArgs, rlOptions, wantsHelp, UsageError } from './args.js';
 import { exitCodeOf } from '../train/loop.js';
 
 const int = { type: 'number', integer: true } as const;
@@ -21,9 +20,9 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const a = parseArgs('grpo', argv, spec);
-  if (a._.length) throw new UserError(`grpo: unexpected argument "${a._[0]}"`, 'run `chatwright grpo --help`');
-  for (const k of ['init', 'reward', 'out'] as const) if (!a[k]) throw new UserError(`grpo: --${k} is required`, 'run `chatwright grpo --help`');
-  if (a['grad-accum'] !== undefined) throw new UserError('grpo: --grad-accum is not supported', 'gradients already accumulate over --mini-batch');
+  if (a._.length) throw new UsageError('grpo', `unexpected argument "${a._[0]}"`);
+  for (const k of ['init', 'reward', 'out'] as const) if (!a[k]) throw new UsageError('grpo', `--${k} is required`);
+  if (a['grad-accum'] !== undefined) throw new UsageError('grpo', '--grad-accum is not supported: gradients already accumulate over --mini-batch');
   const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]) => oneOfFor('grpo', name, v, ok);
   const opts: Partial<GRPOOptions> & { init: string; reward: string; out: string } = {
     init: a.init!, ref: a.ref, reward: a.reward!, prompts: a.prompts, limit: a.limit, out: a.out!, steps: a.steps, batchSize: a['batch-size'],

@@ -14,7 +14,7 @@ const spec = {
 export async function run(argv: string[]): Promise<number> {
   const summary = 'describe a model folder or GGUF file: architecture, parameters, dtype, context, tokenizer, chat template';
   if (wantsHelp(argv)) {
-    console.log(helpText('info DIR|FILE.gguf', summary, spec));
+    console.log(helpText('info', summary, spec, 'chatwright info DIR|FILE.gguf [options]'));
     return 0;
   }
   const a = parseArgs('info', argv, spec);

@@ -7,8 +7,7 @@
 //   chatwright label --samples samples.jsonl --store prefs --noise 0.1 --seed 2     (labellers who disagree)
 //
 // It also says how much room the sampled answers leave: the mean score of all answers and of the best of each K.
-import { UserError } from '../util/errors.js';
-import { helpText, parseArgs, wantsHelp } from './args.js';
+import { helpText, parseArgs, wantsHelp, UsageError } from './args.js';
 import { LABELLER, labelSamples, readSamples } from '../feedback/index.js';
 
 const spec = {
@@ -26,9 +25,9 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const a = parseArgs('label', argv, spec);
-  if (a._.length) throw new UserError(`label: unexpected argument "${a._[0]}"`, 'run `chatwright label --help`');
-  if (!a.samples) throw new UserError('label: --samples FILE is required', 'make one with `chatwright sample`');
-  if (!a.store) throw new UserError('label: --store DIR is required', 'e.g. --store runs/demo/feedback');
+  if (a._.length) throw new UsageError('label', `unexpected argument "${a._[0]}"`);
+  if (!a.samples) throw new UsageError('label', '--samples FILE is required');
+  if (!a.store) throw new UsageError('label', '--store DIR is required');
   const items = readSamples(a.samples, (s) => process.stderr.write(`[${s}]\n`));
   const result = labelSamples(items, a.store, { noise: a.noise, seed: a.seed, warn: (s) => process.stderr.write(`[${s}]\n`) });
   const { ranked, alreadyRanked: already, notPoemPrompts: notPoems, answers } = result;

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // chatwright <command>: one entry point for every stage of the pipeline. Each command lives in its own module under
-// src/cli/ and exports `run(argv): Promise<number>` (the exit code). Errors a user can act on print a message and a
-// hint, never a stack trace (set CHATWRIGHT_DEBUG=1 to see it).
+// src/cli/ and exports `run(argv): Promise<number>` (the exit code). Results go to stdout, progress and diagnostics to
+// stderr. Errors a user can act on print a message and a hint on stderr and exit 2, never a stack trace (set
+// CHATWRIGHT_DEBUG=1 to see it); anything else exits 1.
+import { readFileSync } from 'node:fs';
 import { formatError, UserError } from '../util/errors.js';
+import { environmentText } from './args.js';
 
 const commands: Record<string, { module: string; summary: string }> = {
   tokenizer: { module: './tokenizer.js', summary: 'train, encode and decode with a byte-level BPE tokenizer' },
@@ -27,16 +30,30 @@ const commands: Record<string, { module: string; summary: string }> = {
 };
 
 function usage(): string {
-  const lines = ['usage: chatwright <command> [options]   (chatwright <command> --help for its options)', '', 'commands:'];
+  const lines = ['usage: chatwright <command> [options]   (chatwright <command> --help for its options)',
+    '       chatwright --version | --help', '', 'commands:'];
   for (const [name, c] of Object.entries(commands)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
-  return lines.join('\n');
+  return lines.join('\n') + '\n\n' + environmentText();
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `chatwright ${pkg.version} (node ${process.version})`;
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
+  if (name === '--version' || name === '-V' || name === 'version') {
+    console.log(version());
+    return 0;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     console.log(usage());
-    return name ? 0 : 1;
+    return 0;
+  }
+  if (!name) {
+    process.stderr.write(usage() + '\n');
+    return 2;
   }
   const c = commands[name];
   if (!c) throw new UserError(`unknown command "${name}"`, 'run `chatwright --help` for the list of commands');

@@ -1,7 +1,6 @@
 // `chatwright ppo`: RLHF with PPO against a reward model, under a per-token KL penalty to the SFT model (src/stages/ppo.ts).
 import { trainPPO, type PPOOptions } from '../stages/ppo.js';
-import { helpText, oneOf as oneOfFor, parseArgs, rlOptions, wantsHelp } from './args.js';
-import { UserError } from '../util/errors.js';
+import { helpText, oneOf as oneOfFor, parseArgs, rlOptions, wantsHelp, UsageError } from './args.js';
 import { exitCodeOf } from '../train/loop.js';
 
 const int = { type: 'number', integer: true } as const;
@@ -32,9 +31,9 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const a = parseArgs('ppo', argv, spec);
-  if (a._.length) throw new UserError(`ppo: unexpected argument "${a._[0]}"`, 'run `chatwright ppo --help`');
-  for (const k of ['init', 'reward', 'out'] as const) if (!a[k]) throw new UserError(`ppo: --${k} is required`, 'run `chatwright ppo --help`');
-  if (a['grad-accum'] !== undefined) throw new UserError('ppo: --grad-accum is not supported', 'use --mini-batch and --batch-size');
+  if (a._.length) throw new UsageError('ppo', `unexpected argument "${a._[0]}"`);
+  for (const k of ['init', 'reward', 'out'] as const) if (!a[k]) throw new UsageError('ppo', `--${k} is required`);
+  if (a['grad-accum'] !== undefined) throw new UsageError('ppo', '--grad-accum is not supported: use --mini-batch and --batch-size');
   const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]) => oneOfFor('ppo', name, v, ok);
   const opts: Partial<PPOOptions> & { init: string; reward: string; out: string } = {
     init: a.init!, ref: a.ref, reward: a.reward!, critic: a.critic, prompts: a.prompts, limit: a.limit, out: a.out!, steps: a.steps,

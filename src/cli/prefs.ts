@@ -11,7 +11,7 @@
 import { basename } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
-import { helpText, oneOf, parseArgs, wantsHelp } from './args.js';
+import { helpText, oneOf, parseArgs, wantsHelp, UsageError } from './args.js';
 import {
   EXPORT_FORMATS, PreferenceConflict, PreferenceStore, exportLines, itemId, kwayFromRecords, readPreferenceFile, readStore,
   toJsonl, type ExportFormat,
@@ -35,12 +35,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   const a = parseArgs('prefs', argv, spec);
   const [verb, ...rest] = a._;
-  if (!a.store) throw new UserError('prefs: --store DIR is required');
+  if (!a.store) throw new UsageError('prefs', '--store DIR is required');
   const report = (obj: object, text: string) => console.log(a.json ? JSON.stringify(obj) : text);
 
   if (verb === 'export') {
-    if (rest.length) throw new UserError(`prefs export: unexpected argument "${rest[0]}"`);
-    if (!a.out) throw new UserError('prefs export: --out FILE is required');
+    if (rest.length) throw new UsageError('prefs export', `unexpected argument "${rest[0]}"`);
+    if (!a.out) throw new UsageError('prefs export', '--out FILE is required');
     const format = oneOf('prefs', 'format', a.format, EXPORT_FORMATS) as ExportFormat;
     const kway = kwayFromRecords(readStore(a.store).records);
     const rows = kway.flatMap((k) => exportLines(k, format));
@@ -50,7 +50,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (verb === 'import') {
-    if (rest.length !== 1) throw new UserError('prefs import: give one file', 'chatwright prefs import FILE --store DIR');
+    if (rest.length !== 1) throw new UsageError('prefs import', 'give one file');
     const file = rest[0];
     const kway = readPreferenceFile(file);
     const store = PreferenceStore.open(a.store, { repeats: Number.MAX_SAFE_INTEGER, command: 'chatwright prefs import' });

@@ -1,16 +1,15 @@
 // `chatwright pretrain`: next-token pretraining on token shards (src/stages/pretrain.ts). Options left out keep the
-// resumed run's values, else the preset's defaults.
+// resumed run's values, else the preset's defaults. The result is the checkpoint folder; progress goes to stderr.
 import { pretrain, type PretrainOptions } from '../stages/pretrain.js';
-import { helpText, oneOf as oneOfFor, parseArgs, trainingOptions, wantsHelp } from './args.js';
-import { UserError } from '../util/errors.js';
+import { helpText, oneOf as oneOfFor, parseArgs, trainingOptions, wantsHelp, UsageError } from './args.js';
 import { exitCodeOf } from '../train/loop.js';
 
 const int = { type: 'number', integer: true } as const;
 const spec = {
-  preset: { type: 'string', description: 'model size: tiny, small or medium (default tiny)' },
-  data: { type: 'string', description: 'token shard directory (from `chatwright data prepare`)' },
-  out: { type: 'string', description: 'checkpoint folder, e.g. runs/tiny/base' },
-  tokenizer: { type: 'string', description: 'tokenizer directory (default: the copy inside --data)' },
+  preset: { type: 'string', value: 'NAME', description: 'model size: tiny, small or medium (default tiny)' },
+  data: { type: 'string', value: 'DIR', description: 'token shard directory (from `chatwright data prepare`)' },
+  out: { type: 'string', value: 'DIR', description: 'checkpoint folder, e.g. runs/tiny/base' },
+  tokenizer: { type: 'string', value: 'DIR', description: 'tokenizer directory (default: the copy inside --data)' },
   steps: { ...int, min: 1, description: 'total optimizer steps' },
   'batch-size': { ...int, min: 1, description: 'sequences per micro-batch' },
   'seq-len': { ...int, min: 1, description: 'tokens per sequence' },
@@ -33,15 +32,17 @@ const spec = {
   ...trainingOptions,
 } as const;
 
+const usage = 'chatwright pretrain --data DIR --out DIR [options]';
+
 export async function run(argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {
-    console.log(helpText('pretrain', 'pretrain a GPT on token shards (next-token prediction)', spec));
+    console.log(helpText('pretrain', 'pretrain a GPT on token shards (next-token prediction)', spec, usage));
     return 0;
   }
   const a = parseArgs('pretrain', argv, spec);
-  if (a._.length) throw new UserError(`pretrain: unexpected argument "${a._[0]}"`, 'run `chatwright pretrain --help`');
-  if (!a.data) throw new UserError('pretrain: --data is required', 'prepare shards with `chatwright data prepare` first');
-  if (!a.out) throw new UserError('pretrain: --out is required', 'e.g. --out runs/tiny/base');
+  if (a._.length) throw new UsageError('pretrain', `unexpected argument "${a._[0]}"`, usage);
+  if (!a.data) throw new UsageError('pretrain', '--data is required (prepare shards with `chatwright data prepare` first)', usage);
+  if (!a.out) throw new UsageError('pretrain', '--out is required (e.g. --out runs/tiny/base)', usage);
   const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]) => oneOfFor('pretrain', name, v, ok);
   const model = Object.fromEntries(Object.entries({
     nLayer: a['n-layer'], nEmbd: a['n-embd'], nHead: a['n-head'], nKvHead: a['n-kv-head'], intermediateSize: a['intermediate-size'],
@@ -57,5 +58,5 @@ export async function run(argv: string[]): Promise<number> {
     saveEvery: a['save-every'], seed: a.seed, resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const),
     timeLimit: a['time-limit'], budget: a.budget, peakGflops: a['peak-gflops'], logEvery: a['log-every'],
   };
-  return exitCodeOf((await pretrain(opts)).stopped);
+  return exitCodeOf((await pretrain(opts, (line) => process.stderr.write(line + '\n'))).stopped);
 }

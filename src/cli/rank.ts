@@ -9,7 +9,7 @@
 import * as readline from 'node:readline';
 import { userInfo } from 'node:os';
 import { UserError } from '../util/errors.js';
-import { helpText, parseArgs, storeOptions, wantsHelp } from './args.js';
+import { helpText, parseArgs, storeOptions, wantsHelp, UsageError } from './args.js';
 import {
   PreferenceStore, formatOrder, parseOrder, rankingFromJson, readSamples, type SampleItem, type Submission,
 } from '../feedback/index.js';
@@ -58,8 +58,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const a = parseArgs('rank', argv, spec);
-  if (a._.length) throw new UserError(`rank: unexpected argument "${a._[0]}"`, 'run `chatwright rank --help`');
-  if (!a.store) throw new UserError('rank: --store DIR is required', 'e.g. --store runs/demo/feedback');
+  if (a._.length) throw new UsageError('rank', `unexpected argument "${a._[0]}"`);
+  if (!a.store) throw new UsageError('rank', '--store DIR is required');
   const annotator = a.annotator ?? defaultAnnotator();
   const notice = (s: string) => process.stderr.write(`[${s}]\n`);
   const items = a.samples ? readSamples(a.samples, notice) : null;

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { existsSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { JsonlAppender } from '../util/jsonl.js';
-import { helpText, parseArgs, wantsHelp, type OptionsSpec } from './args.js';
+import { helpText, parseArgs, wantsHelp, type OptionsSpec, UsageError } from './args.js';
 import { loadChatModel, samplingFrom, samplingSpec } from './generate.js';
 import { formatDuration } from '../train/progress.js';
 import {
@@ -38,8 +38,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const a = parseArgs('sample', argv, spec);
-  if (a._.length) throw new UserError(`sample: unexpected argument "${a._[0]}"`, 'run `chatwright sample --help`');
-  if (!a.out) throw new UserError('sample: --out FILE is required', 'e.g. --out runs/demo/feedback/samples.jsonl');
+  if (a._.length) throw new UsageError('sample', `unexpected argument "${a._[0]}"`);
+  if (!a.out) throw new UsageError('sample', '--out FILE is required');
   const { model, tokenizer } = loadChatModel(a.model, 'sample');
   const { prompts: all, source } = a.prompts === 'builtin' ? builtinPrompts(a.model, a.limit ?? 50)
     : { prompts: readPromptsFile(a.prompts), source: a.prompts };

@@ -14,7 +14,7 @@
 // Ctrl-C or SIGTERM closes it: open streams end, the process exits 0.
 import { existsSync, statSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
-import { helpText, parseArgs, storeOptions, wantsHelp, type OptionsSpec, type Parsed } from './args.js';
+import { helpText, parseArgs, storeOptions, wantsHelp, type OptionsSpec, type Parsed, UsageError } from './args.js';
 import { loadServedModels } from '../serve/models.js';
 import { DEFAULT_LIMITS, startServer, type RunningServer } from '../serve/server.js';
 import { headDim } from '../model/config.js';
@@ -46,12 +46,11 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const a = parseArgs('serve', argv, spec);
-  if (a.samples && !a.store) throw new UserError('serve: --samples needs --store DIR', 'the samples are added to a preference store, e.g. --store runs/demo/feedback');
-  if (a.model.length === 0 && !a.store)
-    throw new UserError('serve: --model DIR is required', 'point it at a model directory, e.g. runs/demo/sft; repeat it to serve several (or --store DIR to serve ranking only)');
+  if (a.samples && !a.store) throw new UsageError('serve', '--samples needs --store DIR (the samples are added to a preference store)');
+  if (a.model.length === 0 && !a.store) throw new UsageError('serve', '--model DIR is required (or --store DIR to serve ranking only)');
   let runsDir: string | null = null;
   if (a.runs !== undefined) {
-    if (!existsSync(a.runs) || !statSync(a.runs).isDirectory()) throw new UserError(`serve: --runs ${a.runs} is not a folder`, 'give the folder that holds your runs, e.g. runs');
+    if (!existsSync(a.runs) || !statSync(a.runs).isDirectory()) throw new UsageError('serve', `--runs ${a.runs} is not a folder`);
     runsDir = a.runs;
   } else if (existsSync('runs') && statSync('runs').isDirectory()) runsDir = 'runs';
   const apiKey = a['api-key'] ?? process.env.CHATWRIGHT_API_KEY ?? undefined;
@@ -97,6 +96,7 @@ async function listen(a: Parsed<typeof spec>, store: PreferenceStore | null, amo
     });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
+    // the machine's state, not the command line's shape: a hint that says what to change (exit 2 all the same)
     if (code === 'EADDRINUSE') throw new UserError(`serve: port ${a.port} on ${a.host} is in use`, 'pick another with --port (0: any free port)');
     if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new UserError(`serve: cannot listen on ${a.host}`, 'give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0');
     if (code === 'EACCES') throw new UserError(`serve: no permission to listen on port ${a.port}`, 'use a port above 1023');

@@ -27,7 +27,7 @@
 // Boundary: strings in, scores and rankings out; no files, no model.
 import type { Message } from '../tokenizer/index.js';
 import { answerForm, countHan, fnv1a, splitPoemLines, FORM_NAMES, type Reference } from '../train/demos.js';
-import { Rng } from '../train/rng.js';
+import { Rng } from '../util/rng.js';
 import { lineEndRhyme, type RhymeGroup } from './rhyme.js';
 import type { Judge } from './judge.js';
 import type { Ranking } from './ranking.js';

@@ -1,8 +1,7 @@
-// Generation: the sampler chain (sampler.ts), its seeded random source (rng.ts), the KV-cache engine over token ids
-// (engine.ts), stop strings (stop.ts), text and streaming (stream.ts), the --explain view (explain.ts), and the
-// continuous batcher of concurrent requests (batcher.ts).
+// Generation: the sampler chain (sampler.ts), the KV-cache engine over token ids (engine.ts), stop strings (stop.ts),
+// text and streaming (stream.ts), the --explain view (explain.ts), and the continuous batcher of concurrent requests
+// (batcher.ts).
 export * from './sampler.js';
-export * from './rng.js';
 export * from './engine.js';
 export * from './stop.js';
 export * from './stream.js';

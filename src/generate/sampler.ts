@@ -14,7 +14,7 @@
 //   6. min-p                keep tokens whose probability is at least minP times the top one's (Nguyen et al. 2024,
 //                           "Turning Up the Heat: Min-p Sampling").
 //   7. temperature          logits / T. T = 0 means argmax (greedy), the lowest id on ties.
-//   8. draw                 softmax, then one uniform draw from the seeded Rng (rng.ts) through the cumulative sum.
+//   8. draw                 softmax, then one uniform draw from the seeded Rng (src/util/rng.ts) through the cumulative sum.
 //
 // Why temperature comes after the truncations: the truncations then choose the candidate set from the model's own
 // (penalised) distribution, and temperature only reshapes the odds inside that set, so a high temperature cannot let the
@@ -28,7 +28,7 @@
 // token counts) for one sequence.
 // Boundary: logits and token ids; no model, no text.
 import { UserError } from '../util/errors.js';
-import { Rng, type RngState } from './rng.js';
+import { Rng, type RngState } from '../util/rng.js';
 
 export interface SamplingOptions {
   temperature?: number; // [0, 2], default 1; 0 = greedy
@@ -302,6 +302,18 @@ export function topN(x: ArrayLike<number>, n: number): TokenLogprob[] {
 
 export const MAX_TOP_LOGPROBS = 20;
 
+// A NaN or +Infinity among the model's logits has no probability to draw from: softmax turns the whole row into NaN and
+// the draw into an arbitrary id. Stop with an error instead of emitting it (-Infinity is a banned token, which is fine).
+export function checkLogits(logits: Float32Array): void {
+  for (let j = 0; j < logits.length; j++) {
+    const v = logits[j];
+    if (v !== v || v === Infinity) {
+      throw new UserError(`the model produced a logit of ${v} (token ${j}); generation stopped instead of drawing from it`,
+        'the weights overflow float32 or are corrupt; use another checkpoint (loading checks that every weight is finite)');
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------------
 // Sampler: the chain plus the per-sequence state (rng, the context for the repetition penalty, generated-token counts)
 
@@ -359,6 +371,7 @@ export class Sampler {
   // Choose the next token from one logits row (V). logprobs: undefined = none (saves a pass of V exps), 0 = the chosen
   // token's, n = and the top n alternatives (<= 20); explain: how many candidates of the final distribution to return.
   sample(logits: Float32Array, logprobs?: number, explain = 0): SampleResult {
+    checkLogits(logits);
     const x = processLogits(logits, this.opts, this.context, this.counts);
     const id = this.opts.temperature === 0 ? argmax(x) : drawFromLogits(x, this.rng.next());
     const res: SampleResult = { id };
@@ -385,6 +398,6 @@ export class Sampler {
   }
 
   getRngState(): RngState {
-    return this.rng.getState();
+    return this.rng.state();
   }
 }

@@ -7,6 +7,9 @@
 // ways); tied embeddings write no lm_head.weight (transformers' convention) and accept one on load if it equals the
 // embedding; GPT-2 files from the Hub name tensors without the "transformer." prefix and carry causal-mask buffers
 // (`h.N.attn.bias`, `attn.masked_bias`), which are accepted and ignored.
+// Loading checks before it allocates (the config's parameter count against the values the weights file holds) and after
+// (every weight finite and below 1e8: a NaN, an Inf or an absurd value is reported with the tensor's name, never turned
+// into silent garbage).
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
@@ -14,7 +17,7 @@ import { readJson, writeJsonAtomic } from '../util/fsx.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { GPTConfig, RopeScaling, validateConfig } from './config.js';
 import { loadGgufModel } from './gguf-model.js';
-import { GPT } from './gpt.js';
+import { GPT, parameterCount } from './gpt.js';
 import { readSafetensors, writeSafetensors, StTensor } from './safetensors.js';
 
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
@@ -61,6 +64,12 @@ export function loadHfTensors(model: GPT, tensors: Map<string, StTensor>, what: 
     if (t.shape.join() !== want.join()) {
       throw new UserError(`${what}: tensor ${p.name} has shape ${shapeStr(t.shape)} but the config needs ${shapeStr(want)}`, hint);
     }
+    const bad = firstImplausible(t.data);
+    if (bad >= 0) {
+      throw new UserError(`${what}: tensor ${p.name} holds ${t.data[bad]} at index ${bad} (of ${t.data.length}); ` +
+        `weights are finite and below ${MAX_ABS_WEIGHT} in size`,
+        'the weights are corrupt, or the training run that wrote them diverged; use an earlier checkpoint');
+    }
     model.flat.set(conv ? transpose(t.data, want[0], want[1]) : t.data, p.offset);
     byName.delete(p.name);
   }
@@ -77,6 +86,14 @@ export function loadHfTensors(model: GPT, tensors: Map<string, StTensor>, what: 
   for (const [name, t] of byName) {
     throw new UserError(`${what}: unexpected tensor ${name} ${shapeStr(t.shape)} (the config has no such parameter)`, hint);
   }
+}
+
+// A weight of 1e8 or more is no trained value (they stay within ~1e3): such a file is corrupt, and its products would
+// overflow float32 into Inf and NaN logits. NaN fails the comparison too.
+const MAX_ABS_WEIGHT = 1e8;
+function firstImplausible(x: Float32Array): number {
+  for (let i = 0; i < x.length; i++) if (!(Math.abs(x[i]) < MAX_ABS_WEIGHT)) return i;
+  return -1;
 }
 
 // ---- config.json <-> GPTConfig
@@ -146,6 +163,7 @@ function tokenIdsFrom(j: any, vocabSize: number): Pick<GPTConfig, 'bosTokenId' |
 export function fromHfConfig(j: any, what = 'config.json'): GPTConfig {
   const bad = (msg: string) => new UserError(`${what}: ${msg}`,
     'chatwright loads Llama-style (model_type "llama": Llama 2/3, SmolLM, TinyLlama), Qwen2 / Qwen2.5 and GPT-2 models');
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw bad('not a JSON object');
   const num = (k: string, dflt?: number): number => {
     const v = j[k] ?? dflt;
     if (typeof v !== 'number') throw bad(`"${k}" must be a number, got ${JSON.stringify(j[k])}`);
@@ -187,8 +205,23 @@ export function fromHfConfig(j: any, what = 'config.json'): GPTConfig {
     throw bad(`model_type ${JSON.stringify(j.model_type)} is not supported`);
   }
   if (typeof c.tiedEmbeddings !== 'boolean') throw bad('"tie_word_embeddings" must be a boolean');
-  Object.assign(c, tokenIdsFrom(j, c.vocabSize));
-  return validateConfig(c);
+  const config = validateConfig(c);
+  checkTokenIds(j, config.vocabSize, bad);
+  Object.assign(config, tokenIdsFrom(j, config.vocabSize));
+  return config;
+}
+
+// bos/eos/pad_token_id: a value no token can have means the file is not what it claims; transformers reads them, so we
+// refuse what it would choke on (eos may be a list). Valid ones are kept in the config (tokenIdsFrom).
+function checkTokenIds(j: any, vocabSize: number, bad: (msg: string) => Error): void {
+  for (const k of ['bos_token_id', 'eos_token_id', 'pad_token_id']) {
+    const v = j[k];
+    if (v === undefined || v === null) continue;
+    const ids = k === 'eos_token_id' && Array.isArray(v) ? v : [v];
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw bad(`"${k}" ${JSON.stringify(v)} is not a token id below vocab_size ${vocabSize}`);
+    }
+  }
 }
 
 // ---- the directory
@@ -217,8 +250,18 @@ export function loadModel(path: string): { model: GPT; tokenizer: Tokenizer | nu
   const files = weightFiles(dir);
   const tensors = new Map<string, StTensor>();
   for (const f of files) for (const [name, t] of readSafetensors(f)) tensors.set(name, t);
+  const where = files.length === 1 ? files[0] : `${dir} (${files.length} shards)`;
+  // A config.json far larger than its weights (a corrupt vocab_size, say) must fail before the model is allocated; a
+  // smaller mismatch (a missing tensor) is named tensor by tensor by loadHfTensors.
+  let values = 0;
+  for (const t of tensors.values()) values += t.data.length;
+  const need = parameterCount(config);
+  if (need > 2 * values + 65536) {
+    throw new UserError(`${join(dir, 'config.json')} describes ${need} parameters, but ${where} holds only ${values} values`,
+      'the weights do not match config.json; check that both come from the same model');
+  }
   const model = new GPT(config);
-  loadHfTensors(model, tensors, files.length === 1 ? files[0] : `${dir} (${files.length} shards)`);
+  loadHfTensors(model, tensors, where);
   const dtypes = [...new Set([...tensors.values()].map((t) => t.dtype))].sort();
   const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? Tokenizer.load(dir) : null;
   const info: LoadInfo = { dtypes, files };

@@ -102,6 +102,7 @@ export function validateConfig(c: GPTConfig): GPTConfig {
   if (c.nHead % c.nKvHead !== 0) throw bad(`nHead ${c.nHead} is not divisible by nKvHead ${c.nKvHead}`);
   if (c.arch === 'llama' && (c.nEmbd / c.nHead) % 2 !== 0) throw bad(`rotary needs an even head dim, got ${c.nEmbd / c.nHead}`);
   if (c.arch === 'gpt2' && c.nKvHead !== c.nHead) throw bad(`gpt2 style has nKvHead == nHead, got ${c.nKvHead} != ${c.nHead}`);
+  checkConfigRanges(c, bad);
   validateVariants(c, bad);
   return c;
 }
@@ -139,6 +140,41 @@ function validateVariants(c: GPTConfig, bad: (msg: string) => UserError): void {
     if (!Array.isArray(c.eosTokenIds)) throw bad(`eosTokenIds must be an array of token ids, got ${JSON.stringify(c.eosTokenIds)}`);
     for (const e of c.eosTokenIds) id('eosTokenIds', e);
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Ranges. A config.json is read from disk, so every number is checked against what a model of this family can be
+// before anything is sized from it (a vocab_size of 2^31 would otherwise reach `new Float32Array` as an internal error,
+// an rms_norm_eps of 1e308 or a rope_theta of Infinity would load and produce garbage). The bounds are generous: the
+// largest published models of the family sit far inside them.
+export const CONFIG_LIMITS = {
+  vocabSize: 1 << 24,          // ids are stored as int32; the largest vocabularies in use are ~256k
+  nLayer: 1024,
+  nHead: 4096,
+  nEmbd: 1 << 17,
+  intermediateSize: 1 << 20,
+  maxSeqLen: 1 << 20,          // the rotary / position tables are maxSeqLen rows
+  parameters: 2 ** 31,         // floats in the flat buffer (8 GB), and as many again for the gradients
+} as const;
+
+export function checkConfigRanges(c: GPTConfig, bad: (msg: string) => Error): void {
+  for (const k of ['vocabSize', 'nLayer', 'nHead', 'nEmbd', 'intermediateSize', 'maxSeqLen'] as const) {
+    if (c[k] > CONFIG_LIMITS[k]) throw bad(`${k} ${c[k]} is larger than ${CONFIG_LIMITS[k]}`);
+  }
+  if (c.nKvHead > c.nHead) throw bad(`nKvHead ${c.nKvHead} is larger than nHead ${c.nHead}`);
+  // norms divide by sqrt(mean(x^2) + eps): eps is a small positive number (1e-5, 1e-6 in published configs)
+  if (!(Number.isFinite(c.normEps) && c.normEps > 0 && c.normEps < 1)) throw bad(`normEps must be in (0, 1), got ${c.normEps}`);
+  // rotary frequencies theta^(-2i/d) must fall from 1 towards 0: theta > 1 (10000 to 1e6 in published configs)
+  if (!(Number.isFinite(c.ropeTheta) && c.ropeTheta > 1 && c.ropeTheta <= 1e12)) throw bad(`ropeTheta must be in (1, 1e12], got ${c.ropeTheta}`);
+  const params = parameterEstimate(c);
+  if (params > CONFIG_LIMITS.parameters) throw bad(`the model would have ${params.toExponential(2)} parameters, more than ${CONFIG_LIMITS.parameters}`);
+}
+
+// Parameters of the config, up to the few norm and bias vectors: enough to refuse an impossible size before allocating.
+function parameterEstimate(c: GPTConfig): number {
+  const kv = (c.nEmbd / c.nHead) * c.nKvHead;
+  const block = c.nEmbd * (2 * c.nEmbd + 2 * kv) + 3 * c.nEmbd * c.intermediateSize;
+  return c.vocabSize * c.nEmbd * (c.tiedEmbeddings ? 1 : 2) + c.nLayer * block + (c.arch === 'gpt2' ? c.maxSeqLen * c.nEmbd : 0);
 }
 
 export function headDim(c: GPTConfig): number {

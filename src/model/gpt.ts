@@ -15,7 +15,7 @@ import {
   ropeInvFreq, ropeTablesFrom,
 } from '../tensor/index.js';
 import { toLowp, lowpRows, lowpBytes, type LowpMatrix, type WeightDtype } from '../tensor/quant.js';
-import { Rng } from '../train/rng.js';
+import { Rng } from '../util/rng.js';
 import { UserError, assert } from '../util/errors.js';
 import { GPTConfig, validateConfig, headDim, describeConfig } from './config.js';
 
@@ -75,6 +75,11 @@ function paramSpecs(c: GPTConfig): Spec[] {
   if (c.scalarHead) p('score.weight', [1, C], 'matrix', std); // HF *ForSequenceClassification, num_labels = 1
   else if (!c.tiedEmbeddings) p('lm_head.weight', [c.vocabSize, C], 'matrix', std);
   return s;
+}
+
+// The number of parameters (floats of the flat buffer) of a config, without allocating them.
+export function parameterCount(c: GPTConfig): number {
+  return paramSpecs(validateConfig({ ...c })).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
 }
 
 // Normal(0, std) by Box-Muller using both outputs of each pair (32-bit uniforms are plenty for an init).

@@ -3,10 +3,10 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}}, then the data buffer; offsets
 // are relative to the start of the data buffer.
 // Load: F32, F16, BF16, F64 (converted to float32). Save: F32. Malformed files are UserErrors naming the problem.
-import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { UserError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fsx.js';
+import { parseJson, readFileChecked, writeFileAtomic } from '../util/fsx.js';
 
 export interface StTensor { dtype: string; shape: number[]; data: Float32Array }
 
@@ -15,10 +15,25 @@ const MAX_HEADER = 100 * 1024 * 1024; // the reference implementation's limit
 
 if (endianness() !== 'LE') throw new Error('safetensors.ts assumes a little-endian host');
 
+// Opens a file to read, or a UserError naming it (missing, a folder, no permission), as readFileChecked does.
+function openChecked(path: string): number {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    readFileChecked(path, 'safetensors file'); // throws the named error
+    throw e;
+  }
+  if (fstatSync(fd).isDirectory()) {
+    closeSync(fd);
+    throw new UserError(`safetensors file ${path} is a folder, not a file`);
+  }
+  return fd;
+}
+
 // Reads tensor by tensor from the file (never the whole file at once: checkpoints pass Node's 2 GiB read limit).
 export function readSafetensors(path: string): Map<string, StTensor> {
-  if (!existsSync(path)) throw new UserError(`safetensors file not found: ${path}`);
-  const fd = openSync(path, 'r');
+  const fd = openChecked(path);
   try {
     const size = fstatSync(fd).size;
     const read = (pos: number, n: number): Uint8Array => {
@@ -42,8 +57,7 @@ export function readSafetensors(path: string): Map<string, StTensor> {
 
 /** The header alone: each tensor's dtype and shape, and __metadata__ (no tensor data is read). */
 export function readSafetensorsHeader(path: string): { tensors: Map<string, { dtype: string; shape: number[] }>; metadata: Record<string, string> } {
-  if (!existsSync(path)) throw new UserError(`safetensors file not found: ${path}`);
-  const fd = openSync(path, 'r');
+  const fd = openChecked(path);
   try {
     const read = (pos: number, n: number): Uint8Array => {
       const b = Buffer.alloc(n);
@@ -74,20 +88,21 @@ function parseHeader(first8: Uint8Array, headerOf: (n: number) => Uint8Array, fi
   const hb = headerOf(n);
   let header: any;
   try {
-    header = JSON.parse(Buffer.from(hb.buffer, hb.byteOffset, hb.byteLength).toString('utf8'));
+    header = parseJson(Buffer.from(hb.buffer, hb.byteOffset, hb.byteLength).toString('utf8'), 'header');
   } catch (e) {
-    throw bad(`header is not valid JSON: ${(e as Error).message}`);
+    throw bad((e as Error).message);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) throw bad('header is not a JSON object');
   const metadata: Record<string, string> = header.__metadata__ ?? {};
-  if (typeof metadata !== 'object' || metadata === null) throw bad('__metadata__ is not an object');
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) throw bad('__metadata__ is not an object');
+  for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw bad(`__metadata__ "${k}" is not a string`);
   const dataStart = 8 + n, dataLen = fileLen - 8 - n;
   const entries: Entry[] = [];
   for (const [name, info] of Object.entries<any>(header)) {
     if (name === '__metadata__') continue;
     if (!info || typeof info !== 'object') throw bad(`tensor "${name}" has no {dtype, shape, data_offsets}`);
     const { dtype, shape, data_offsets: offs } = info;
-    if (!(dtype in DTYPE_SIZE)) {
+    if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_SIZE, dtype)) {
       throw bad(`tensor "${name}" has unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_SIZE).join(', ')})`);
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {

@@ -17,6 +17,7 @@
 // A time limit of 1.5x the budget stops a stage that slows down later, with a checkpoint.
 // Rerunning skips the steps already done: demo.json records each finished step and is written after the step's own
 // output is complete; an interrupted training stage resumes from its last checkpoint.
+// Output: the steps as they run on stderr (log), the result (the table, how to chat with each model) on stdout (print).
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../util/fsx.js';
@@ -91,15 +92,27 @@ export interface DemoOptions {
   out: string;
   quick: boolean;
   chat: boolean;            // open the chat at the end when a terminal is attached
-  print?: (line: string) => void;
+  print?: (line: string) => void;  // the result (default: stdout)
+  log?: (line: string) => void;    // the steps as they run (default: stderr)
 }
 
 export interface DemoResult { out: string; timings: Record<string, number>; report: EvalReport | null; stopped: StopReason }
 
 interface DemoState { plan: 'quick' | 'full'; done: Record<string, { seconds: number }> }
 
+function readDemoState(path: string): DemoState {
+  const hint = `delete ${path} to run every step again`;
+  const s = readJson(path, 'demo state', hint);
+  const isMap = (x: unknown, ok: (v: any) => boolean) => typeof x === 'object' && x !== null && !Array.isArray(x) && Object.values(x).every(ok);
+  if (!isMap(s, () => true) || (s.plan !== 'quick' && s.plan !== 'full') || !isMap(s.done, (d) => Number.isFinite(d?.seconds))) {
+    throw new UserError(`demo state ${path} is damaged`, hint);
+  }
+  return s as DemoState;
+}
+
 export async function demo(opts: DemoOptions): Promise<DemoResult> {
   const print = opts.print ?? ((s: string) => console.log(s));
+  const log = opts.log ?? ((s: string) => console.error(s));
   const planName = opts.quick ? 'quick' : 'full';
   const plan = PLANS[planName];
   const out = opts.out;
@@ -110,7 +123,7 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
   };
   const files = { prompts: join(d.feedback, 'prompts.jsonl'), samples: join(d.feedback, 'samples.jsonl') };
   const statePath = join(out, 'demo.json');
-  const state: DemoState = existsSync(statePath) ? readJson(statePath, 'demo state') : { plan: planName, done: {} };
+  const state: DemoState = existsSync(statePath) ? readDemoState(statePath) : { plan: planName, done: {} };
   if (state.plan !== planName) {
     throw new UserError(`${out} holds a ${state.plan} demo; this is a ${planName} one`, `use another --out, or ${state.plan === 'quick' ? 'add' : 'drop'} --quick`);
   }
@@ -119,7 +132,7 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
   const t00 = performance.now();
   const stages: [string, string, () => Promise<StopReason | void>, () => boolean][] = [];
   const step = (name: string, title: string, complete: () => boolean, fn: () => Promise<StopReason | void>) => stages.push([name, title, fn, complete]);
-  const indent = (s: string) => print(`  ${s}`);
+  const indent = (s: string) => log(`  ${s}`);
   const trained = (dir: string) => () => existsSync(join(dir, STATE_JSON));
   // what every budgeted training stage shares: its budget, a 1.5x time limit, a fresh start when an earlier step ran
   const sized = (s: Stage) => ({
@@ -234,17 +247,17 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
     const [name, title, fn, complete] = stages[i];
     const header = `[${i + 1}/${stages.length}] ${name}: ${title}`;
     if (!upstreamRan && state.done[name] && complete()) {
-      print(`${header}: done earlier (${formatDuration(state.done[name].seconds)}), skipped`);
+      log(`${header}: done earlier (${formatDuration(state.done[name].seconds)}), skipped`);
       timings[name] = 0;
       continue;
     }
-    print(header);
+    log(header);
     const t0 = performance.now();
     const stopped = (await fn()) ?? 'steps';
     upstreamRan = true;
     if (stopped !== 'steps') {
       // stopped by Ctrl-C: the checkpoint is saved, the step is not done; the same command resumes it
-      print(`\ndemo stopped during ${name}; run the same command again to resume from its last checkpoint`);
+      log(`\ndemo stopped during ${name}; run the same command again to resume from its last checkpoint`);
       return { out, timings, report: null, stopped };
     }
     const seconds = (performance.now() - t0) / 1000;
@@ -252,7 +265,7 @@ export async function demo(opts: DemoOptions): Promise<DemoResult> {
     state.done[name] = { seconds };
     for (const [later] of stages.slice(i + 1)) delete state.done[later];
     writeJsonAtomic(statePath, state);
-    print(`  (${formatDuration(seconds)})`);
+    log(`  (${formatDuration(seconds)})`);
   }
   timings.total = (performance.now() - t00) / 1000;
 

@@ -127,7 +127,8 @@ export async function trainDPO(given: Partial<DPOOptions> & { init: string; data
   print: (line: string) => void = console.log): Promise<DPOResult> {
   // -----------------------------------------------------------------------------------------------------------------------
   // Resume or fresh start; policy, reference, preferences
-  const saved = openRun(given.out, 'dpo', given.resume);
+  const saved = openRun(given.out, 'dpo', given.resume,
+    { defaults: DEFAULTS, resolve: (s) => resolveDPOOptions({ init: given.init, data: given.data, out: given.out }, s) });
   const o = resolveDPOOptions(given, saved ? (saved.json.options as Partial<DPOOptions>) : {});
   if (o.backend) setBackend(o.backend);
   const be = getBackend();

@@ -13,10 +13,10 @@
 //
 // Boundary: metrics are pure functions of strings (top of the file); the runner loads models, renders prompts with the
 // tokenizer and decodes with src/generate. It never trains.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/fsx.js';
+import { parseJson, readFileChecked, writeFileAtomic, writeJsonAtomic } from '../util/fsx.js';
 import { klFromReference } from './rollout.js';
 import { evalHtml } from './eval-report.js';
 import { noGrad, releaseTape } from '../tensor/index.js';
@@ -97,13 +97,8 @@ export function parsePrompts(text: string, name: string): EvalPrompt[] {
   const out: EvalPrompt[] = [];
   text.split('\n').forEach((line, i) => {
     if (!line.trim()) return;
-    let v: any;
-    try {
-      v = JSON.parse(line);
-    } catch (e) {
-      throw new UserError(`${name} line ${i + 1}: not valid JSON: ${(e as Error).message}`);
-    }
     const where = `${name} line ${i + 1}`;
+    const v = parseJson(line, where);
     const messages = Array.isArray(v?.messages) ? v.messages : null;
     if (!messages) throw new UserError(`${where}: missing "messages"`, 'each line is {"messages": [...], "reference": {"task": ...}}');
     try {
@@ -115,6 +110,11 @@ export function parsePrompts(text: string, name: string): EvalPrompt[] {
     const ref = v.reference as Reference;
     if (!ref || !['poem-form', 'author', 'gloss'].includes(ref.task))
       throw new UserError(`${where}: "reference.task" must be poem-form, author or gloss`);
+    const count = (x: unknown) => Number.isSafeInteger(x) && (x as number) >= 0;
+    if (ref.task === 'poem-form' ? !(count(ref.lines) && count(ref.chars))
+      : ref.task === 'author' ? typeof ref.author !== 'string' : typeof ref.gloss !== 'string') {
+      throw new UserError(`${where}: reference ${JSON.stringify(ref)} lacks its fields (poem-form: lines, chars; author: author; gloss: gloss)`);
+    }
     out.push({ messages: messages.map((m: Message) => ({ role: m.role, content: m.content })), reference: ref });
   });
   return out;
@@ -136,10 +136,10 @@ export function loadEvalSet(opts: { data?: string; sftDir?: string; limit?: numb
 }
 
 function readEvalDir(dir: string): EvalSet {
-  const text = readFileSync(join(dir, HELDOUT_FILE), 'utf8');
+  const text = readFileChecked(join(dir, HELDOUT_FILE), 'held-out dialogues').toString('utf8');
   const heldout = text.trim() ? parseDemos(text, join(dir, HELDOUT_FILE)) : [];
   const pf = join(dir, PROMPTS_FILE);
-  const prompts = existsSync(pf) ? parsePrompts(readFileSync(pf, 'utf8'), pf) : [];
+  const prompts = existsSync(pf) ? parsePrompts(readFileChecked(pf, 'evaluation prompts').toString('utf8'), pf) : [];
   return { heldout, prompts };
 }
 
@@ -332,7 +332,7 @@ export interface EvalOptions {
 }
 
 export function runEval(opts: EvalOptions): EvalReport {
-  const log = opts.log ?? ((s: string) => console.log(s));
+  const log = opts.log ?? ((s: string) => console.error(s));
   if (opts.models.length === 0) throw new UserError('eval: no model given', 'pass --base DIR and/or --sft DIR');
   const sftDir = opts.models.find((m) => m.name === 'sft')?.dir ??
     opts.models.find((m) => existsSync(join(m.dir, HELDOUT_FILE)))?.dir ?? opts.models[opts.models.length - 1].dir;

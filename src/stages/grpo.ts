@@ -97,7 +97,8 @@ export async function trainGRPO(given: Partial<GRPOOptions> & { init: string; re
   print: (line: string) => void = console.log): Promise<GRPOResult> {
   // -----------------------------------------------------------------------------------------------------------------------
   // Resume or fresh start; policy, reference, reward, prompts
-  const saved = openRun(given.out, 'grpo', given.resume);
+  const saved = openRun(given.out, 'grpo', given.resume,
+    { defaults: DEFAULTS, resolve: (s) => resolveGRPOOptions({ init: given.init, reward: given.reward, out: given.out }, s) });
   const o = resolveGRPOOptions(given, saved ? (saved.json.options as Partial<GRPOOptions>) : {});
   if (o.backend) setBackend(o.backend);
   const be = getBackend();

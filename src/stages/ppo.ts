@@ -130,7 +130,8 @@ export async function trainPPO(given: Partial<PPOOptions> & { init: string; rewa
   print: (line: string) => void = console.log): Promise<PPOResult> {
   // -----------------------------------------------------------------------------------------------------------------------
   // Resume or fresh start; policy, reference, critic, reward, prompts
-  const saved = openRun(given.out, 'ppo', given.resume);
+  const saved = openRun(given.out, 'ppo', given.resume,
+    { required: ['klCoef'], defaults: DEFAULTS, resolve: (s) => resolvePPOOptions({ init: given.init, reward: given.reward, out: given.out }, s) });
   const o = resolvePPOOptions(given, saved ? (saved.json.options as Partial<PPOOptions>) : {});
   if (o.backend) setBackend(o.backend);
   const be = getBackend();

@@ -24,7 +24,7 @@ import { readManifest, openSplit, splitMemoryLimit, checkTokenIds } from '../tra
 import { BatchLoader, evalBatches, type Cursor } from '../train/loader.js';
 import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
-import { Rng } from '../train/rng.js';
+import { Rng } from '../util/rng.js';
 import { filterMetrics } from '../train/metrics.js';
 import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
 
@@ -102,7 +102,8 @@ const NAN_STEP = Number(process.env.CHATWRIGHT_TEST_NAN_STEP ?? -1);
 export async function pretrain(given: Partial<PretrainOptions> & { data: string; out: string }, print = console.log): Promise<PretrainResult> {
   // ---------------------------------------------------------------------------------------------------------------------
   // Resume or fresh start: the saved run's options are the defaults of a resumed one.
-  const saved = openRun(given.out, 'pretrain', given.resume);
+  const saved = openRun(given.out, 'pretrain', given.resume,
+    { required: ['optimizerStep', 'cursor', 'rng'], defaults: DEFAULTS, resolve: (s) => resolveOptions({ data: given.data, out: given.out }, s) });
   const o = resolveOptions(given, saved ? (saved.json.options as Partial<PretrainOptions>) : {});
   if (o.backend) setBackend(o.backend);
   const be = getBackend();
@@ -139,7 +140,7 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
       'point --data at shards made with the model\'s tokenizer, or start a new run in another --out folder');
   }
   if (o.seqLen > cfg.maxSeqLen) {
-    throw new UserError(`--seq-len ${o.seqLen} is longer than the model's context of ${cfg.maxSeqLen} tokens`,
+    throw new UserError(`${given.seqLen === undefined && saved ? `the saved seqLen ${o.seqLen} (${join(o.out, 'trainer_state.json')})` : `--seq-len ${o.seqLen}`} is longer than the model's context of ${cfg.maxSeqLen} tokens`,
       `use --seq-len ${cfg.maxSeqLen} or less${saved ? '' : ', or raise --context'}`);
   }
   const B = o.batchSize, T = o.seqLen, tokensPerStep = B * T * o.gradAccum;

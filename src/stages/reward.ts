@@ -153,7 +153,8 @@ export async function trainReward(given: Partial<RewardOptions> & { init: string
   print: (line: string) => void = console.log): Promise<RewardResult> {
   // -----------------------------------------------------------------------------------------------------------------------
   // Resume or fresh start; the preferences
-  const saved = openRun(given.out, 'reward', given.resume);
+  const saved = openRun(given.out, 'reward', given.resume,
+    { defaults: DEFAULTS, resolve: (s) => resolveRewardOptions({ init: given.init, data: given.data, out: given.out }, s) });
   const o = resolveRewardOptions(given, saved ? (saved.json.options as Partial<RewardOptions>) : {});
   if (o.backend) setBackend(o.backend);
   const be = getBackend();

@@ -126,7 +126,8 @@ function describe(report: PackReport, T: number): string {
 export async function sft(given: Partial<SFTOptions> & { data: string; out: string }, print = console.log): Promise<SFTResult> {
   // ---------------------------------------------------------------------------------------------------------------------
   // Resume or fresh start
-  const saved = openRun(given.out, 'sft', given.resume);
+  const saved = openRun(given.out, 'sft', given.resume,
+    { required: ['optimizerStep'], defaults: DEFAULTS, resolve: (s) => resolveSFTOptions({ data: given.data, out: given.out }, s) });
   const o = resolveSFTOptions(given, saved ? (saved.json.options as Partial<SFTOptions>) : {});
   if (o.backend) setBackend(o.backend);
   const be = getBackend();

@@ -25,6 +25,12 @@ import { CharBoundaries } from './boundaries.js';
 
 export { PairTable };
 
+// Ids a vocabulary file may leave unused (tiktoken's cl100k leaves a few below its special tokens). Files are read with
+// ids bounded by their entries plus this, so a corrupt id (2^32, 1e308) is an error, not a giant table; every unused id
+// shares NO_BYTES.
+export const MAX_UNUSED_IDS = 65536;
+export const NO_BYTES = new Uint8Array(0);
+
 export interface BPEVocab {
   tokenBytes: Uint8Array[]; // id -> bytes (ids without bytes, e.g. special tokens, hold an empty array)
   byteToId: Int32Array; // (256) the id each single byte starts as

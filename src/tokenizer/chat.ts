@@ -17,6 +17,7 @@ export interface Message { role: Role; content: string }
 export interface ChatEncoder {
   encodeOrdinary(text: string): number[];
   readonly bos: number; readonly system: number; readonly user: number; readonly assistant: number; readonly eot: number;
+  readonly source?: string; // the file it was read from, named in errors
 }
 
 const ROLES = ['system', 'user', 'assistant'];
@@ -56,7 +57,7 @@ function roleToken(tok: ChatEncoder, role: Role): number {
 
 function checkChatTokens(tok: ChatEncoder): void {
   for (const [name, id] of [['<|bos|>', tok.bos], ['<|system|>', tok.system], ['<|user|>', tok.user], ['<|assistant|>', tok.assistant], ['<|eot|>', tok.eot]] as const) {
-    if (!(id >= 0)) throw new UserError(`this tokenizer has no ${name} token, so it cannot render chats`, 'train one with `chatwright tokenizer train`, which adds the chat tokens');
+    if (!(id >= 0)) throw new UserError(`${tok.source ? `the tokenizer ${tok.source}` : 'this tokenizer'} has no ${name} token, so it cannot render chats`, 'train one with `chatwright tokenizer train`, which adds the chat tokens');
   }
 }
 

@@ -7,11 +7,11 @@
 // Merges come in two published forms: "a b" strings (all tokenizers versions, GPT-2 merges.txt) and ["a", "b"] pairs
 // (tokenizers >= 0.20, which allows spaces inside tokens). We read both and write strings: a byte-level token never
 // holds a space (the space byte is "Ġ"), and every version of tokenizers reads them.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { existsSync, readFileSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
-import { readJson, writeJsonAtomic } from '../util/fsx.js';
-import { PairTable, type BPEVocab } from './bpe.js';
+import { readFileChecked, readJson, writeJsonAtomic } from '../util/fsx.js';
+import { MAX_UNUSED_IDS, NO_BYTES, PairTable, type BPEVocab } from './bpe.js';
 import { CHAT_TEMPLATE_JINJA } from './chat.js';
 import { GPT2_PATTERN } from './pretokenize.js';
 import { isSentencePieceBpe, sentencePieceVocab, type SentencePieceInfo } from './sentencepiece.js';
@@ -31,6 +31,7 @@ export interface TokenizerParts {
   // the files as they were read, written back unchanged by save() (a foreign tokenizer keeps its post-processor,
   // decoder and config keys that chatwright does not model)
   source?: { tokenizerJson: object; tokenizerConfig?: object; generationConfig?: object };
+  file?: string; // the file it was read from, named in errors
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -71,16 +72,24 @@ export function tokenToBytes(s: string, where: string): Uint8Array {
 
 /** Build a BPE vocabulary from a token -> id map and merges (priority = position in the list). */
 export function vocabFromMerges(vocab: Record<string, number>, merges: unknown[], where: string, wholePieceFirst: boolean): BPEVocab {
-  if (!vocab || typeof vocab !== 'object') throw new UserError(`${where}: the vocabulary is missing`, 'the file is truncated or not a BPE tokenizer');
+  if (!vocab || typeof vocab !== 'object' || Array.isArray(vocab)) throw new UserError(`${where}: the vocabulary is missing`, 'the file is truncated or not a BPE tokenizer');
   if (!Array.isArray(merges)) throw new UserError(`${where}: the merges are missing`, 'the file is truncated or not a BPE tokenizer');
   const tokenBytes: Uint8Array[] = [];
   const idOf = new Map<string, number>();
-  for (const [tok, id] of Object.entries(vocab)) {
-    if (!Number.isInteger(id) || id < 0 || id > 1e7) throw new UserError(`${where}: token ${JSON.stringify(tok)} has a bad id ${id}`, 'the file is corrupt');
+  const entries = Object.entries(vocab);
+  const limit = entries.length + MAX_UNUSED_IDS;
+  for (const [tok, id] of entries) {
+    if (!Number.isInteger(id) || id < 0 || id >= limit) {
+      throw new UserError(`${where}: token ${JSON.stringify(tok)} has id ${JSON.stringify(id)}; the ${entries.length} tokens' ids must be whole numbers below ${limit}`, 'the file is corrupt');
+    }
+    if (tokenBytes[id] !== undefined) {
+      const other = [...idOf].find(([, i]) => i === id)![0];
+      throw new UserError(`${where}: tokens ${JSON.stringify(other)} and ${JSON.stringify(tok)} share id ${id}`, 'the file is corrupt');
+    }
     tokenBytes[id] = tokenToBytes(tok, where);
     idOf.set(tok, id);
   }
-  for (let i = 0; i < tokenBytes.length; i++) if (tokenBytes[i] === undefined) tokenBytes[i] = new Uint8Array(0);
+  for (let i = 0; i < tokenBytes.length; i++) if (tokenBytes[i] === undefined) tokenBytes[i] = NO_BYTES;
   const byteToId = new Int32Array(256);
   for (let b = 0; b < 256; b++) {
     const id = idOf.get(BYTE_CHAR[b]);
@@ -109,7 +118,7 @@ export function vocabFromMerges(vocab: Record<string, number>, merges: unknown[]
 function findSplitPattern(pre: any, where: string): string | null {
   if (!pre) return null;
   if (pre.type === 'Sequence') {
-    for (const p of pre.pretokenizers ?? []) {
+    for (const p of Array.isArray(pre.pretokenizers) ? pre.pretokenizers : []) {
       const r = findSplitPattern(p, where);
       if (r) return r;
     }
@@ -127,7 +136,10 @@ function findSplitPattern(pre: any, where: string): string | null {
 function hasByteLevel(x: any): boolean {
   if (!x) return false;
   if (x.type === 'ByteLevel') return true;
-  if (x.type === 'Sequence') return (x.pretokenizers ?? x.decoders ?? []).some(hasByteLevel);
+  if (x.type === 'Sequence') {
+    const list = x.pretokenizers ?? x.decoders;
+    return Array.isArray(list) && list.some(hasByteLevel);
+  }
   return false;
 }
 
@@ -139,9 +151,12 @@ export function parseTokenizerJson(obj: any, where: string): TokenizerParts {
     throw new UserError(`${where}: model type ${model.type} is not BPE`, 'byte-level BPE (GPT-2, Llama 3, Qwen) and SentencePiece-style BPE (Llama 2, TinyLlama) tokenizers are supported');
   }
   const specialTokens: Record<string, number> = {};
-  for (const t of obj.added_tokens ?? []) {
-    if (typeof t?.content !== 'string' || !Number.isInteger(t?.id)) throw new UserError(`${where}: an added token without content or id`, 'the file is corrupt');
-    specialTokens[t.content] = t.id;
+  const added = obj.added_tokens ?? [];
+  if (!Array.isArray(added)) throw new UserError(`${where}: "added_tokens" is not a list`, 'the file is corrupt');
+  for (const t of added) {
+    if (typeof t?.content !== 'string' || !Number.isInteger(t?.id)) throw new UserError(`${where}: an added token without content or id: ${JSON.stringify(t)?.slice(0, 80)}`, 'the file is corrupt');
+    if (t.content in specialTokens) throw new UserError(`${where}: the added token ${JSON.stringify(t.content)} appears twice`, 'the file is corrupt');
+    specialTokens[t.content] = t.id; // ids are checked against the vocabulary by the Tokenizer
   }
   if (!hasByteLevel(obj.pre_tokenizer) && !hasByteLevel(obj.decoder)) {
     if (!isSentencePieceBpe(obj)) {
@@ -155,13 +170,13 @@ export function parseTokenizerJson(obj: any, where: string): TokenizerParts {
   let normalization: TokenizerParts['normalization'];
   const norm = obj.normalizer;
   if (norm) {
-    const types = norm.type === 'Sequence' ? (norm.normalizers ?? []).map((n: any) => n.type) : [norm.type];
+    const types = norm.type === 'Sequence' ? (Array.isArray(norm.normalizers) ? norm.normalizers : []).map((n: any) => n?.type) : [norm.type];
     for (const t of types) {
       if (['NFC', 'NFKC', 'NFD', 'NFKD'].includes(t)) normalization = t;
       else throw new UserError(`${where}: the ${t} normalizer is not supported`, 'byte-level tokenizers normally have no normalizer, or NFC');
     }
   }
-  return { vocab, pattern: findSplitPattern(obj.pre_tokenizer, where) ?? GPT2_PATTERN, specialTokens, normalization };
+  return { vocab, pattern: findSplitPattern(obj.pre_tokenizer, where) ?? GPT2_PATTERN, specialTokens, normalization, file: where };
 }
 
 export function readTokenizerJson(path: string): TokenizerParts {
@@ -225,12 +240,12 @@ export function readTokenizerDir(dir: string): TokenizerParts {
 /** GPT-2's vocab.json (token -> id) and merges.txt ("#version" line, then "a b" lines). */
 export function readGpt2Files(vocabPath: string, mergesPath: string): TokenizerParts {
   const vocab = readJson(vocabPath, 'GPT-2 vocab.json');
-  if (!existsSync(mergesPath)) throw new UserError(`GPT-2 merges.txt not found: ${mergesPath}`);
-  const lines = readFileSync(mergesPath, 'utf8').split('\n').filter((l, i) => l.length > 0 && !(i === 0 && l.startsWith('#version')));
+  const lines = readFileChecked(mergesPath, 'GPT-2 merges.txt').toString('utf8').split('\n').filter((l, i) => l.length > 0 && !(i === 0 && l.startsWith('#version')));
   const specialTokens: Record<string, number> = {};
   if (typeof vocab['<|endoftext|>'] === 'number') specialTokens['<|endoftext|>'] = vocab['<|endoftext|>'];
   // GPT-2 merges predate ignore_merges: pure merges.
-  return { vocab: vocabFromMerges(vocab, lines, `${vocabPath} + ${mergesPath}`, false), pattern: GPT2_PATTERN, specialTokens };
+  const where = `${vocabPath} + ${mergesPath}`;
+  return { vocab: vocabFromMerges(vocab, lines, where, false), pattern: GPT2_PATTERN, specialTokens, file: where };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

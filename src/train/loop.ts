@@ -29,7 +29,8 @@ import { appendMetrics, filterMetrics, readMetrics, type MetricsRecord } from '.
 import { lossCurveSvg } from './svg.js';
 import { formatDuration, ProgressLine, StepMeter, stepLine, trainFlopsPerToken, trainingGemmPeak } from './progress.js';
 import {
-  hasCheckpoint, loadTrainerState, recoverCheckpointDir, saveTrainerState, writeCheckpointDir, type Moments, type TrainerStateJson,
+  hasCheckpoint, loadTrainerState, recoverCheckpointDir, saveTrainerState, writeCheckpointDir, type Moments, type TrainerStateCheck,
+  type TrainerStateJson,
 } from './state.js';
 
 export type StopReason = 'steps' | 'time' | 'SIGINT' | 'SIGTERM';
@@ -49,10 +50,11 @@ export type SavedRun = Moments & { json: TrainerStateJson };
 // The checkpoint to resume in `out`, or null for a fresh start (no checkpoint, or resume === false). A checkpoint of
 // another stage is an error: each stage has its own folder. Checkpoints written before stages were named are
 // pretraining ones.
-export function openRun(out: string, stage: string, resume: boolean | undefined): SavedRun | null {
+// `check` is what the stage expects of the saved state (required fields, its options' types, its own option checks).
+export function openRun(out: string, stage: string, resume: boolean | undefined, check: TrainerStateCheck = {}): SavedRun | null {
   recoverCheckpointDir(out);
   if (resume === false || !hasCheckpoint(out)) return null;
-  const saved = loadTrainerState(out)!;
+  const saved = loadTrainerState(out, { ...check, required: ['optimizerStep', ...(check.required ?? [])] })!;
   const savedStage = String(saved.json.stage ?? 'pretrain');
   if (savedStage !== stage) {
     throw new UserError(`${out} holds a ${savedStage} checkpoint, not a ${stage} one`,

@@ -5,13 +5,17 @@
 // API: appendMetrics(path, record), readMetrics(path), filterMetrics(path, keep).
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { writeFileAtomic } from '../util/fsx.js';
+import { writeError, writeFileAtomic } from '../util/fsx.js';
 
 export interface MetricsRecord { step: number; [key: string]: unknown }
 
 export function appendMetrics(path: string, record: MetricsRecord): void {
-  mkdirSync(dirname(path), { recursive: true });
-  appendFileSync(path, JSON.stringify(record) + '\n');
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    appendFileSync(path, JSON.stringify(record) + '\n');
+  } catch (e) {
+    throw writeError(e, path);
+  }
 }
 
 // Records in file order; a torn last line (a crash mid-append) is skipped.

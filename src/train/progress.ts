@@ -76,6 +76,7 @@ export function formatDuration(seconds: number): string {
 
 // One status line rewritten in place with \r on a terminal; plain lines (every `every`-th update) otherwise. Plain lines
 // and log() lines go through `print` when given (a caller that indents or captures output), else to the stream.
+// Progress is a diagnostic: its stream is stderr (stdout carries a command's results).
 // The live line of a training step: step, loss, the stage's own figures, learning rate, throughput, MFU (when known),
 // step time and ETA.
 export function stepLine(label: string, step: number, steps: number, loss: number, lr: number, tokPerSec: number,
@@ -91,7 +92,7 @@ export class ProgressLine {
   private width = 0;
   private readonly println: (text: string) => void;
 
-  constructor(private readonly stream: NodeJS.WriteStream = process.stdout, private readonly every = 1, print?: (text: string) => void) {
+  constructor(private readonly stream: NodeJS.WriteStream = process.stderr, private readonly every = 1, print?: (text: string) => void) {
     this.tty = !!stream.isTTY;
     this.println = print ?? ((text) => stream.write(text + '\n'));
   }

@@ -10,15 +10,18 @@
 // `manifest.json` lists the shards of each split with their counts; it is written LAST, so its existence means the
 // preparation completed (nanochat's dataset download does the same).
 //
+// Reading checks everything before it sizes anything from it: the manifest's fields and counts (and that each shard
+// file is as long as its count says), the shard headers, and every token id against the vocabulary, naming the file.
+//
 // API: ShardWriter (append documents, flush shards), readShard(path), writeManifest/readManifest(dir),
 // loadSplit(dir, 'train' | 'val') -> one concatenated TokenArray, unigramEntropy(tokens, vocabSize);
 // ShardStream: the same concatenated stream read from the files on demand (a split larger than memory), and
 // openSplit, which gives the array when the split fits in the memory allowed and the stream otherwise.
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
-import { readJson, writeFileAtomic, writeJsonAtomic } from '../util/fsx.js';
+import { readFileChecked, readJson, writeFileAtomic, writeJsonAtomic } from '../util/fsx.js';
 
 export const SHARD_MAGIC = 'CWTOKENS';
 export const SHARD_VERSION = 1;
@@ -81,8 +84,7 @@ function parseHeader(head: Uint8Array, fileBytes: number, path: string): { width
 }
 
 export function readShard(path: string): TokenArray {
-  if (!existsSync(path)) throw new UserError(`token shard not found: ${path}`, 'run `chatwright data prepare` again');
-  const raw = readFileSync(path);
+  const raw = readFileChecked(path, 'token shard', 'run `chatwright data prepare` again');
   const { width, count } = parseHeader(raw, raw.length, path);
   // copy into an aligned buffer (the file buffer may not be aligned to the token width); assumes a little-endian host
   const bytes = new Uint8Array(count * width);
@@ -136,24 +138,64 @@ export function readManifest(dir: string): Manifest {
   if (!existsSync(path)) {
     throw new UserError(`no ${MANIFEST} in ${dir}: the data preparation did not complete or never ran`, hint);
   }
-  const m = readJson(path, 'data manifest', hint) as Manifest;
-  if (m.format !== 'chatwright-shards' || !Array.isArray(m.train) || !Array.isArray(m.val) || !(m.vocabSize > 0)) {
-    throw new UserError(`${path} is not a chatwright shard manifest`, hint);
-  }
-  return m;
+  return validateManifest(readJson(path, 'data manifest', hint), path, hint);
 }
 
-// All shards of a split, concatenated in order, in memory (20 M tokens are 40 MB as uint16).
+// Every field the loader and the stages read, checked where the manifest is parsed.
+export function validateManifest(m: any, path: string, hint: string): Manifest {
+  const bad = (what: string) => new UserError(`${path}: ${what}`, hint);
+  if (typeof m !== 'object' || m === null || m.format !== 'chatwright-shards') throw bad('not a chatwright shard manifest');
+  if (m.version !== 1) throw bad(`version ${JSON.stringify(m.version)} is not 1`);
+  if (!(Number.isInteger(m.vocabSize) && m.vocabSize >= 1 && m.vocabSize <= 2 ** 32)) throw bad(`vocabSize ${JSON.stringify(m.vocabSize)} is not a whole number in [1, 2^32]`);
+  if (m.dtype !== dtypeFor(m.vocabSize)) throw bad(`dtype ${JSON.stringify(m.dtype)} does not hold a vocabulary of ${m.vocabSize} (expected ${dtypeFor(m.vocabSize)})`);
+  if (!(Number.isInteger(m.bos) && m.bos >= 0 && m.bos < m.vocabSize)) throw bad(`bos ${JSON.stringify(m.bos)} is not a token id below ${m.vocabSize}`);
+  if (m.tokenizer !== null && typeof m.tokenizer !== 'string') throw bad(`tokenizer ${JSON.stringify(m.tokenizer)} is not a folder name`);
+  for (const split of ['train', 'val'] as const) {
+    if (!Array.isArray(m[split])) throw bad(`"${split}" is not a list of shards`);
+    for (const [i, x] of (m[split] as unknown[]).entries()) {
+      const s = x as Record<string, unknown> | null;
+      const where = `${split}[${i}]`;
+      if (typeof s !== 'object' || s === null) throw bad(`${where} is not {file, tokens, documents}`);
+      // a plain file name inside the data folder: no path may lead out of it
+      if (typeof s.file !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(s.file) || s.file.startsWith('.')) throw bad(`${where}.file ${JSON.stringify(s.file)} is not a shard file name`);
+      if (!(Number.isSafeInteger(s.tokens) && (s.tokens as number) >= 0)) throw bad(`${where}.tokens ${JSON.stringify(s.tokens)} is not a count`);
+      if (!(Number.isSafeInteger(s.documents) && (s.documents as number) >= 0)) throw bad(`${where}.documents ${JSON.stringify(s.documents)} is not a count`);
+    }
+  }
+  if (!m.train.some((s: ShardInfo) => s.tokens > 0)) throw bad('lists no training tokens');
+  return m as Manifest;
+}
+
+// All shards of a split, concatenated in order, in memory (20 M tokens are 40 MB as uint16). Each shard's size on disk
+// is checked against the manifest before the split is allocated, and each id against the vocabulary.
 export function loadSplit(dir: string, split: Split, m: Manifest = readManifest(dir)): TokenArray {
   const infos = m[split];
-  const total = infos.reduce((s, x) => s + x.tokens, 0);
+  const width = m.dtype === 'uint16' ? 2 : 4;
+  const again = 'run `chatwright data prepare` again';
+  let total = 0;
+  for (const s of infos) {
+    const path = join(dir, s.file);
+    let size = -1;
+    try {
+      size = statSync(path).size;
+    } catch {
+      throw new UserError(`token shard not found: ${path} (listed in ${MANIFEST})`, again);
+    }
+    if (size !== HEADER_BYTES + s.tokens * width) {
+      throw new UserError(`shard ${path} is ${size} bytes; ${MANIFEST} says ${s.tokens} tokens of ${width} bytes (${HEADER_BYTES + s.tokens * width} bytes)`, again);
+    }
+    total += s.tokens;
+  }
   const out = m.dtype === 'uint16' ? new Uint16Array(total) : new Uint32Array(total);
   let off = 0;
   for (const s of infos) {
-    const t = readShard(join(dir, s.file));
+    const path = join(dir, s.file);
+    const t = readShard(path);
     if (t.length !== s.tokens || (t instanceof Uint16Array) !== (out instanceof Uint16Array)) {
-      throw new UserError(`shard ${s.file} does not match ${MANIFEST} (${t.length} tokens, manifest says ${s.tokens})`,
-        'run `chatwright data prepare` again');
+      throw new UserError(`shard ${path} does not match ${MANIFEST} (${t.length} tokens of ${t.BYTES_PER_ELEMENT} bytes, manifest says ${s.tokens} of ${width})`, again);
+    }
+    for (let i = 0; i < t.length; i++) {
+      if (t[i] >= m.vocabSize) throw new UserError(`shard ${path} holds token id ${t[i]} at position ${i}, outside the vocabulary of ${m.vocabSize}`, again);
     }
     out.set(t, off);
     off += t.length;
