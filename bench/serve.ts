@@ -9,17 +9,20 @@
 //
 // Every answer runs to --max-tokens (the end-of-turn tokens are banned through logit_bias, which llama.cpp's server and
 // vLLM take too), so all servers do the same work. Peers: each entry of PEERS is started on the same model folder and
-// measured by the same clients, in the same run. llama.cpp's server / node-llama-cpp need the model as GGUF (the GGUF
-// export is being written); until then the peer says so and is skipped.
+// measured by the same clients, in the same run. The llama.cpp peer is the model exported to GGUF f32 (our weights are
+// f32 too) and decoded by node-llama-cpp (a devDependency, llama.cpp's prebuilt CPU binary) behind the small streaming
+// server of bench/serve_llama.ts, with as many sequences as our slots and the same thread count; without
+// node-llama-cpp it says so and is skipped.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { GPT } from '../src/model/gpt.js';
 import { configFromPreset } from '../src/model/config.js';
 import { loadModel, saveModel } from '../src/model/checkpoint.js';
+import { exportGguf } from '../src/model/gguf-model.js';
 import { trainTokenizer } from '../src/tokenizer/index.js';
 import { poemText, readPoems } from '../src/train/corpora.js';
 
@@ -34,6 +37,8 @@ const MAX_TOKENS = Number(arg('max-tokens', '64'));
 const PRESET = arg('preset', 'small');
 const JSON_OUT = argv.includes('--json');
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+const LLAMA_SERVER = join(dirname(fileURLToPath(import.meta.url)), 'serve_llama.js');
+const OURS = 'chatwright serve', PEER = 'llama.cpp (node-llama-cpp, GGUF f32)';
 
 // ---- the servers measured
 
@@ -41,10 +46,8 @@ interface Running { url: string; model: string; stop(): Promise<void> }
 interface Peer { name: string; start(modelDir: string, slots: number): Promise<Running | string> } // a string: why it was skipped
 
 const PEERS: Peer[] = [
-  { name: 'chatwright serve', start: startChatwright },
-  // llama.cpp's llama-server (or node-llama-cpp) on the same model exported to GGUF: joins here with the GGUF export,
-  // started with --parallel <slots> --cont-batching on a free port, and measured by the same clients.
-  { name: 'llama.cpp server (GGUF)', start: async () => 'needs the model as GGUF; the GGUF export is not in this build yet' },
+  { name: OURS, start: startChatwright },
+  { name: PEER, start: startLlama },
 ];
 
 async function startChatwright(modelDir: string, slots: number): Promise<Running> {
@@ -52,6 +55,32 @@ async function startChatwright(modelDir: string, slots: number): Promise<Running
     '--max-queue', String(4 * slots), '--no-log'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const url = await urlFrom(child);
   return { url, model: 'bench', stop: () => stopChild(child) };
+}
+
+async function startLlama(modelDir: string, slots: number): Promise<Running | string> {
+  try {
+    const pkg = 'node-llama-cpp';
+    await import(pkg);
+  } catch {
+    return 'the npm package node-llama-cpp (3.21.1, a devDependency) is not installed';
+  }
+  const { model, tokenizer } = loadModel(modelDir);
+  const dir = mkdtempSync(join(tmpdir(), 'chatwright-bench-serve-gguf-'));
+  const gguf = join(dir, 'model-f32.gguf');
+  exportGguf(model, tokenizer!, gguf, 'f32');
+  const threads = Number(process.env.CHATWRIGHT_THREADS) || availableParallelism(); // what our native pool takes
+  const child = spawn(process.execPath, [LLAMA_SERVER, '--gguf', gguf, '--model', modelDir, '--slots', String(slots), '--threads', String(threads)],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const url = await urlFrom(child);
+    return { url, model: 'bench', stop: async () => {
+      await stopChild(child);
+      rmSync(dir, { recursive: true, force: true });
+    } };
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    return `node-llama-cpp did not start: ${(e as Error).message.split('\n').slice(0, 2).join(' ')}`;
+  }
 }
 
 function urlFrom(child: ChildProcess): Promise<string> {
@@ -174,7 +203,7 @@ async function main() {
   } finally {
     m.cleanup();
   }
-  const ours = results['chatwright serve'], peer = results['llama.cpp server (GGUF)'];
+  const ours = results[OURS], peer = results[PEER];
   if (Array.isArray(ours) && Array.isArray(peer) && !JSON_OUT) {
     console.log('\nratio ours / llama.cpp (aggregate tokens/s): ' +
       ours.map((r, i) => `${r.clients} clients ${(r.tokensPerSec / peer[i].tokensPerSec).toFixed(2)}x`).join(', '));

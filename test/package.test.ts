@@ -1,11 +1,13 @@
-// The package as a user gets it: `npm pack` holds dist/, the native sources and build script, README and LICENSE and
+// The package as a user gets it: `npm pack` holds dist/, the page's files (src/web/, which `chatwright serve` serves),
+// the native sources and build script, README and LICENSE and
 // no tests or benches; `npm install ./chatwright-x.y.z.tgz` in an empty folder (offline, from the npm cache that
 // `npm ci` filled) builds the native addon through the install script, `npx chatwright` runs, a tiny tokenizer ->
-// data -> pretrain -> generate path works through the installed CLI, and `import ... from 'chatwright'` works with its
+// data -> pretrain -> generate path works through the installed CLI, the installed `serve` serves its page, and `import ... from 'chatwright'` works with its
 // type declarations. Without a compiler the install script says so in one line and chatwright runs on the JS backend.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { once } from 'node:events';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -21,7 +23,7 @@ function sh(cmd: string, args: string[], opts: SpawnSyncOptions = {}) {
   return { status: r.status, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), out, error: r.error };
 }
 
-test('npm pack, then npm install of the tarball in an empty folder: CLI, native build, tiny pretrain + generate, library import with types', { timeout: 600_000 }, () => {
+test('npm pack, then npm install of the tarball in an empty folder: CLI, native build, tiny pretrain + generate, library import with types', { timeout: 600_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cw-package-'));
   try {
     // ---- the tarball (dist/ is built by `npm test` before the tests run, so no prepare script here)
@@ -29,7 +31,7 @@ test('npm pack, then npm install of the tarball in an empty folder: CLI, native 
     assert.equal(pack.status, 0, pack.out);
     const files: string[] = JSON.parse(pack.stdout)[0].files.map((f: { path: string }) => f.path);
     for (const f of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js', 'native/build.mjs', 'native/addon.c',
-      'native/common.h', 'README.md', 'LICENSE', 'package.json']) {
+      'native/common.h', 'README.md', 'LICENSE', 'package.json', 'src/web/index.html', 'src/web/rank.js']) {
       assert.ok(files.includes(f), `the tarball holds ${f}`);
     }
     const stray = files.filter((f) => /^(test|bench|scripts)\/|^dist\/(test|bench)\/|^native\/build\/|node_modules/.test(f));
@@ -87,6 +89,26 @@ test('npm pack, then npm install of the tarball in an empty folder: CLI, native 
     }
     const g = JSON.parse(last.stdout);
     assert.ok(g.completion_tokens > 0 && typeof g.text === 'string', last.stdout);
+
+    // ---- the installed server finds its page (src/web/ ships in the tarball)
+    const srv = spawn(process.execPath, [join(pkgDir, 'dist', 'src', 'cli', 'main.js'), 'serve', '--model', 'base', '--port', '0', '--no-log'],
+      { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '', err = '';
+      srv.stderr.on('data', (d) => (err += d));
+      const url = await new Promise<string>((resolve, reject) => {
+        srv.stdout.on('data', (d) => {
+          out += d;
+          const m = /^(http:\/\/\S+)$/m.exec(out);
+          if (m) resolve(m[1]);
+        });
+        srv.once('exit', (code) => reject(new Error(`the installed serve exited ${code}: ${err}`)));
+      });
+      for (const path of ['/', '/rank.js']) assert.equal((await fetch(`${url}${path}`)).status, 200, path);
+    } finally {
+      srv.kill('SIGTERM');
+      if (srv.exitCode === null) await once(srv, 'exit');
+    }
 
     // ---- the library: `import from 'chatwright'`, run, and type-checked against the shipped declarations
     const lib = `import { Tokenizer, loadModel, generate, trainTokenizer, exportGguf, sft, pretrain, describeModel } from 'chatwright';

@@ -1,18 +1,21 @@
 // The web page in a real browser: Debian's headless Chromium driven by playwright-core. Two turns of chat (each answer
 // equal to the library's for the same seed and settings, the second sent with the first in its history), the lottery
 // of a token (the candidates the API reports, the cut ones marked), the stop button (the server's generation ends),
-// side by side (each column the library's answer with the shared seed), and a run's curves growing live, with its eval
-// table. Screenshots go to .tmp/serve-browser/ for a person to look at; their paths are printed.
+// side by side (each column the library's answer with the shared seed), ranking (the name asked once and kept, K answers
+// ordered by keys, by dragging with a tie, by a typed order; undo and skip; each record read back from the store's
+// rankings.jsonl), and a run's curves growing live, with its eval table. Screenshots go to .tmp/serve-browser/ for a
+// person to look at; their paths are printed.
 // Without /usr/bin/chromium the test skips and says why, except in CI (CI=true), where it fails: .ci/run installs it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Page, type Request } from 'playwright-core';
 import { chatStopTokens } from '../src/generate/index.js';
 import type { Message } from '../src/tokenizer/index.js';
-import { libraryChat, serve, served, tempDir } from './serve-fixture.js';
+import { PreferenceStore, RANKINGS_FILE } from '../src/feedback/index.js';
+import { libraryChat, rankItems, serve, served, tempDir } from './serve-fixture.js';
 
 // the page's own globals, for the functions that run inside it (page.waitForFunction, page.evaluate)
 declare const document: any;
@@ -22,7 +25,7 @@ const missing = !existsSync(CHROMIUM);
 const skip = missing && !process.env.CI ? `no browser at ${CHROMIUM}: apt-get install -y chromium fonts-noto-cjk (CI installs them)` : false;
 const SHOTS = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '.tmp', 'serve-browser');
 
-test('the page in Chromium: chat, the lottery, stop, side by side, live run curves', { skip, timeout: 240_000 }, async () => {
+test('the page in Chromium: chat, the lottery, stop, side by side, ranking, live run curves', { skip, timeout: 240_000 }, async () => {
   const tmp = tempDir('chatwright-browser-');
   const runs = join(tmp.dir, 'runs');
   const lines = (n: number, from: number, f: (s: number) => object) => Array.from({ length: n }, (_, i) => JSON.stringify(f(from + i)) + '\n').join('');
@@ -36,7 +39,11 @@ test('the page in Chromium: chat, the lottery, stop, side by side, live run curv
     { name: 'sft', dir: 'runs/poems/sft', metrics: { heldoutLoss: 1.9, poemForm: 0.6, author: 0.3, glossF1: 0.4, counts: { heldout: 20, poemForm: 10, author: 10, gloss: 10 } } },
   ] }));
   const base = served('base', 71), sft = served('sft', 72);
-  const srv = await serve({ models: [sft, base], runsDir: runs });
+  const feedback = join(tmp.dir, 'feedback');
+  const store = PreferenceStore.open(feedback);
+  const items = rankItems(3);
+  store.addItems(items);
+  const srv = await serve({ models: [sft, base], runsDir: runs, feedback: { store } });
   mkdirSync(SHOTS, { recursive: true });
   const shot = async (page: Page, name: string, fullPage = false) => {
     const path = join(SHOTS, name);
@@ -131,6 +138,84 @@ test('the page in Chromium: chat, the lottery, stop, side by side, live run curv
     }
     await shot(page, 'side-by-side.png');
 
+    // ---- ranking: the name once; keys, drag and a tie, a typed order; undo and skip; each record in the store's file
+    const records = () => readFileSync(join(feedback, RANKINGS_FILE), 'utf8').split('\n').filter((l) => l).map((l) => JSON.parse(l));
+    const statusIs = (re: RegExp) => page.waitForFunction((src) => new RegExp(src).test(document.getElementById('rank-status').textContent), re.source);
+    const shownItem = (i: number) => page.waitForFunction((text) => document.getElementById('rank-prompt').textContent.includes(text), items[i].prompt[0].content);
+    await page.goto(`${srv.url}/#rank`);
+    await page.waitForSelector('#rank-name-form:not([hidden])');
+    await page.fill('#rank-name', 'simulated person');
+    await page.press('#rank-name', 'Enter');
+    await page.waitForFunction(() => /reserved for the simulated labeller/.test(document.getElementById('rank-name-error').textContent));
+    await page.fill('#rank-name', 'Ada 李');
+    await page.press('#rank-name', 'Enter');
+    await shownItem(0);
+    assert.equal(await page.locator('#rank-unplaced .card').count(), 4);
+    assert.equal(await page.locator('#rank-who-name').textContent(), 'Ada 李');
+    await page.click('#rank-prompt'); // the focus off the name field, onto the page
+    for (const k of ['3', '1', '=', '2']) await page.keyboard.press(k);
+    assert.equal(await page.inputValue('#rank-order'), '3 1=2');
+    assert.ok(await page.locator('#rank-save').isDisabled(), 'not all placed: nothing to save yet');
+    await page.keyboard.press('4');
+    assert.deepEqual(await page.locator('#rank-ordered .card .num').allTextContents(), ['3', '1', '2', '4']);
+    assert.deepEqual(await page.locator('#rank-ordered .card .rank').allTextContents(), ['rank 1', 'rank 2, tied', 'rank 2, tied', 'rank 3']);
+    await page.keyboard.press('Enter');
+    await statusIs(/saved: 3 > 1 = 2 > 4/);
+    let recs = records();
+    assert.equal(recs.length, 1);
+    assert.deepEqual([recs[0].item, recs[0].ranking, recs[0].annotator, recs[0].verdict], [items[0].id, [2, [0, 1], 3], 'Ada 李', 'ranked']);
+
+    // the second item by dragging: 2 first, then 4 after it, 1 before both, 3 at the end; then 4 tied with 2
+    await shownItem(1);
+    const card = (n: number) => page.locator(`.card[data-answer="${n - 1}"]`);
+    // a drop on the upper half of a card puts the answer before it, on the lower half after it
+    const dragOnto = async (n: number, onto: number, half: 'upper' | 'lower') => {
+      const box = (await card(onto).boundingBox())!;
+      await card(n).dragTo(card(onto), { targetPosition: { x: 20, y: half === 'upper' ? 4 : box.height - 4 } });
+    };
+    await card(2).dragTo(page.locator('#rank-ordered'));
+    await dragOnto(4, 2, 'lower');
+    await dragOnto(1, 2, 'upper');
+    await dragOnto(3, 4, 'lower');
+    assert.equal(await page.inputValue('#rank-order'), '1 2 4 3');
+    await card(4).locator('button.tie').click();
+    assert.equal(await page.inputValue('#rank-order'), '1 2=4 3');
+    assert.equal(await page.locator('#rank-unplaced .card').count(), 0);
+    await page.waitForFunction(() => /you: 1 · all: 1 of 3 done, 2 to go/.test(document.getElementById('rank-counts').textContent));
+    await shot(page, 'ranking.png');
+    await page.click('#rank-save');
+    await statusIs(/saved: 1 > 2 = 4 > 3/);
+    recs = records();
+    assert.deepEqual([recs[1].item, recs[1].ranking], [items[1].id, [0, [1, 3], 2]]);
+
+    // the third by typing: an incomplete order is refused on the page (nothing written), the whole one saved; undone
+    // with u (the item comes back with its order), then skipped with s
+    await shownItem(2);
+    await page.fill('#rank-order', '2 1 4');
+    await page.press('#rank-order', 'Enter');
+    await statusIs(/not saved: answer 3 not placed yet/);
+    assert.equal(records().length, 2);
+    await page.fill('#rank-order', '2 1 4 3');
+    await page.press('#rank-order', 'Enter');
+    await statusIs(/saved: 2 > 1 > 4 > 3/);
+    await page.waitForSelector('#rank-empty:not([hidden])');
+    await page.click('#rank-counts');
+    await page.keyboard.press('u');
+    await statusIs(/undone: 2 > 1 > 4 > 3; here it is again/);
+    await shownItem(2);
+    assert.equal(await page.inputValue('#rank-order'), '2 1 4 3', 'the undone order is back to edit');
+    await page.click('#rank-prompt');
+    await page.keyboard.press('s');
+    await statusIs(/saved: skipped/);
+    recs = records();
+    assert.deepEqual(recs.slice(2).map((r) => [r.kind, r.verdict ?? r.undoes]), [['rank', 'ranked'], ['undo', 3], ['rank', 'skipped']]);
+    await page.waitForFunction(() => /you: 3 · all: 2 of 3 done, 1 to go/.test(document.getElementById('rank-counts').textContent));
+    // the name is kept: a reload does not ask again
+    await page.reload();
+    await page.waitForSelector('#rank-main:not([hidden])');
+    assert.equal(await page.locator('#rank-who-name').textContent(), 'Ada 李');
+    assert.ok(await page.locator('#rank-name-form').isHidden());
+
     // ---- runs: curves of each stage, the eval table, and new records drawn as they arrive
     await page.goto(`${srv.url}/#runs`);
     await page.waitForSelector('figure.chart[data-stage="sft"] polyline');
@@ -145,6 +230,7 @@ test('the page in Chromium: chat, the lottery, stop, side by side, live run curv
   } finally {
     await ctx.close();
     await srv.close();
+    store.close();
     tmp.remove();
   }
 });

@@ -2,7 +2,7 @@
 // on 127.0.0.1 at a free port, and the library's own answer to compare a response with.
 // The models' output layer is scaled up so their next-token distributions are peaked like a trained model's (a random
 // model's are near uniform), which makes the sampler's cuts and the lottery view show something.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GPT } from '../src/model/gpt.js';
@@ -12,6 +12,7 @@ import { trainTokenizer, type Message, type Tokenizer } from '../src/tokenizer/i
 import { chatStopTokens, generate, type GenerateOptions, type GenerateResult } from '../src/generate/index.js';
 import { servedModel, type ServedModel } from '../src/serve/models.js';
 import { startServer, type RunningServer, type ServeOptions } from '../src/serve/server.js';
+import { itemId, itemToJson, type SampleItem } from '../src/feedback/index.js';
 
 const CORPUS = [
   'The sea was calm and the moon was bright over the quiet harbour.',
@@ -57,4 +58,17 @@ export function tempDir(prefix: string): { dir: string; remove(): void } {
 
 export function saveTiny(dir: string, seed: number): void {
   saveModel(dir, tinyModel(seed), tinyTokenizer());
+}
+
+// Items to rank: a poem prompt with K answers each, as `chatwright sample` writes them.
+export function rankItems(n: number, K = 4): SampleItem[] {
+  return Array.from({ length: n }, (_, i) => {
+    const prompt: Message[] = [{ role: 'user', content: `写一首五言绝句，题目是《${'春夏秋冬山水'[i % 6]}${i}》` }];
+    const responses = Array.from({ length: K }, (_, j) => `床前明月光，疑是地上霜。${i}.${j + 1}\n举头望明月，低头思故乡。`);
+    return { id: itemId(prompt, responses), prompt, responses, model: 'runs/test/sft', sampling: { temperature: 1, seeds: responses.map((_, j) => 100 + j) } };
+  });
+}
+
+export function writeSamples(path: string, items: SampleItem[]): void {
+  writeFileSync(path, items.map((it) => JSON.stringify(itemToJson(it)) + '\n').join(''));
 }

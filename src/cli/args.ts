@@ -169,6 +169,13 @@ export const trainingOptions = {
   'log-every': { ...int, min: 1, description: 'progress line every N steps when stdout is not a terminal' },
 } as const;
 
+// The preference store's options, as `chatwright rank` and `chatwright serve` take them.
+export const storeOptions = {
+  store: { type: 'string', value: 'DIR', description: 'preference store folder (created when missing), e.g. runs/demo/feedback' },
+  samples: { type: 'string', value: 'FILE', description: 'samples file from `chatwright sample` (added to the store; only its items are shown)' },
+  repeats: { ...int, min: 1, description: 'rankings each item needs from different people', default: 1 },
+} as const;
+
 // The options PPO and GRPO share (each has one description).
 export const rlOptions = {
   init: { type: 'string', value: 'PATH', description: 'the SFT model the policy starts from, e.g. runs/demo/sft' },

@@ -9,16 +9,16 @@
 import * as readline from 'node:readline';
 import { userInfo } from 'node:os';
 import { UserError } from '../util/errors.js';
-import { helpText, parseArgs, wantsHelp, UsageError } from './args.js';
+import { helpText, parseArgs, storeOptions, wantsHelp, UsageError } from './args.js';
 import {
   PreferenceStore, formatOrder, parseOrder, rankingFromJson, readSamples, type SampleItem, type Submission,
 } from '../feedback/index.js';
 
 const spec = {
-  samples: { type: 'string', description: 'samples file from `chatwright sample` (added to the store; only its items are shown)' },
-  store: { type: 'string', description: 'preference store folder (created when missing), e.g. runs/demo/feedback' },
+  samples: storeOptions.samples,
+  store: storeOptions.store,
   annotator: { type: 'string', description: 'your name in the records (default: the login name)' },
-  repeats: { type: 'number', integer: true, min: 1, description: 'rankings each item needs from different people', default: 1 },
+  repeats: storeOptions.repeats,
 } as const;
 
 const HELP = `type, then Enter:

@@ -49,6 +49,8 @@ export function modelObject(m: ServedModel): unknown {
 }
 
 export function findModel(ctx: ApiContext, id: string | undefined): ServedModel {
+  if (ctx.models.length === 0)
+    throw new ApiError(404, 'this server serves no model (it was started for ranking only); start it with --model DIR', 'invalid_request_error', 'model', 'model_not_found');
   if (id === undefined) return ctx.models[0]; // OpenAI requires it; a server with models to choose from can default
   const m = ctx.models.find((x) => x.id === id);
   if (!m) throw new ApiError(404, `The model '${id}' does not exist; this server has ${ctx.models.map((x) => `'${x.id}'`).join(', ')}`,

@@ -1,12 +1,13 @@
 // The HTTP server: routes, limits, authentication, CORS and server-sent events around the API handlers (openai.ts),
-// the runs folder (runs.ts) and the web page (web.ts).
+// the ranking API over the preference store (feedback.ts), the runs folder (runs.ts) and the web page (web.ts).
 //
 //   GET  /health                 liveness and queue counts (no key needed)
 //   GET  /v1/models[/ID]         POST /v1/chat/completions     POST /v1/completions
+//   GET  /v1/feedback/next       POST /v1/feedback/rankings    POST /v1/feedback/undo     GET /v1/feedback/counts
 //   GET  /api/runs               GET /api/runs/RUN/metrics?stage=S&since=N     GET /api/runs/RUN/eval[?stage=S]
 //   GET  /, /app.js, ...         the page
 //
-// node:http, not hono: six routes fit in one switch, SSE is res.write, and a disconnect is res's 'close' event, which
+// node:http, not hono: a dozen routes fit in one switch, SSE is res.write, and a disconnect is res's 'close' event, which
 // aborts the request's generation at the next decode step. hono + @hono/node-server would add a router and the Web
 // Request/Response adapter for nothing we use, and the disconnect would come through one more layer.
 //
@@ -21,6 +22,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { ApiError } from './schema.js';
 import { chatCompletions, completions, findModel, listModels, modelObject, type ApiContext, type ApiLimits, type Sink } from './openai.js';
+import { feedbackCounts, feedbackNext, feedbackSubmit, feedbackUndo, type FeedbackContext } from './feedback.js';
 import { listRuns, runEval, runMetrics } from './runs.js';
 import { loadAssets, type Asset } from './web.js';
 import type { ServedModel } from './models.js';
@@ -32,6 +34,7 @@ export interface ServeOptions {
   apiKey?: string;
   cors?: string; // allowed origin, or '*'
   runsDir?: string | null;
+  feedback?: FeedbackContext | null; // the preference store people rank into (--store); the server is its one writer
   limits?: Partial<ApiLimits & { maxBodyBytes: number }>;
   log?: (line: string) => void;
 }
@@ -113,6 +116,7 @@ export function handler(o: ServeOptions): (req: IncomingMessage, res: ServerResp
     if (m) return only(method, 'GET', () => send(res, 200, modelObject(findModel(ctx, decodeURIComponent(m[1])))));
     if (path === '/v1/chat/completions') return post(method, req, res, (body) => chatCompletions(ctx, body, sink(res), disconnect.signal));
     if (path === '/v1/completions') return post(method, req, res, (body) => completions(ctx, body, sink(res), disconnect.signal));
+    if (path.startsWith('/v1/feedback/')) return feedbackRoute(method, req, res, path, url.searchParams);
     if (path.startsWith('/api/runs')) return only(method, 'GET', () => runsRoute(res, path, url.searchParams));
     throw new ApiError(404, `Unknown request URL: ${method} ${path}`, 'invalid_request_error', null, 'unknown_url');
   }
@@ -144,6 +148,19 @@ export function handler(o: ServeOptions): (req: IncomingMessage, res: ServerResp
     const given = /^Bearer\s+(.+)$/i.exec(auth)?.[1]?.trim();
     if (!given) throw new ApiError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.", 'invalid_request_error', null, 'invalid_api_key');
     if (!timingSafeEqual(sha256(given), keyHash)) throw new ApiError(401, 'Incorrect API key provided.', 'invalid_request_error', null, 'invalid_api_key');
+  }
+
+  async function feedbackRoute(method: string, req: IncomingMessage, res: ServerResponse, path: string, q: URLSearchParams): Promise<void> {
+    const fb = o.feedback;
+    const route = path.slice('/v1/feedback/'.length);
+    if (!['next', 'counts', 'rankings', 'undo'].includes(route))
+      throw new ApiError(404, `Unknown request URL: ${method} ${path}`, 'invalid_request_error', null, 'unknown_url');
+    if (!fb) throw new ApiError(404, 'this server has no preference store; start it with --store DIR (and --samples FILE to add items)',
+      'invalid_request_error', null, 'no_feedback_store');
+    if (route === 'next') return only(method, 'GET', () => send(res, 200, feedbackNext(fb, q)));
+    if (route === 'counts') return only(method, 'GET', () => send(res, 200, feedbackCounts(fb, q)));
+    if (route === 'rankings') return post(method, req, res, async (body) => send(res, 200, feedbackSubmit(fb, body)));
+    return post(method, req, res, async (body) => send(res, 200, feedbackUndo(fb, body)));
   }
 
   function runsRoute(res: ServerResponse, path: string, q: URLSearchParams): void {

@@ -1,7 +1,7 @@
 // The web page's files (src/web/: plain HTML, CSS and ES modules, no build step), read once when the server starts and
 // served from memory by name. A request's path is only a key into that table, never a path on disk.
 // The folder is found relative to this module: src/serve/ -> ../web (running the sources), dist/src/serve/ ->
-// ../../../src/web (the build; npm pack ships src/ with dist/, so an installed package has it too).
+// ../../../src/web (the build; package.json's "files" ships src/web/ beside dist/, so an installed package has it too).
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -64,9 +64,11 @@ export function fsyncDir(dir: string): void {
 }
 
 // The one writer of a log. Opening repairs the tail (cuts a torn line, adds a missing newline) and returns what was
-// there; append() returns once the line is on disk.
+// there; append() returns once the line is on disk. An append that fails (a full disk) cuts the file back to where it
+// was, so the record is wholly absent and the next one does not glue onto a torn line.
 export class JsonlAppender {
   private fd: number;
+  private size = 0; // bytes of whole records in the file
   readonly existing: JsonlLog;
 
   constructor(readonly path: string, what = path) {
@@ -75,6 +77,7 @@ export class JsonlAppender {
     this.fd = openSync(path, 'a+');
     try {
       this.existing = parseJsonlLog(readFileSync(path), what);
+      this.size = this.existing.end;
       if (this.existing.torn > 0) {
         ftruncateSync(this.fd, this.existing.end);
         fsyncSync(this.fd);
@@ -93,9 +96,21 @@ export class JsonlAppender {
 
   private writeAll(buf: Buffer): void {
     // one write() for the whole line (O_APPEND places it at the end); the loop only finishes a short write
-    let off = 0;
-    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
-    fsyncSync(this.fd);
+    const start = this.size;
+    try {
+      let off = 0;
+      while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+      fsyncSync(this.fd);
+      this.size = start + buf.length;
+    } catch (e) {
+      try {
+        ftruncateSync(this.fd, start);
+        fsyncSync(this.fd);
+      } catch {
+        // the disk refuses even this: the torn tail is cut off when the log is next opened
+      }
+      throw e;
+    }
   }
 
   close(): void {

@@ -11,6 +11,7 @@ export class ApiError extends Error {
     super(body?.error?.message || `HTTP ${status}`);
     this.status = status;
     this.code = body?.error?.code || null;
+    this.param = body?.error?.param || null;
   }
 }
 
@@ -77,4 +78,10 @@ export async function* stream(path, body, signal, onHeaders = () => {}) {
 
 export async function models() {
   return (await getJson('/v1/models')).data;
+}
+
+export async function postJson(path, body) {
+  const res = await fetch(path, { method: 'POST', headers: headers(true), body: JSON.stringify(body) });
+  if (!res.ok) throw await failure(res);
+  return res.json();
 }

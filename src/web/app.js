@@ -1,14 +1,14 @@
-// The page's entry: the views (chat with the lottery, side by side, runs) switched by the URL's hash, the model list,
-// and the API key bar shown when the server answers 401.
-// A fourth view, Ranking (K answers ordered by a person, written to the preference store), joins here once
-// src/feedback/ exists: a nav entry in index.html, a section, and its init beside the others.
+// The page's entry: the views (chat with the lottery, side by side, ranking, runs) switched by the URL's hash, the model
+// list, and the API key bar shown when the server answers 401. A server that serves no model (--store only) opens on
+// the ranking view.
 import { models, setKey, whenKeyNeeded } from './api.js';
 import { initChat } from './chat.js';
 import { initCompare } from './compare.js';
 import { hideRuns, showRuns } from './runs.js';
+import { showRank } from './rank.js';
 
 const $ = (id) => document.getElementById(id);
-const VIEWS = ['chat', 'compare', 'runs'];
+const VIEWS = ['chat', 'compare', 'rank', 'runs'];
 
 function banner(message) {
   $('banner').textContent = message;
@@ -21,6 +21,7 @@ function show(view) {
   document.querySelectorAll('nav a').forEach((a) => a.classList.toggle('active', a.dataset.view === view));
   if (view === 'runs') void showRuns();
   else hideRuns();
+  if (view === 'rank') showRank();
 }
 
 async function loadModels() {
@@ -29,6 +30,7 @@ async function loadModels() {
     $('chat-model').replaceChildren(...list.map((m) => Object.assign(document.createElement('option'), { value: m.id, textContent: `${m.id} (context ${m.max_model_len})` })));
     initCompare(list);
     banner('');
+    if (list.length === 0 && !location.hash) location.hash = '#rank';
   } catch (e) {
     banner(`could not list the models: ${e.message}`);
   }
@@ -43,6 +45,7 @@ $('keybar').addEventListener('submit', (e) => {
   setKey($('key-input').value.trim());
   $('keybar').hidden = true;
   void loadModels();
+  if (location.hash === '#rank') showRank();
 });
 
 initChat();
