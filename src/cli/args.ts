@@ -176,6 +176,20 @@ export const storeOptions = {
   repeats: { ...int, min: 1, description: 'rankings each item needs from different people', default: 1 },
 } as const;
 
+// The run options every training stage shares (src/train/loop.ts RunOptions), from a parsed command line; each command
+// spec declares the ones it offers (lr, min-lr, warmup, weight-decay, eval-every and seed have per-stage defaults in
+// their descriptions; the rest come from trainingOptions).
+export function runOptionsFrom(command: string, a: Record<string, any>) {
+  return {
+    lr: a.lr as number | undefined, minLr: a['min-lr'] as number | undefined, warmup: a.warmup as number | undefined,
+    decay: oneOf(command, 'decay', a.decay, ['cosine', 'linear', 'constant'] as const), weightDecay: a['weight-decay'] as number | undefined,
+    beta1: a.beta1 as number | undefined, beta2: a.beta2 as number | undefined, clip: a.clip as number | undefined,
+    evalEvery: a['eval-every'] as number | undefined, saveEvery: a['save-every'] as number | undefined, seed: a.seed as number | undefined,
+    resume: a.resume as boolean | undefined, backend: oneOf(command, 'backend', a.backend, ['js', 'native'] as const),
+    timeLimit: a['time-limit'] as number | undefined, budget: a.budget as number | undefined, logEvery: a['log-every'] as number | undefined,
+  };
+}
+
 // The options PPO and GRPO share (each has one description).
 export const rlOptions = {
   init: { type: 'string', value: 'PATH', description: 'the SFT model the policy starts from, e.g. runs/demo/sft' },

@@ -1,6 +1,6 @@
 // `chatwright dpo`: direct preference optimisation of the SFT model on ranked answers (src/stages/dpo.ts).
 import { trainDPO, type DPOOptions } from '../stages/dpo.js';
-import { helpText, oneOf as oneOfFor, parseArgs, trainingOptions, wantsHelp, UsageError } from './args.js';
+import { helpText, oneOf as oneOfFor, parseArgs, trainingOptions, wantsHelp, UsageError, runOptionsFrom } from './args.js';
 import { exitCodeOf } from '../train/loop.js';
 
 const int = { type: 'number', integer: true } as const;
@@ -39,12 +39,9 @@ export async function run(argv: string[]): Promise<number> {
   if (a['grad-accum'] !== undefined) throw new UsageError('dpo', '--grad-accum is not supported: raise --batch-size instead');
   const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]) => oneOfFor('dpo', name, v, ok);
   const opts: Partial<DPOOptions> & { init: string; data: string; out: string } = {
-    init: a.init, ref: a.ref, data: a.data, val: a.val, out: a.out, steps: a.steps, batchSize: a['batch-size'], beta: a.beta,
-    loss: oneOf('loss', a.loss, ['sigmoid', 'ipo'] as const), sftWeight: a['sft-weight'], lr: a.lr, minLr: a['min-lr'], warmup: a.warmup,
-    decay: oneOf('decay', a.decay, ['cosine', 'linear', 'constant'] as const), weightDecay: a['weight-decay'], beta1: a.beta1,
-    beta2: a.beta2, clip: a.clip, evalEvery: a['eval-every'], klPrompts: a['kl-prompts'], klTokens: a['kl-tokens'], seed: a.seed,
-    saveEvery: a['save-every'], resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const),
-    timeLimit: a['time-limit'], budget: a.budget, peakGflops: a['peak-gflops'], logEvery: a['log-every'],
+    ...runOptionsFrom('dpo', a), init: a.init, ref: a.ref, data: a.data, val: a.val, out: a.out, steps: a.steps, batchSize: a['batch-size'],
+    beta: a.beta, loss: oneOf('loss', a.loss, ['sigmoid', 'ipo'] as const), sftWeight: a['sft-weight'], klPrompts: a['kl-prompts'],
+    klTokens: a['kl-tokens'], peakGflops: a['peak-gflops'],
   };
   return exitCodeOf((await trainDPO(opts)).stopped);
 }

@@ -1,6 +1,6 @@
 // `chatwright grpo`: group relative policy optimisation against a reward model or a verifiable reward (src/stages/grpo.ts).
 import { trainGRPO, type GRPOOptions } from '../stages/grpo.js';
-import { helpText, oneOf as oneOfFor, parseArgs, rlOptions, wantsHelp, UsageError } from './args.js';
+import { helpText, parseArgs, rlOptions, wantsHelp, UsageError, runOptionsFrom } from './args.js';
 import { exitCodeOf } from '../train/loop.js';
 
 const int = { type: 'number', integer: true } as const;
@@ -23,15 +23,11 @@ export async function run(argv: string[]): Promise<number> {
   if (a._.length) throw new UsageError('grpo', `unexpected argument "${a._[0]}"`);
   for (const k of ['init', 'reward', 'out'] as const) if (!a[k]) throw new UsageError('grpo', `--${k} is required`);
   if (a['grad-accum'] !== undefined) throw new UsageError('grpo', '--grad-accum is not supported: gradients already accumulate over --mini-batch');
-  const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]) => oneOfFor('grpo', name, v, ok);
   const opts: Partial<GRPOOptions> & { init: string; reward: string; out: string } = {
-    init: a.init!, ref: a.ref, reward: a.reward!, prompts: a.prompts, limit: a.limit, out: a.out!, steps: a.steps, batchSize: a['batch-size'],
-    group: a.group, iterations: a.iterations, miniBatch: a['mini-batch'], maxNewTokens: a['max-new-tokens'], temperature: a.temperature,
-    truncationPenalty: a['truncation-penalty'], beta: a.beta, clipRange: a['clip-range'], lr: a.lr, minLr: a['min-lr'],
-    warmup: a.warmup, decay: oneOf('decay', a.decay, ['cosine', 'linear', 'constant'] as const), weightDecay: a['weight-decay'],
-    beta1: a.beta1, beta2: a.beta2, clip: a.clip, evalEvery: a['eval-every'], evalPrompts: a['eval-prompts'], saveEvery: a['save-every'],
-    seed: a.seed, resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const), timeLimit: a['time-limit'], budget: a.budget,
-    logEvery: a['log-every'],
+    ...runOptionsFrom('grpo', a), init: a.init!, ref: a.ref, reward: a.reward!, prompts: a.prompts, limit: a.limit, out: a.out!,
+    steps: a.steps, batchSize: a['batch-size'], group: a.group, iterations: a.iterations, miniBatch: a['mini-batch'],
+    maxNewTokens: a['max-new-tokens'], temperature: a.temperature, truncationPenalty: a['truncation-penalty'], beta: a.beta,
+    clipRange: a['clip-range'], evalPrompts: a['eval-prompts'],
   };
   return exitCodeOf((await trainGRPO(opts)).stopped);
 }

@@ -1,6 +1,6 @@
 // `chatwright ppo`: RLHF with PPO against a reward model, under a per-token KL penalty to the SFT model (src/stages/ppo.ts).
 import { trainPPO, type PPOOptions } from '../stages/ppo.js';
-import { helpText, oneOf as oneOfFor, parseArgs, rlOptions, wantsHelp, UsageError } from './args.js';
+import { helpText, parseArgs, rlOptions, wantsHelp, UsageError, runOptionsFrom } from './args.js';
 import { exitCodeOf } from '../train/loop.js';
 
 const int = { type: 'number', integer: true } as const;
@@ -34,16 +34,13 @@ export async function run(argv: string[]): Promise<number> {
   if (a._.length) throw new UsageError('ppo', `unexpected argument "${a._[0]}"`);
   for (const k of ['init', 'reward', 'out'] as const) if (!a[k]) throw new UsageError('ppo', `--${k} is required`);
   if (a['grad-accum'] !== undefined) throw new UsageError('ppo', '--grad-accum is not supported: use --mini-batch and --batch-size');
-  const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]) => oneOfFor('ppo', name, v, ok);
   const opts: Partial<PPOOptions> & { init: string; reward: string; out: string } = {
-    init: a.init!, ref: a.ref, reward: a.reward!, critic: a.critic, prompts: a.prompts, limit: a.limit, out: a.out!, steps: a.steps,
-    batchSize: a['batch-size'], miniBatch: a['mini-batch'], epochs: a.epochs, maxNewTokens: a['max-new-tokens'], temperature: a.temperature,
-    truncationPenalty: a['truncation-penalty'], klCoef: a['kl-coef'], klTarget: a['kl-target'], klHorizon: a['kl-horizon'],
-    gamma: a.gamma, lam: a.lam, clipRange: a['clip-range'], valueClip: a['value-clip'], entCoef: a['ent-coef'], ptxData: a['ptx-data'],
-    ptxCoef: a['ptx-coef'], ptxBatch: a['ptx-batch'], lr: a.lr, criticLr: a['critic-lr'], minLr: a['min-lr'], warmup: a.warmup,
-    decay: oneOf('decay', a.decay, ['cosine', 'linear', 'constant'] as const), weightDecay: a['weight-decay'], beta1: a.beta1,
-    beta2: a.beta2, clip: a.clip, evalEvery: a['eval-every'], evalPrompts: a['eval-prompts'], saveEvery: a['save-every'], seed: a.seed,
-    resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const), timeLimit: a['time-limit'], budget: a.budget, logEvery: a['log-every'],
+    ...runOptionsFrom('ppo', a), init: a.init!, ref: a.ref, reward: a.reward!, critic: a.critic, prompts: a.prompts, limit: a.limit,
+    out: a.out!, steps: a.steps, batchSize: a['batch-size'], miniBatch: a['mini-batch'], epochs: a.epochs,
+    maxNewTokens: a['max-new-tokens'], temperature: a.temperature, truncationPenalty: a['truncation-penalty'], klCoef: a['kl-coef'],
+    klTarget: a['kl-target'], klHorizon: a['kl-horizon'], gamma: a.gamma, lam: a.lam, clipRange: a['clip-range'],
+    valueClip: a['value-clip'], entCoef: a['ent-coef'], ptxData: a['ptx-data'], ptxCoef: a['ptx-coef'], ptxBatch: a['ptx-batch'],
+    criticLr: a['critic-lr'], evalPrompts: a['eval-prompts'],
   };
   return exitCodeOf((await trainPPO(opts)).stopped);
 }

@@ -1,7 +1,7 @@
 // `chatwright pretrain`: next-token pretraining on token shards (src/stages/pretrain.ts). Options left out keep the
 // resumed run's values, else the preset's defaults. The result is the checkpoint folder; progress goes to stderr.
 import { pretrain, type PretrainOptions } from '../stages/pretrain.js';
-import { helpText, oneOf as oneOfFor, parseArgs, trainingOptions, wantsHelp, UsageError } from './args.js';
+import { helpText, oneOf as oneOfFor, parseArgs, trainingOptions, wantsHelp, UsageError, runOptionsFrom } from './args.js';
 import { exitCodeOf } from '../train/loop.js';
 
 const int = { type: 'number', integer: true } as const;
@@ -48,15 +48,11 @@ export async function run(argv: string[]): Promise<number> {
     nLayer: a['n-layer'], nEmbd: a['n-embd'], nHead: a['n-head'], nKvHead: a['n-kv-head'], intermediateSize: a['intermediate-size'],
   }).filter(([, v]) => v !== undefined));
   const opts: Partial<PretrainOptions> & { data: string; out: string } = {
-    model: Object.keys(model).length ? model : undefined,
+    ...runOptionsFrom('pretrain', a), model: Object.keys(model).length ? model : undefined,
     preset: oneOf('preset', a.preset, ['tiny', 'small', 'medium'] as const), data: a.data, out: a.out,
     tokenizer: a.tokenizer, steps: a.steps, batchSize: a['batch-size'], seqLen: a['seq-len'], context: a.context,
-    gradAccum: a['grad-accum'], lr: a.lr, minLr: a['min-lr'], warmup: a.warmup,
-    decay: oneOf('decay', a.decay, ['cosine', 'linear', 'constant'] as const), weightDecay: a['weight-decay'],
-    decayAll: a['decay-all'], beta1: a.beta1, beta2: a.beta2, clip: a.clip, evalEvery: a['eval-every'],
-    evalBatches: a['eval-batches'], sampleEvery: a['sample-every'], sampleTokens: a['sample-tokens'],
-    saveEvery: a['save-every'], seed: a.seed, resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const),
-    timeLimit: a['time-limit'], budget: a.budget, peakGflops: a['peak-gflops'], logEvery: a['log-every'],
+    gradAccum: a['grad-accum'], decayAll: a['decay-all'], evalBatches: a['eval-batches'], sampleEvery: a['sample-every'],
+    sampleTokens: a['sample-tokens'], peakGflops: a['peak-gflops'],
   };
   return exitCodeOf((await pretrain(opts, (line) => process.stderr.write(line + '\n'))).stopped);
 }

@@ -1,7 +1,7 @@
 // `chatwright reward`: train a reward model on ranked answers (src/stages/reward.ts). Options left out keep the resumed
 // run's values, else the defaults shown here.
 import { trainReward, type RewardOptions } from '../stages/reward.js';
-import { helpText, oneOf as oneOfFor, parseArgs, trainingOptions, wantsHelp, UsageError } from './args.js';
+import { helpText, parseArgs, trainingOptions, wantsHelp, UsageError, runOptionsFrom } from './args.js';
 import { exitCodeOf } from '../train/loop.js';
 
 const int = { type: 'number', integer: true } as const;
@@ -33,13 +33,9 @@ export async function run(argv: string[]): Promise<number> {
   if (!a.init) throw new UsageError('reward', '--init is required: the SFT model to start from, e.g. --init runs/demo/sft');
   if (!a.data) throw new UsageError('reward', '--data is required: rank answers first (`chatwright sample`, then `chatwright rank` or `chatwright label`)');
   if (!a.out) throw new UsageError('reward', '--out is required, e.g. --out runs/demo/rm');
-  const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]) => oneOfFor('reward', name, v, ok);
   const opts: Partial<RewardOptions> & { init: string; data: string; out: string } = {
-    init: a.init, data: a.data, val: a.val, out: a.out, steps: a.steps, batchSize: a['batch-size'], margin: a.margin, agreementPrompts: a['agreement-prompts'], lr: a.lr,
-    minLr: a['min-lr'], warmup: a.warmup, decay: oneOf('decay', a.decay, ['cosine', 'linear', 'constant'] as const),
-    weightDecay: a['weight-decay'], beta1: a.beta1, beta2: a.beta2, clip: a.clip, evalEvery: a['eval-every'], seed: a.seed,
-    saveEvery: a['save-every'], resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const),
-    timeLimit: a['time-limit'], budget: a.budget, peakGflops: a['peak-gflops'], logEvery: a['log-every'],
+    ...runOptionsFrom('reward', a), init: a.init, data: a.data, val: a.val, out: a.out, steps: a.steps, batchSize: a['batch-size'],
+    margin: a.margin, agreementPrompts: a['agreement-prompts'], peakGflops: a['peak-gflops'],
   };
   if (a['grad-accum'] !== undefined) throw new UsageError('reward', '--grad-accum is not supported: raise --batch-size instead');
   return exitCodeOf((await trainReward(opts)).stopped);

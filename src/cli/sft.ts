@@ -2,7 +2,7 @@
 // Options left out keep the resumed run's values, else the defaults shown by --help. The result is the checkpoint folder
 // (and its eval.json); progress goes to stderr.
 import { sft, type SFTOptions } from '../stages/sft.js';
-import { helpText, oneOf as oneOfFor, parseArgs, trainingOptions, wantsHelp, UsageError } from './args.js';
+import { helpText, oneOf as oneOfFor, parseArgs, trainingOptions, wantsHelp, UsageError, runOptionsFrom } from './args.js';
 import { exitCodeOf } from '../train/loop.js';
 
 const int = { type: 'number', integer: true } as const;
@@ -45,14 +45,11 @@ export async function run(argv: string[]): Promise<number> {
   if (!a.out) throw new UsageError('sft', '--out is required (e.g. --out runs/tiny/sft)', usage);
   const oneOf = <T extends string>(name: string, v: string | undefined, ok: readonly T[]) => oneOfFor('sft', name, v, ok);
   const opts: Partial<SFTOptions> & { data: string; out: string } = {
-    init: a.init, data: a.data, val: a.val, limit: a.limit, out: a.out, tokenizer: a.tokenizer,
+    ...runOptionsFrom('sft', a), init: a.init, data: a.data, val: a.val, limit: a.limit, out: a.out, tokenizer: a.tokenizer,
     preset: oneOf('preset', a.preset, ['tiny', 'small', 'medium'] as const), steps: a.steps, batchSize: a['batch-size'],
     seqLen: a['seq-len'], gradAccum: a['grad-accum'], pack: a.pack, overflow: oneOf('overflow', a.overflow, ['truncate', 'skip'] as const),
-    lr: a.lr, minLr: a['min-lr'], warmup: a.warmup, decay: oneOf('decay', a.decay, ['cosine', 'linear', 'constant'] as const),
-    weightDecay: a['weight-decay'], beta1: a.beta1, beta2: a.beta2, clip: a.clip, evalEvery: a['eval-every'],
-    evalBatches: a['eval-batches'], sampleEvery: a['sample-every'], saveEvery: a['save-every'], maxPrompts: a['max-prompts'],
-    evalAtEnd: a.eval, seed: a.seed, resume: a.resume, backend: oneOf('backend', a.backend, ['js', 'native'] as const),
-    timeLimit: a['time-limit'], budget: a.budget, peakGflops: a['peak-gflops'], logEvery: a['log-every'],
+    evalBatches: a['eval-batches'], sampleEvery: a['sample-every'], maxPrompts: a['max-prompts'], evalAtEnd: a.eval,
+    peakGflops: a['peak-gflops'],
   };
   return exitCodeOf((await sft(opts, (line) => process.stderr.write(line + '\n'))).stopped);
 }

@@ -29,7 +29,7 @@ import { filterMetrics } from '../train/metrics.js';
 import { rowsForStep } from '../train/demos.js';
 import { answerLogprobs, answerRow, dpoLoss, fits, logprobRows, padBatch, type AnswerRow, type DPOLoss } from '../train/preferences.js';
 import {
-  METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint,
+  METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint,
   type EvalResult, type StopReason,
 } from '../train/loop.js';
 import type { PromptPreferences } from '../feedback/index.js';
@@ -40,7 +40,7 @@ import { klFromReference } from './rollout.js';
 // -----------------------------------------------------------------------------------------------------------------------
 // Options
 
-export interface DPOOptions {
+export interface DPOOptions extends RunOptions {
   init: string;              // the SFT model: the policy's start
   ref: string | null;        // the frozen reference (default: --init)
   data: string;              // preference pairs or K-way rankings (every pair of a ranking)
@@ -51,25 +51,9 @@ export interface DPOOptions {
   beta: number;              // strength of the pull towards the reference
   loss: DPOLoss;
   sftWeight: number;         // + this times the SFT loss of the chosen answers (RPO); 0: plain DPO / IPO
-  lr: number;
-  minLr: number;
-  warmup: number;
-  decay: 'cosine' | 'linear' | 'constant';
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  clip: number;
-  evalEvery: number;
   klPrompts: number;         // held-out prompts answered by the policy for the KL estimate (0: none)
   klTokens: number;          // new tokens per answer for the KL estimate
-  saveEvery: number;
-  seed: number;
-  resume: boolean;
-  backend: 'js' | 'native' | null;
-  timeLimit: number;
-  budget: number;            // seconds: as many steps as fit, measured on the first steps (at most --steps); 0: --steps
   peakGflops: number;
-  logEvery: number;
 }
 
 const DEFAULTS: Omit<DPOOptions, 'init' | 'data' | 'out'> = {

@@ -25,14 +25,14 @@ import { rowsForStep } from '../train/demos.js';
 import { padBatch } from '../train/preferences.js';
 import { clippedPolicyLoss, groupAdvantages, klPenalty } from '../train/rl.js';
 import {
-  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint, type EvalResult, type StopReason,
+  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason,
 } from '../train/loop.js';
 import { answerKL, answerSlots, evaluatePolicy, rewardSource, rlPrompts, rollouts, tempered } from './rollout.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
 // Options
 
-export interface GRPOOptions {
+export interface GRPOOptions extends RunOptions {
   init: string;
   ref: string | null;
   reward: string;            // a reward model folder, `labeller`, or a .mjs file exporting reward(prompt, answer)
@@ -49,23 +49,7 @@ export interface GRPOOptions {
   truncationPenalty: number;
   beta: number;              // weight of the KL term
   clipRange: number;
-  lr: number;
-  minLr: number;
-  warmup: number;
-  decay: 'cosine' | 'linear' | 'constant';
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  clip: number;
-  evalEvery: number;
   evalPrompts: number;
-  saveEvery: number;
-  seed: number;
-  resume: boolean;
-  backend: 'js' | 'native' | null;
-  timeLimit: number;
-  budget: number;            // seconds: as many steps as fit, measured on the first steps (at most --steps); 0: --steps
-  logEvery: number;
 }
 
 const DEFAULTS: Omit<GRPOOptions, 'init' | 'reward' | 'out'> = {

@@ -39,14 +39,14 @@ import { BatchLoader, type Cursor } from '../train/loader.js';
 import { padBatch } from '../train/preferences.js';
 import { AdaptiveKL, clippedPolicyLoss, clippedValueLoss, gae, tokenRewards, whiten } from '../train/rl.js';
 import {
-  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint, type EvalResult, type StopReason,
+  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason,
 } from '../train/loop.js';
 import { answerKL, answerSlots, evaluatePolicy, rewardSource, rlPrompts, rollouts, tempered, valuesOf, type Rollout } from './rollout.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
 // Options
 
-export interface PPOOptions {
+export interface PPOOptions extends RunOptions {
   init: string;              // the SFT model: the policy's start
   ref: string | null;        // the frozen reference of the KL penalty (default: --init)
   reward: string;            // a reward model folder, `labeller`, or a .mjs file exporting reward(prompt, answer)
@@ -72,24 +72,8 @@ export interface PPOOptions {
   ptxData: string | null;    // pretraining shards for PPO-ptx
   ptxCoef: number;
   ptxBatch: number;          // pretraining rows per minibatch
-  lr: number;
   criticLr: number;
-  minLr: number;
-  warmup: number;
-  decay: 'cosine' | 'linear' | 'constant';
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  clip: number;
-  evalEvery: number;
   evalPrompts: number;
-  saveEvery: number;
-  seed: number;
-  resume: boolean;
-  backend: 'js' | 'native' | null;
-  timeLimit: number;
-  budget: number;            // seconds: as many steps as fit, measured on the first steps (at most --steps); 0: --steps
-  logEvery: number;
 }
 
 const DEFAULTS: Omit<PPOOptions, 'init' | 'reward' | 'out'> = {

@@ -26,12 +26,12 @@ import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { Rng } from '../util/rng.js';
 import { filterMetrics } from '../train/metrics.js';
-import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
+import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
 // Options: defaults per preset, overridden by the saved run (on resume), overridden by what the caller gives.
 
-export interface PretrainOptions {
+export interface PretrainOptions extends RunOptions {
   preset: 'tiny' | 'small' | 'medium';
   data: string;              // shard directory (chatwright data prepare)
   out: string;               // the checkpoint folder, e.g. runs/<name>/base
@@ -42,27 +42,11 @@ export interface PretrainOptions {
   context: number | null;    // model context (maxSeqLen) of a new model; default: the preset's
   model: Partial<GPTConfig>; // overrides of the preset's architecture for a new model (nLayer, nEmbd, ...)
   gradAccum: number;         // micro-batches per optimizer step
-  lr: number;                // peak learning rate
-  minLr: number;             // end of the decay
-  warmup: number;            // warmup steps
-  decay: 'cosine' | 'linear' | 'constant';
-  weightDecay: number;
   decayAll: boolean;         // weight decay on norms and embeddings too
-  beta1: number;
-  beta2: number;
-  clip: number;              // max global gradient norm; 0: no clipping
-  evalEvery: number;         // 0: never (still evaluated at the end)
   evalBatches: number;
   sampleEvery: number;       // 0: never
   sampleTokens: number;
-  saveEvery: number;         // 0: only at the end
-  seed: number;
-  resume: boolean;           // continue from the checkpoint in --out when there is one
-  backend: 'js' | 'native' | null;
-  timeLimit: number;         // minutes; 0: none. Stops cleanly with a checkpoint.
-  budget: number;            // seconds: as many steps as fit, measured on the first steps (at most --steps); 0: --steps
   peakGflops: number;        // GEMM peak for MFU; 0: measure at start
-  logEvery: number;          // progress line every N steps when stdout is not a terminal
 }
 
 export const PRESET_TRAINING: Record<PretrainOptions['preset'], Partial<PretrainOptions>> = {

@@ -30,7 +30,7 @@ import {
   answerRow, bradleyTerryLoss, fits, lastTokenScores, padBatch, scoreRows, type AnswerRow,
 } from '../train/preferences.js';
 import {
-  METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint,
+  METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint,
   type EvalResult, type StopReason,
 } from '../train/loop.js';
 import { labellerScore, loadPreferences, splitByPrompt, type Judge, type PromptPreferences } from '../feedback/index.js';
@@ -39,7 +39,7 @@ import { sampleAnswers } from './rollout.js';
 // -----------------------------------------------------------------------------------------------------------------------
 // Options
 
-export interface RewardOptions {
+export interface RewardOptions extends RunOptions {
   init: string;              // the SFT model the reward model starts from
   data: string;              // preferences: JSONL of pairs or K-way rankings, or a preference store folder
   val: string | null;        // held-out preferences; default: 1 in 10 prompts of --data, chosen by a hash of the prompt
@@ -48,23 +48,7 @@ export interface RewardOptions {
   batchSize: number;         // prompts per step (all pairs of each)
   margin: number;            // Bradley-Terry margin (0: plain)
   agreementPrompts: number;  // prompts the SFT model answers afresh at the end, to compare the RM with the labeller (0: none)
-  lr: number;
-  minLr: number;
-  warmup: number;
-  decay: 'cosine' | 'linear' | 'constant';
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  clip: number;
-  evalEvery: number;
-  saveEvery: number;
-  seed: number;
-  resume: boolean;
-  backend: 'js' | 'native' | null;
-  timeLimit: number;
-  budget: number;            // seconds: as many steps as fit, measured on the first steps (at most --steps); 0: --steps
   peakGflops: number;
-  logEvery: number;
 }
 
 const DEFAULTS: Omit<RewardOptions, 'init' | 'data' | 'out'> = {

@@ -23,7 +23,7 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { filterMetrics } from '../train/metrics.js';
-import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, stepBudget, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
+import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
 import {
   builtinDemos, demosToJsonl, fnv1a, isBuiltinDemos, makeBatch, packConversations, readDemos, rowsForStep,
   type Conversation, type EvalPrompt, type PackedRows, type PackReport, type SFTBatch,
@@ -34,7 +34,7 @@ import { HELDOUT_FILE, PROMPTS_FILE, promptsToJsonl, formatTable, runEval, type 
 // -----------------------------------------------------------------------------------------------------------------------
 // Options
 
-export interface SFTOptions {
+export interface SFTOptions extends RunOptions {
   init: string | null;       // pretrained model folder; null: a fresh model from --preset (with a warning)
   tokenizer: string | null;  // from scratch only: the tokenizer folder
   preset: 'tiny' | 'small' | 'medium'; // from scratch only
@@ -48,27 +48,11 @@ export interface SFTOptions {
   gradAccum: number;
   pack: boolean;             // several dialogues per row (false: one per row, padded)
   overflow: 'truncate' | 'skip';
-  lr: number;
-  minLr: number;
-  warmup: number;
-  decay: 'cosine' | 'linear' | 'constant';
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  clip: number;
-  evalEvery: number;         // held-out loss every N steps; 0: only at the end
   evalBatches: number;       // batches of held-out rows per evaluation
   sampleEvery: number;       // greedy answer to the first held-out prompt every N steps; 0: never
-  saveEvery: number;
   maxPrompts: number;        // evaluation prompts per task at the end
   evalAtEnd: boolean;        // evaluate base (--init) and SFT model at the end, print the table, write <out>/eval.json
-  seed: number;
-  resume: boolean;
-  backend: 'js' | 'native' | null;
-  timeLimit: number;         // minutes; 0: none
-  budget: number;            // seconds: as many steps as fit, measured on the first steps (at most --steps); 0: --steps
   peakGflops: number;
-  logEvery: number;
 }
 
 const DEFAULTS: Omit<SFTOptions, 'data' | 'out'> = {

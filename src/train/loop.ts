@@ -264,6 +264,28 @@ export function mfuFigures(model: GPT, tokens: number, T: number, peakGflops = 0
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
+// Options every optimizer-driven stage has (each stage adds its own, and its own defaults)
+
+export interface RunOptions {
+  lr: number;                // peak learning rate
+  minLr: number;             // end of the decay
+  warmup: number;            // linear warmup steps
+  decay: 'cosine' | 'linear' | 'constant';
+  weightDecay: number;       // AdamW's, on matmul weights
+  beta1: number;
+  beta2: number;
+  clip: number;              // max global gradient norm; 0: no clipping
+  evalEvery: number;         // 0: only at the end
+  saveEvery: number;         // 0: only at the end
+  seed: number;
+  resume: boolean;           // continue from the checkpoint in --out when there is one
+  backend: 'js' | 'native' | null;
+  timeLimit: number;         // minutes; 0: none. Stops cleanly with a checkpoint.
+  budget: number;            // seconds: as many steps as fit, measured on the first steps (at most --steps); 0: --steps
+  logEvery: number;          // progress line every N steps when stderr is not a terminal
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
 // Options: the defaults, overridden by the saved run (on resume), overridden by what the caller gives. An unknown key is
 // a programming error; a value out of range is the user's, named with the stage.
 
