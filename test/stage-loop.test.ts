@@ -141,6 +141,12 @@ test('runLoop: a wall-clock budget sets the step count from the measured speed; 
   assert.equal(r.step, told);
   assert.equal(o.steps, told);
   assert.equal(schedule.total, told);
+  // a run resumed before it calibrated (killed in its first steps) calibrates from where it resumed
+  let told2 = 0;
+  const o2 = { budget: 0.5, steps: 1000 }, schedule2 = { total: 1000 };
+  const r2 = await runLoop(fakeSpec(join(root, 'fake6'), { saves: [], evals: [], step: 2, steps: 1000, trainStep: slow,
+    budget: { ...stepBudget(o2, schedule2)!, onSteps: (n) => { told2 = n; } } }));
+  assert.ok(told2 >= 8 && told2 <= 21 && r2.step === told2, `resumed at step 2: ${told2} steps, stopped at ${r2.step}`);
   // resumed with the same budget: the measured count stands; with another budget the given one does
   assert.equal(mergeOptions('x', { budget: 0, steps: 1 }, { budget: 0.5, steps: 1000 }, { budget: 0.5, steps: told }).steps, told);
   assert.equal(mergeOptions('x', { budget: 0, steps: 1 }, { budget: 9, steps: 1000 }, { budget: 0.5, steps: told }).steps, 1000);

@@ -134,7 +134,7 @@ export interface LoopSpec {
   saveEvery: number; // 0: only at the end
   sampleEvery?: number; // 0 / undefined: never
   logEvery: number; // progress line every N steps when stderr is not a terminal
-  // A wall-clock budget instead of a fixed count: after the first `calibrate` steps of a fresh run the loop measures the
+  // A wall-clock budget instead of a fixed count: after the first `calibrate` steps of a run the loop measures the
   // seconds per step (the first step left out: it warms caches) and sets the total to what fits, within [minSteps,
   // maxSteps]; onSteps tells the stage, which keeps the count in its checkpoint (so a resumed run keeps its schedule).
   // Calibrate within the warmup, before the schedule's total matters.
@@ -207,9 +207,10 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
       step++;
       loss = r.loss;
       const dt = (performance.now() - ts) / 1000;
+      // a run resumed before its calibration (killed in its first steps) calibrates from where it resumed
       const b = spec.budget;
-      if (b && spec.step === 0 && step === 1) tCal = performance.now();
-      if (b && spec.step === 0 && step === b.calibrate + 1) {
+      if (b && spec.step <= b.calibrate && step === spec.step + 1) tCal = performance.now();
+      if (b && spec.step <= b.calibrate && step === spec.step + 1 + b.calibrate) {
         const perStep = (performance.now() - tCal) / 1000 / b.calibrate;
         steps = Math.max(b.minSteps, Math.min(b.maxSteps, Math.round(b.seconds / perStep)));
         b.onSteps(steps);
