@@ -1,14 +1,17 @@
 // Level-generic bodies of kernels_attention.c; included once per SIMD level (see kernels_simd.h).
 
-// ---- the tile product: C (M, N) = or += A (M, K) B (K, N), where A[r][k] = A[r rsa + k csa] (so A may be read
-// transposed), B and C are row-major with row strides ldb, ldc; M is a multiple of CW_MR, N of VW.
+// ---- the tile product: C (M, N) = A (M, K) B (K, N) (acc 0), C += A B (acc 1) or C = diag(cs) C + A B (acc 2,
+// the online softmax's rescaling of the output rows, done where the rows are loaded anyway), where
+// A[r][k] = A[r rsa + k csa] (so A may be read transposed), B and C are row-major with row strides ldb, ldc; M is a
+// multiple of CW_MR, N of VW.
 // Register blocking as in a GEMM micro-kernel (Goto & van de Geijn 2008): a CW_MR x (nv VW) block of C stays in
 // registers while k runs; each step loads nv vectors of B and broadcasts CW_MR scalars of A.
 CW_T CW_INLINE void CW_FN(att_tile)(const int nv, float* C, int64_t ldc, const float* A, int64_t rsa, int64_t csa,
-                                    const float* B, int64_t ldb, int64_t K, int acc) {
+                                    const float* B, int64_t ldb, int64_t K, int acc, const float* cs) {
   vf c[CW_MR][CW_NV];
   for (int r = 0; r < CW_MR; r++)
-    for (int v = 0; v < nv; v++) c[r][v] = acc ? vload(C + r * ldc + v * VW) : vzero();
+    for (int v = 0; v < nv; v++)
+      c[r][v] = acc == 0 ? vzero() : acc == 1 ? vload(C + r * ldc + v * VW) : vmul(vload(C + r * ldc + v * VW), vset1(cs[r]));
   for (int64_t k = 0; k < K; k++) {
     const float* b = B + k * ldb;
     vf bv[CW_NV];
@@ -22,21 +25,26 @@ CW_T CW_INLINE void CW_FN(att_tile)(const int nv, float* C, int64_t ldc, const f
     for (int v = 0; v < nv; v++) vstore(C + r * ldc + v * VW, c[r][v]);
 }
 
-CW_T static void CW_FN(att_gemm)(float* C, int64_t ldc, const float* A, int64_t rsa, int64_t csa, const float* B,
-                                 int64_t ldb, int64_t M, int64_t N, int64_t K, int acc) {
+CW_T static void CW_FN(att_gemm_s)(float* C, int64_t ldc, const float* A, int64_t rsa, int64_t csa, const float* B,
+                                   int64_t ldb, int64_t M, int64_t N, int64_t K, int acc, const float* cs) {
   for (int64_t i = 0; i < M; i += CW_MR) {
     for (int64_t j = 0; j < N; j += CW_NV * VW) {
       float* Ct = C + i * ldc + j;
-      const float *At = A + i * rsa, *Bt = B + j;
+      const float *At = A + i * rsa, *Bt = B + j, *ci = cs ? cs + i : NULL;
       const int64_t nv = (N - j) / VW;
-      if (nv >= CW_NV) CW_FN(att_tile)(CW_NV, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
+      if (nv >= CW_NV) CW_FN(att_tile)(CW_NV, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc, ci);
 #if CW_NV == 4
-      else if (nv == 3) CW_FN(att_tile)(3, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
-      else if (nv == 2) CW_FN(att_tile)(2, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
+      else if (nv == 3) CW_FN(att_tile)(3, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc, ci);
+      else if (nv == 2) CW_FN(att_tile)(2, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc, ci);
 #endif
-      else CW_FN(att_tile)(1, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
+      else CW_FN(att_tile)(1, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc, ci);
     }
   }
+}
+
+CW_T static void CW_FN(att_gemm)(float* C, int64_t ldc, const float* A, int64_t rsa, int64_t csa, const float* B,
+                                 int64_t ldb, int64_t M, int64_t N, int64_t K, int acc) {
+  CW_FN(att_gemm_s)(C, ldc, A, rsa, csa, B, ldb, M, N, K, acc, NULL);
 }
 
 // Transposes a (rows, cols) block with row stride lds into dst (cols, rpad) with row stride ldd, times mul:
@@ -168,9 +176,11 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
   att_ctx* c = ctx;
   const int64_t hd = c->hd, hdp = c->hdp, ldk = c->ldk, Tk = c->Tk, Tq = c->Tq;
   const int64_t group = c->nHead / c->nKvHead;
-  // With whole-vector rows (hd a multiple of 16) the products read K and V where they lie; otherwise from copies
-  // packed per (batch, kv head) with rows padded to hdp.
-  const int inPlace = hd == hdp;
+  // The products read K and V from copies packed per (batch, kv head), rows padded to hdp: the copy streams the
+  // strided rows in from memory once, where products reading them in place wait on each first touch (measured
+  // 4-9% slower at T = 256..1024, B = 8, 6 heads x 64). A few queries (decode, short chunks) read too little of the
+  // keys to repay a copy: with whole-vector rows (hd a multiple of 16) they read K and V where they lie.
+  const int inPlace = hd == hdp && Tq < ATT_BQ;
   const int64_t npack = inPlace ? 0 : ldk * hdp;
   float* buf = att_alloc(2 * npack + ATT_BK * hdp + ATT_BQ * hdp + hd * ATT_BQ + ATT_BK * ATT_BQ + 3 * ATT_BQ);
   if (!buf) {
@@ -200,9 +210,9 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
     CW_FN(att_transpose)(QT, ATT_BQ, qrow, qrs, qn, Nq, hd, c->scale);
     if (qb + 1 < c->nqb) CW_FN(att_prefetch_rows)(c->q, b, h, i0 + ATT_BQ, ATT_BQ, c);
     CW_FN(att_prefetch_rows)(c->out, b, h, i0, qn, c);
-    memset(O, 0, sizeof(float) * Mq * hdp);
     for (int64_t r = 0; r < ATT_BQ; r++) mrow[r] = -INFINITY, lrow[r] = 0;
     const int64_t maxlast = pos0 + qn - 1 < nk - 1 ? pos0 + qn - 1 : nk - 1;
+    if (maxlast < 0) memset(O, 0, sizeof(float) * Mq * hdp);  // else the first key block sets O
     for (int64_t j0 = 0; j0 <= maxlast; j0 += ATT_BK) {
       // Causal trimming: key j0 + j is visible to query r of the block iff j0 + j <= pos0 + r, so the first
       // j0 + j - pos0 queries of key row j are hidden. Whole vectors (S^T) and whole rows (P V) that only hidden
@@ -255,16 +265,18 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
         vstore(mrow + r, mnew);
         vstore(arow + r, alpha);
       }
-      for (int64_t r = 0; r < qn; r++) {
-        if (arow[r] == 1.0f) continue;
-        const vf av = vset1(arow[r]);
-        for (int64_t d = 0; d < hdp; d += VW) vstore(O + r * hdp + d, vmul(vload(O + r * hdp + d), av));
-      }
+      // O rows [r, r + CW_MR) = O e^(m_old - m_new) + P V over the keys they see (set by the first key block). Rows
+      // that see no key of this block keep their m, so their alpha is 1 (or O is 0) and they are left alone.
       const float* vb = inPlace ? c->v + ((b * Tk + j0) * c->nKvHead + g) * hd : Vp + j0 * hdp;
-      for (int64_t r = 0; r < Mq; r += CW_MR) {  // O rows [r, r + CW_MR) += P V over the keys they see
+      for (int64_t r = 0; r < Mq; r += CW_MR) {
         int64_t keys = pos0 + r + CW_MR - j0;
         keys = keys > jn ? jn : keys;
-        if (keys > 0) CW_FN(att_gemm)(O + r * hdp, hdp, ST + r, 1, ATT_BQ, vb, inPlace ? rs : hdp, CW_MR, hdp, keys, 1);
+        if (keys > 0) {
+          CW_FN(att_gemm_s)(O + r * hdp, hdp, ST + r, 1, ATT_BQ, vb, inPlace ? rs : hdp, CW_MR, hdp, keys, j0 ? 2 : 0,
+                            arow + r);
+        } else if (j0 == 0) {
+          memset(O + r * hdp, 0, sizeof(float) * CW_MR * hdp);
+        }
       }
     }
     for (int64_t r = 0; r < qn; r++) {
