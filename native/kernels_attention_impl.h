@@ -158,14 +158,15 @@ static void CW_FN(att_prefetch_rows)(const float* x, int64_t b, int64_t h, int64
 }
 
 // Copies rows [i0, i0 + qn) of head h of x (B, Tq, nHead, hd) times `mul` into dst (Mq, hdp), zero padding.
-static void CW_FN(att_load_rows)(float* dst, const float* x, float mul, int64_t b, int64_t h, int64_t i0, int64_t qn,
-                                 int64_t Mq, const att_ctx* c) {
+CW_T static void CW_FN(att_load_rows)(float* dst, const float* x, float mul, int64_t b, int64_t h, int64_t i0,
+                                      int64_t qn, int64_t Mq, const att_ctx* c) {
   const int64_t hd = c->hd, hdp = c->hdp;
-  memset(dst, 0, sizeof(float) * Mq * hdp);
+  const vf m = vset1(mul);
   for (int64_t r = 0; r < qn; r++) {
     const float* src = x + ((b * c->Tq + i0 + r) * c->nHead + h) * hd;
-    for (int64_t d = 0; d < hd; d++) dst[r * hdp + d] = src[d] * mul;
+    for (int64_t d = 0; d < hdp; d += VW) vstore(dst + r * hdp + d, vmul(vld(src + d, hd - d), m));
   }
+  memset(dst + qn * hdp, 0, sizeof(float) * (Mq - qn) * hdp);
 }
 
 // ---- forward: tasks (b, h, query block) [begin, end). FlashAttention-2 (Dao 2023, Algorithm 1) on a CPU: per block
