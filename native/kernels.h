@@ -44,6 +44,8 @@ int attention_backward(float* dq, float* dk, float* dv, const float* dout, const
 
 // ---- normalisation and rotary embedding (kernels_norm.c); rows of C
 void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t N, int64_t C, float eps);
+void residual_rmsnorm_forward(float* sum, float* out, float* rstd, const float* x, const float* y, const float* w,
+                              int64_t N, int64_t C, float eps);
 void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x, const float* w, const float* rstd,
                       int64_t N, int64_t C);
 void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b, int64_t N,

@@ -10,7 +10,8 @@
 typedef struct {
   float *out, *mean, *rstd, *dx, *dw, *db;
   float* part;  // backward: per block of NORM_RB rows, its partial sums of dw (and db); NULL: a column pass instead
-  const float *x, *w, *b, *dout;
+  float* sum;   // residual_rmsnorm_forward: x + y
+  const float *x, *w, *b, *dout, *y;
   int64_t N, C;
   float eps;
 } norm_ctx;
@@ -61,6 +62,13 @@ static void norm_backward(norm_ctx* c, cw_range_fn rows) {
 void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t N, int64_t C, float eps) {
   norm_ctx c = {.out = out, .rstd = rstd, .x = x, .w = w, .N = N, .C = C, .eps = eps};
   cw_parallel_for(N, row_grain(C), CW_PICK(rmsnorm_forward_range), &c);
+}
+
+// ---- sum, out, x, y: (N, C); rstd: (N); w: (C). sum may alias x.
+void residual_rmsnorm_forward(float* sum, float* out, float* rstd, const float* x, const float* y, const float* w,
+                              int64_t N, int64_t C, float eps) {
+  norm_ctx c = {.sum = sum, .out = out, .rstd = rstd, .x = x, .y = y, .w = w, .N = N, .C = C, .eps = eps};
+  cw_parallel_for(N, row_grain(C), CW_PICK(residual_rmsnorm_forward_range), &c);
 }
 
 // ---- dx, dout, x: (N, C); dw, w: (C); rstd: (N)

@@ -32,6 +32,30 @@ CW_T static void CW_FN(rmsnorm_forward_range)(void* ctx, int64_t begin, int64_t 
   }
 }
 
+// sum = x + y and out = sum r w, rows [begin, end); sum may alias x (each element is read before it is written)
+CW_T static void CW_FN(residual_rmsnorm_forward_range)(void* ctx, int64_t begin, int64_t end) {
+  const norm_ctx* c = ctx;
+  const int64_t C = c->C;
+  for (int64_t n = begin; n < end; n++) {
+    const float *x = c->x + n * C, *y = c->y + n * C;
+    float *sum = c->sum + n * C, *out = c->out + n * C;
+    vf acc = vzero();
+    for (int64_t i = 0; i < C; i += VW) {
+      int64_t k = C - i;
+      const vf s = vadd(vld(x + i, k), vld(y + i, k));
+      vst(sum + i, s, k);
+      acc = vfma(s, s, acc);
+    }
+    const float r = 1.0f / sqrtf(vhsum(acc) / (float)C + c->eps);
+    c->rstd[n] = r;
+    const vf rv = vset1(r);
+    for (int64_t i = 0; i < C; i += VW) {
+      int64_t k = C - i;
+      vst(out + i, vmul(vmul(vld(sum + i, k), rv), vld(c->w + i, k)), k);
+    }
+  }
+}
+
 // dx += r (dout w) - (r^3 mean(dout w x)) x, over blocks [begin, end) of NORM_RB rows; with c->part, the block's
 // share of dw (sum over its rows of dout x r, in row order) goes to row `block` of c->part, in the same pass
 CW_T static void CW_FN(rmsnorm_backward_range)(void* ctx, int64_t begin, int64_t end) {

@@ -13,5 +13,5 @@ export {
   clamp, where, sum, mean, sumLastDim, embedding, gatherRows,
 } from './ops.js';
 export {
-  rmsnorm, layernorm, rope, ropeTables, attention, swiglu, gelu, softmax, crossEntropy, tokenLogprobs, entropy,
+  rmsnorm, residualRmsnorm, layernorm, rope, ropeTables, attention, swiglu, gelu, softmax, crossEntropy, tokenLogprobs, entropy,
 } from './nn.js';
