@@ -12,8 +12,9 @@
 //   node dist/bench/train-profile.js --preset tiny --steps 5 --vocab 8192
 //
 // Same step as bench/train.ts (which reports tokens/s and MFU): 2,048 tokens per step, fp32, all threads.
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { getBackend, setBackend, nativeAvailable, releaseTape } from '../src/tensor/index.js';
+import { nativeControls } from '../src/tensor/backend-native.js';
 import type { Backend } from '../src/tensor/backend.js';
 import { GPT } from '../src/model/gpt.js';
 import { configFromPreset } from '../src/model/config.js';
@@ -125,6 +126,8 @@ function main(): void {
   const gemmFlops = rows.reduce((x, [, a]) => x + a.flops, 0) / steps;
   console.log(`${preset}: B=${B} T=${T} V=${V}, ${steps} steps, ${(total / steps).toFixed(1)} ms/step, loss ${loss.toFixed(3)}, ` +
     `GEMM peak ${peak.toFixed(1)} GFLOP/s, load average ${loadavg()[0].toFixed(1)}`);
+  console.log(`  ${cpus()[0]?.model?.trim() ?? 'an unknown CPU'}, ${be.name === 'native' ? `native kernels at ${nativeControls.cpuLevelName()}, ` +
+    `${nativeControls.numThreads()} threads` : `${be.name} backend`}`);
   console.log('  bucket                      ms/step   share  cpu ms/step  cpu share  calls/step  GFLOP/s  GFLOP/cpu-s');
   const line = (k: string, ms: number, cpu: number, calls: string, gf: string, gfc: string) => console.log(
     `  ${k.padEnd(26)} ${(ms / steps).toFixed(1).padStart(8)} ${((100 * ms) / total).toFixed(1).padStart(6)}% ` +
