@@ -8,6 +8,7 @@
 // Run: npx tsc -p . && node native/build.mjs && node dist/bench/attention.js [--quick]
 // Env: CHATWRIGHT_THREADS, CHATWRIGHT_CPU (scalar | avx2 | avx512) as everywhere.
 import { existsSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { CPU_LEVEL_NAMES } from '../src/tensor/backend-native.js';
@@ -48,7 +49,12 @@ function timed(fn: () => void): { wall: number; cpu: number } {
 }
 
 const levelNames = CPU_LEVEL_NAMES;
-console.log(`native kernels: ${levelNames[addon.cpuLevel()]}, ${addon.numThreads()} threads`);
+const threads = addon.numThreads();
+addon.setNumThreads(1);
+const peak = addon.fmaPeak(0.5);  // one core's fp32 FMA peak at this level, for scale
+addon.setNumThreads(threads);
+console.log(`native kernels on ${cpus()[0]?.model?.trim() ?? 'an unknown CPU'}: dispatch level ${levelNames[addon.cpuLevel()]}, ` +
+  `${threads} threads; one core's FMA peak ${peak.toFixed(1)} GFLOP/s; load average ${loadavg()[0].toFixed(2)} at start`);
 
 // ---- the GEMM reference: timed interleaved with the attention runs of each T, so that both see the same load
 const M = 4096, K = 384, N = 1152;

@@ -10,10 +10,12 @@
 //
 //   npx tsc -p . && node dist/bench/train-profile.js --preset small --steps 3
 //   node dist/bench/train-profile.js --preset tiny --steps 5 --vocab 8192
+//   node dist/bench/train-profile.js --preset small --steps 6 --skip rmsnormForward,residualRmsnormForward,rmsnormBackward,add,swigluForward,swigluBackward,scaleShift,ropeForward,ropeBackward
 //
 // Same step as bench/train.ts (which reports tokens/s and MFU): 2,048 tokens per step, fp32, all threads.
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { getBackend, setBackend, nativeAvailable, releaseTape } from '../src/tensor/index.js';
+import { nativeControls } from '../src/tensor/backend-native.js';
 import type { Backend } from '../src/tensor/backend.js';
 import { GPT } from '../src/model/gpt.js';
 import { configFromPreset } from '../src/model/config.js';
@@ -100,19 +102,23 @@ function main(): void {
     return name;
   };
   const acc = instrument(be, group);
+  const runStep = (): number => {
+    model.zeroGrad();
+    const l = model.forward(ids, B, T, { targets }).loss!;
+    const v = l.item();
+    l.backward();
+    releaseTape();
+    clipGradNorm(model.gradFlat, 1.0, be);
+    opt.step(1e-4);
+    return v;
+  };
   let outside = 0, total = 0, loss = 0, cpuTotal = 0, cpuOutside = 0;
   for (let s = 0; s < steps + 1; s++) {
     if (s === 1) { acc.clear(); outside = 0; total = 0; cpuTotal = 0; cpuOutside = 0; }
     const sumBefore = [...acc.values()].reduce((x, y) => x + y.ms, 0);
     const cpuBefore = [...acc.values()].reduce((x, y) => x + y.cpu, 0);
     const c0 = cpuMs(), t0 = performance.now();
-    model.zeroGrad();
-    const l = model.forward(ids, B, T, { targets }).loss!;
-    loss = l.item();
-    l.backward();
-    releaseTape();
-    clipGradNorm(model.gradFlat, 1.0, be);
-    opt.step(1e-4);
+    loss = runStep();
     const dt = performance.now() - t0, dc = cpuMs() - c0;
     const inBackend = [...acc.values()].reduce((x, y) => x + y.ms, 0) - sumBefore;
     const cpuInBackend = [...acc.values()].reduce((x, y) => x + y.cpu, 0) - cpuBefore;
@@ -125,6 +131,8 @@ function main(): void {
   const gemmFlops = rows.reduce((x, [, a]) => x + a.flops, 0) / steps;
   console.log(`${preset}: B=${B} T=${T} V=${V}, ${steps} steps, ${(total / steps).toFixed(1)} ms/step, loss ${loss.toFixed(3)}, ` +
     `GEMM peak ${peak.toFixed(1)} GFLOP/s, load average ${loadavg()[0].toFixed(1)}`);
+  console.log(`  ${cpus()[0]?.model?.trim() ?? 'an unknown CPU'}, ${be.name === 'native' ? `native kernels at ${nativeControls.cpuLevelName()}, ` +
+    `${nativeControls.numThreads()} threads` : `${be.name} backend`}`);
   console.log('  bucket                      ms/step   share  cpu ms/step  cpu share  calls/step  GFLOP/s  GFLOP/cpu-s');
   const line = (k: string, ms: number, cpu: number, calls: string, gf: string, gfc: string) => console.log(
     `  ${k.padEnd(26)} ${(ms / steps).toFixed(1).padStart(8)} ${((100 * ms) / total).toFixed(1).padStart(6)}% ` +
@@ -147,6 +155,34 @@ function main(): void {
   const cpuStep = cpuTotal / steps;
   console.log(`  CPU ${cpuStep.toFixed(1)} ms/step, GEMM peak ${cpuPeak.toFixed(1)} GFLOP/cpu-s: ` +
     `MFU by CPU time ${((100 * flopsPerToken * N) / (cpuStep / 1000) / (cpuPeak * 1e9)).toFixed(1)}%`);
+
+  // --skip OPS: do the step's GEMMs run faster when the named Backend calls do nothing (their passes over the
+  // activations gone, so they no longer evict the GEMMs' operands)? Steps alternate with and without the calls and the
+  // GEMMs' CPU time is compared pair by pair. The skipped calls leave their outputs stale, so the loss is meaningless
+  // there; only the GEMM times are the point.
+  const skip = arg('skip', '');
+  if (skip) {
+    const names = skip.split(',');
+    const b = be as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const kept = names.map((n) => {
+      if (typeof b[n] !== 'function') throw new Error(`--skip: ${n} is not a Backend method`);
+      return b[n];
+    });
+    const gemmCpu = () => [...acc.entries()].filter(([k]) => k.startsWith('gemm')).reduce((x, [, a]) => x + a.cpu, 0);
+    const all: number[] = [], skipped: number[] = [];
+    for (let s = 0; s < 2 * steps; s++) {
+      const off = s % 2 === 1;
+      names.forEach((n, i) => { b[n] = off ? () => undefined : kept[i]; });
+      const g0 = gemmCpu();
+      runStep();
+      (off ? skipped : all).push(gemmCpu() - g0);
+    }
+    names.forEach((n, i) => { b[n] = kept[i]; });
+    const med = (x: number[]) => [...x].sort((p, q) => p - q)[x.length >> 1];
+    const ratios = skipped.map((v, i) => v / all[i]);
+    console.log(`  GEMM cpu ms/step with every call ${med(all).toFixed(1)}, with ${names.join(', ')} skipped ` +
+      `${med(skipped).toFixed(1)}: paired ratio median ${med(ratios).toFixed(3)} (${ratios.map((r) => r.toFixed(3)).join(' ')})`);
+  }
 }
 
 main();

@@ -1,14 +1,17 @@
 // Level-generic bodies of kernels_attention.c; included once per SIMD level (see kernels_simd.h).
 
-// ---- the tile product: C (M, N) = or += A (M, K) B (K, N), where A[r][k] = A[r rsa + k csa] (so A may be read
-// transposed), B and C are row-major with row strides ldb, ldc; M is a multiple of CW_MR, N of VW.
+// ---- the tile product: C (M, N) = A (M, K) B (K, N) (acc 0), C += A B (acc 1) or C = diag(cs) C + A B (acc 2,
+// the online softmax's rescaling of the output rows, done where the rows are loaded anyway), where
+// A[r][k] = A[r rsa + k csa] (so A may be read transposed), B and C are row-major with row strides ldb, ldc; M is a
+// multiple of CW_MR, N of VW.
 // Register blocking as in a GEMM micro-kernel (Goto & van de Geijn 2008): a CW_MR x (nv VW) block of C stays in
 // registers while k runs; each step loads nv vectors of B and broadcasts CW_MR scalars of A.
 CW_T CW_INLINE void CW_FN(att_tile)(const int nv, float* C, int64_t ldc, const float* A, int64_t rsa, int64_t csa,
-                                    const float* B, int64_t ldb, int64_t K, int acc) {
+                                    const float* B, int64_t ldb, int64_t K, int acc, const float* cs) {
   vf c[CW_MR][CW_NV];
   for (int r = 0; r < CW_MR; r++)
-    for (int v = 0; v < nv; v++) c[r][v] = acc ? vload(C + r * ldc + v * VW) : vzero();
+    for (int v = 0; v < nv; v++)
+      c[r][v] = acc == 0 ? vzero() : acc == 1 ? vload(C + r * ldc + v * VW) : vmul(vload(C + r * ldc + v * VW), vset1(cs[r]));
   for (int64_t k = 0; k < K; k++) {
     const float* b = B + k * ldb;
     vf bv[CW_NV];
@@ -22,21 +25,26 @@ CW_T CW_INLINE void CW_FN(att_tile)(const int nv, float* C, int64_t ldc, const f
     for (int v = 0; v < nv; v++) vstore(C + r * ldc + v * VW, c[r][v]);
 }
 
-CW_T static void CW_FN(att_gemm)(float* C, int64_t ldc, const float* A, int64_t rsa, int64_t csa, const float* B,
-                                 int64_t ldb, int64_t M, int64_t N, int64_t K, int acc) {
+CW_T static void CW_FN(att_gemm_s)(float* C, int64_t ldc, const float* A, int64_t rsa, int64_t csa, const float* B,
+                                   int64_t ldb, int64_t M, int64_t N, int64_t K, int acc, const float* cs) {
   for (int64_t i = 0; i < M; i += CW_MR) {
     for (int64_t j = 0; j < N; j += CW_NV * VW) {
       float* Ct = C + i * ldc + j;
-      const float *At = A + i * rsa, *Bt = B + j;
+      const float *At = A + i * rsa, *Bt = B + j, *ci = cs ? cs + i : NULL;
       const int64_t nv = (N - j) / VW;
-      if (nv >= CW_NV) CW_FN(att_tile)(CW_NV, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
+      if (nv >= CW_NV) CW_FN(att_tile)(CW_NV, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc, ci);
 #if CW_NV == 4
-      else if (nv == 3) CW_FN(att_tile)(3, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
-      else if (nv == 2) CW_FN(att_tile)(2, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
+      else if (nv == 3) CW_FN(att_tile)(3, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc, ci);
+      else if (nv == 2) CW_FN(att_tile)(2, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc, ci);
 #endif
-      else CW_FN(att_tile)(1, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc);
+      else CW_FN(att_tile)(1, Ct, ldc, At, rsa, csa, Bt, ldb, K, acc, ci);
     }
   }
+}
+
+CW_T static void CW_FN(att_gemm)(float* C, int64_t ldc, const float* A, int64_t rsa, int64_t csa, const float* B,
+                                 int64_t ldb, int64_t M, int64_t N, int64_t K, int acc) {
+  CW_FN(att_gemm_s)(C, ldc, A, rsa, csa, B, ldb, M, N, K, acc, NULL);
 }
 
 // Transposes a (rows, cols) block with row stride lds into dst (cols, rpad) with row stride ldd, times mul:
@@ -51,7 +59,7 @@ CW_T static void CW_FN(att_transpose)(float* dst, int64_t ldd, const float* src,
     const int64_t nw = rpad - r0 < 16 ? rpad - r0 : 16;
     const __mmask16 wmask = (__mmask16)((1u << nw) - 1);
     for (int64_t i = r0 + 16; i < r0 + 32 && i < rows; i++)  // the next rows: strided, so not prefetched by hardware
-      for (int64_t o = 0; o < cols; o += 16) __builtin_prefetch(src + i * lds + o, 0, 3);
+      for (int64_t o = 0; o < cols; o += 16) cw_prefetch(src + i * lds + o);
     for (int64_t c0 = 0; c0 < cols; c0 += 16) {
       const int64_t nc = cols - c0 < 16 ? cols - c0 : 16;
       const __mmask16 cmask = (__mmask16)((1u << nc) - 1);
@@ -86,7 +94,7 @@ CW_T static void CW_FN(att_transpose)(float* dst, int64_t ldd, const float* src,
     const int64_t nr = rows - r0 < 0 ? 0 : rows - r0 < 8 ? rows - r0 : 8;
     const int64_t nw = rpad - r0 < 8 ? rpad - r0 : 8;
     for (int64_t i = r0 + 8; i < r0 + 16 && i < rows; i++)
-      for (int64_t o = 0; o < cols; o += 16) __builtin_prefetch(src + i * lds + o, 0, 3);
+      for (int64_t o = 0; o < cols; o += 16) cw_prefetch(src + i * lds + o);
     for (int64_t c0 = 0; c0 < cols; c0 += 8) {
       const int64_t nc = cols - c0 < 8 ? cols - c0 : 8;
       __m256 r[8], t[8];
@@ -125,13 +133,13 @@ CW_T static void CW_FN(att_pack)(float* kt, float* kp, const float* k, int64_t b
   // rows are strided, which the hardware prefetchers follow poorly: fetch ATT_PF keys ahead
   const char* base = (const char*)(k + (b * c->Tk * c->nKvHead + g) * hd);
   for (int64_t j = 0; j < ATT_PF && j < nk; j++)
-    for (int64_t o = 0; o < hd * (int64_t)sizeof(float); o += 64) __builtin_prefetch(base + j * rs * 4 + o, 0, 3);
+    for (int64_t o = 0; o < hd * (int64_t)sizeof(float); o += 64) cw_prefetch(base + j * rs * 4 + o);
   if (kt) CW_FN(att_transpose)(kt, ldk, (const float*)base, rs, nk, nkp, hd, 1.0f);
   for (int64_t j = 0; kp && j < nkp; j++) {
     const float* src = k + ((b * c->Tk + j) * c->nKvHead + g) * hd;
     if (!kt && j + ATT_PF < nk)
       for (int64_t o = 0; o < hd * (int64_t)sizeof(float); o += 64)
-        __builtin_prefetch(base + (j + ATT_PF) * rs * 4 + o, 0, 3);
+        cw_prefetch(base + (j + ATT_PF) * rs * 4 + o);
     if (j < nk) memcpy(kp + j * hdp, src, sizeof(float) * hd);
     else memset(kp + j * hdp, 0, sizeof(float) * hd);
     memset(kp + j * hdp + hd, 0, sizeof(float) * (hdp - hd));
@@ -140,28 +148,25 @@ CW_T static void CW_FN(att_pack)(float* kt, float* kp, const float* k, int64_t b
 
 // Prefetches rows [i0, i0 + n) of head h of x (B, Tq, nHead, hd) (rows of x are strided, which the hardware
 // prefetchers follow poorly; the block after the current one is fetched while the current one computes)
-static void CW_FN(att_prefetch_rows)(const float* x, int64_t b, int64_t h, int64_t i0, int64_t n, int write,
-                                     const att_ctx* c) {
+static void CW_FN(att_prefetch_rows)(const float* x, int64_t b, int64_t h, int64_t i0, int64_t n, const att_ctx* c) {
   if (i0 >= c->Tq) return;
   if (i0 + n > c->Tq) n = c->Tq - i0;
   for (int64_t r = 0; r < n; r++) {
     const char* p = (const char*)(x + ((b * c->Tq + i0 + r) * c->nHead + h) * c->hd);
-    for (int64_t o = 0; o < c->hd * (int64_t)sizeof(float); o += 64) {
-      if (write) __builtin_prefetch(p + o, 1, 3);
-      else __builtin_prefetch(p + o, 0, 3);
-    }
+    for (int64_t o = 0; o < c->hd * (int64_t)sizeof(float); o += 64) cw_prefetch(p + o);
   }
 }
 
 // Copies rows [i0, i0 + qn) of head h of x (B, Tq, nHead, hd) times `mul` into dst (Mq, hdp), zero padding.
-static void CW_FN(att_load_rows)(float* dst, const float* x, float mul, int64_t b, int64_t h, int64_t i0, int64_t qn,
-                                 int64_t Mq, const att_ctx* c) {
+CW_T static void CW_FN(att_load_rows)(float* dst, const float* x, float mul, int64_t b, int64_t h, int64_t i0,
+                                      int64_t qn, int64_t Mq, const att_ctx* c) {
   const int64_t hd = c->hd, hdp = c->hdp;
-  memset(dst, 0, sizeof(float) * Mq * hdp);
+  const vf m = vset1(mul);
   for (int64_t r = 0; r < qn; r++) {
     const float* src = x + ((b * c->Tq + i0 + r) * c->nHead + h) * hd;
-    for (int64_t d = 0; d < hd; d++) dst[r * hdp + d] = src[d] * mul;
+    for (int64_t d = 0; d < hdp; d += VW) vstore(dst + r * hdp + d, vmul(vld(src + d, hd - d), m));
   }
+  memset(dst + qn * hdp, 0, sizeof(float) * (Mq - qn) * hdp);
 }
 
 // ---- forward: tasks (b, h, query block) [begin, end). FlashAttention-2 (Dao 2023, Algorithm 1) on a CPU: per block
@@ -172,9 +177,11 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
   att_ctx* c = ctx;
   const int64_t hd = c->hd, hdp = c->hdp, ldk = c->ldk, Tk = c->Tk, Tq = c->Tq;
   const int64_t group = c->nHead / c->nKvHead;
-  // With whole-vector rows (hd a multiple of 16) the products read K and V where they lie; otherwise from copies
-  // packed per (batch, kv head) with rows padded to hdp.
-  const int inPlace = hd == hdp;
+  // The products read K and V from copies packed per (batch, kv head), rows padded to hdp: the copy streams the
+  // strided rows in from memory once, where products reading them in place wait on each first touch (measured
+  // 4-9% slower at T = 256..1024, B = 8, 6 heads x 64). A few queries (decode, short chunks) read too little of the
+  // keys to repay a copy: with whole-vector rows (hd a multiple of 16) they read K and V where they lie.
+  const int inPlace = hd == hdp && Tq < ATT_BQ;
   const int64_t npack = inPlace ? 0 : ldk * hdp;
   float* buf = att_alloc(2 * npack + ATT_BK * hdp + ATT_BQ * hdp + hd * ATT_BQ + ATT_BK * ATT_BQ + 3 * ATT_BQ);
   if (!buf) {
@@ -202,13 +209,16 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
     const float* qrow = c->q + ((b * Tq + i0) * c->nHead + h) * hd;
     const int64_t qrs = c->nHead * hd;  // between consecutive queries
     CW_FN(att_transpose)(QT, ATT_BQ, qrow, qrs, qn, Nq, hd, c->scale);
-    if (qb + 1 < c->nqb) CW_FN(att_prefetch_rows)(c->q, b, h, i0 + ATT_BQ, ATT_BQ, 0, c);
-    CW_FN(att_prefetch_rows)(c->out, b, h, i0, qn, 1, c);
-    memset(O, 0, sizeof(float) * Mq * hdp);
+    if (qb + 1 < c->nqb) CW_FN(att_prefetch_rows)(c->q, b, h, i0 + ATT_BQ, ATT_BQ, c);
+    CW_FN(att_prefetch_rows)(c->out, b, h, i0, qn, c);
     for (int64_t r = 0; r < ATT_BQ; r++) mrow[r] = -INFINITY, lrow[r] = 0;
     const int64_t maxlast = pos0 + qn - 1 < nk - 1 ? pos0 + qn - 1 : nk - 1;
+    if (maxlast < 0) memset(O, 0, sizeof(float) * Mq * hdp);  // else the first key block sets O
     for (int64_t j0 = 0; j0 <= maxlast; j0 += ATT_BK) {
-      const int64_t jn = maxlast + 1 - j0 < ATT_BK ? maxlast + 1 - j0 : ATT_BK, Mk = (jn + 15) / 16 * 16;
+      // Causal trimming: key j0 + j is visible to query r of the block iff j0 + j <= pos0 + r, so the first
+      // j0 + j - pos0 queries of key row j are hidden. Whole vectors (S^T) and whole rows (P V) that only hidden
+      // pairs would fill are not computed; the rest of the diagonal is masked lane by lane.
+      const int64_t jn = maxlast + 1 - j0 < ATT_BK ? maxlast + 1 - j0 : ATT_BK, Mk = (jn + CW_MR - 1) / CW_MR * CW_MR;
       const float* kb = inPlace ? c->k + ((b * Tk + j0) * c->nKvHead + g) * hd : Kp + j0 * hdp;
       int64_t krs = inPlace ? rs : hdp;
       if (inPlace && j0 + Mk > Tk) {  // the block's padded rows would run past the slots: copy what exists
@@ -218,24 +228,35 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
         }
         kb = Kblk, krs = hdp;
       }
-      CW_FN(att_gemm)(ST, ATT_BQ, kb, krs, 1, QT, ATT_BQ, Mk, Nq, hd, 0);  // S^T: (Mk, Nq)
-      // causal mask: key j0 + j is visible to query r iff j0 + j <= pos0 + r; padded keys (j >= jn) to none
+      for (int64_t j = 0; j < Mk; j += CW_MR) {  // S^T rows [j, j + CW_MR): (CW_MR, Nq), from the first vector any sees
+        const int64_t first = j0 + j - pos0 > 0 ? (j0 + j - pos0) / VW * VW : 0;
+        CW_FN(att_gemm)(ST + j * ATT_BQ + first, ATT_BQ, kb + j * krs, krs, 1, QT + first, ATT_BQ, CW_MR, Nq - first,
+                        hd, 0);
+      }
+      // the hidden lanes of the one vector of row j that is both computed and partly visible: -inf
       const vf ninf = vset1(-INFINITY);
-      int64_t jmask = pos0 - j0 > 0 ? pos0 - j0 : 0;  // keys before it are visible to every query of the block
-      if (jmask > jn) jmask = jn;
-      for (int64_t j = jmask; j < Mk; j++) {
-        int64_t hide = j >= jn ? Nq : j0 + j - pos0;  // queries [0, hide) do not see key j0 + j
-        if (hide > Nq) hide = Nq;
-        for (int64_t r = 0; r < hide; r += VW) vst(ST + j * ATT_BQ + r, ninf, hide - r);
+      for (int64_t j = pos0 - j0 + 1 > 0 ? pos0 - j0 + 1 : 0; j < jn; j++) {
+        const int64_t hide = j0 + j - pos0, first = hide / VW * VW;  // queries [0, hide) do not see key j0 + j
+        if (first < Nq && hide > first) vst(ST + j * ATT_BQ + first, ninf, hide - first);
       }
       for (int64_t r = 0; r < Nq; r += VW) {
+        // rows [0, rows) hold a key some query of this vector sees; rows [rows, zrows) are read by the P V row tiles
+        // that overlap this vector (only where CW_MR does not divide VW) and must be 0
+        int64_t rows = pos0 + r + VW - j0, zrows = pos0 + (r + VW + CW_MR - 1) / CW_MR * CW_MR - j0;
+        rows = rows < 0 ? 0 : rows > jn ? jn : rows;
+        zrows = zrows < rows ? rows : zrows > jn ? jn : zrows;
+        for (int64_t j = rows; j < zrows; j++) vstore(ST + j * ATT_BQ + r, vzero());
+        if (rows == 0) {
+          vstore(arow + r, vset1(1.0f));
+          continue;
+        }
         vf mx = vset1(-INFINITY);
-        for (int64_t j = 0; j < Mk; j++) mx = vmax(mx, vload(ST + j * ATT_BQ + r));
+        for (int64_t j = 0; j < rows; j++) mx = vmax(mx, vload(ST + j * ATT_BQ + r));
         const vf mold = vload(mrow + r), mnew = vmax(mold, mx);
         // a query that sees no key yet keeps m = -inf; subtracting -FLT_MAX instead gives e^-inf = 0, not NaN
         const vf base = vmax(mnew, vset1(-3.4028235e38f));
         vf sum = vzero();
-        for (int64_t j = 0; j < Mk; j++) {
+        for (int64_t j = 0; j < rows; j++) {
           vf e = vexp(vsub(vload(ST + j * ATT_BQ + r), base));
           vstore(ST + j * ATT_BQ + r, e);
           sum = vadd(sum, e);
@@ -245,13 +266,19 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
         vstore(mrow + r, mnew);
         vstore(arow + r, alpha);
       }
-      for (int64_t r = 0; r < qn; r++) {
-        if (arow[r] == 1.0f) continue;
-        const vf av = vset1(arow[r]);
-        for (int64_t d = 0; d < hdp; d += VW) vstore(O + r * hdp + d, vmul(vload(O + r * hdp + d), av));
-      }
+      // O rows [r, r + CW_MR) = O e^(m_old - m_new) + P V over the keys they see (set by the first key block). Rows
+      // that see no key of this block keep their m, so their alpha is 1 (or O is 0) and they are left alone.
       const float* vb = inPlace ? c->v + ((b * Tk + j0) * c->nKvHead + g) * hd : Vp + j0 * hdp;
-      CW_FN(att_gemm)(O, hdp, ST, 1, ATT_BQ, vb, inPlace ? rs : hdp, Mq, hdp, jn, 1);  // O += P V: (Mq, hdp)
+      for (int64_t r = 0; r < Mq; r += CW_MR) {
+        int64_t keys = pos0 + r + CW_MR - j0;
+        keys = keys > jn ? jn : keys;
+        if (keys > 0) {
+          CW_FN(att_gemm_s)(O + r * hdp, hdp, ST + r, 1, ATT_BQ, vb, inPlace ? rs : hdp, CW_MR, hdp, keys, j0 ? 2 : 0,
+                            arow + r);
+        } else if (j0 == 0) {
+          memset(O + r * hdp, 0, sizeof(float) * CW_MR * hdp);
+        }
+      }
     }
     for (int64_t r = 0; r < qn; r++) {
       const vf inv = vset1(lrow[r] > 0 ? 1.0f / lrow[r] : 0.0f);  // no key seen: out = 0
@@ -295,11 +322,11 @@ CW_T static void CW_FN(attention_backward_range)(void* ctx, int64_t begin, int64
         const int64_t i0 = qb * ATT_BQ, qn = T - i0 < ATT_BQ ? T - i0 : ATT_BQ, Mq = (qn + CW_MR - 1) / CW_MR * CW_MR;
         CW_FN(att_load_rows)(Qs, c->q, c->scale, b, h, i0, qn, Mq, c);
         CW_FN(att_load_rows)(dO, c->dout, 1.0f, b, h, i0, qn, Mq, c);
-        CW_FN(att_prefetch_rows)(c->dq, b, h, i0, qn, 1, c);
+        CW_FN(att_prefetch_rows)(c->dq, b, h, i0, qn, c);
         if (qb + 1 < c->nqb) {  // the next block's inputs
-          CW_FN(att_prefetch_rows)(c->q, b, h, i0 + ATT_BQ, ATT_BQ, 0, c);
-          CW_FN(att_prefetch_rows)(c->dout, b, h, i0 + ATT_BQ, ATT_BQ, 0, c);
-          CW_FN(att_prefetch_rows)(c->o, b, h, i0 + ATT_BQ, ATT_BQ, 0, c);
+          CW_FN(att_prefetch_rows)(c->q, b, h, i0 + ATT_BQ, ATT_BQ, c);
+          CW_FN(att_prefetch_rows)(c->dout, b, h, i0 + ATT_BQ, ATT_BQ, c);
+          CW_FN(att_prefetch_rows)(c->o, b, h, i0 + ATT_BQ, ATT_BQ, c);
         }
         memset(dQ, 0, sizeof(float) * Mq * hdp);
         for (int64_t r = 0; r < qn; r++) {
@@ -312,31 +339,49 @@ CW_T static void CW_FN(attention_backward_range)(void* ctx, int64_t begin, int64
         }
         const int64_t maxlast = i0 + qn - 1;
         for (int64_t j0 = 0; j0 <= maxlast; j0 += ATT_BK) {
-          const int64_t jn = maxlast + 1 - j0 < ATT_BK ? maxlast + 1 - j0 : ATT_BK, jnp = (jn + 15) / 16 * 16;
-          CW_FN(att_gemm)(P, ATT_BK, Qs, hdp, 1, Kt + j0, ldk, Mq, jnp, hd, 0);   // S: (Mq, jnp)
-          CW_FN(att_gemm)(dS, ATT_BK, dO, hdp, 1, Vt + j0, ldk, Mq, jnp, hd, 0);  // dP: (Mq, jnp)
+          // Causal trimming as in the forward: query i0 + r sees keys j0 + j <= i0 + r. S and dP are formed per row
+          // tile up to the last key the tile sees (whole vectors); P and dS are 0 past each row's last key, up to
+          // column jw, which covers what the three products below read; each product runs per row tile over the
+          // keys (dQ) or queries (dV, dK) that tile sees.
+          const int64_t jn = maxlast + 1 - j0 < ATT_BK ? maxlast + 1 - j0 : ATT_BK;
+          const int64_t Mk = (jn + CW_MR - 1) / CW_MR * CW_MR, jw = (Mk + VW - 1) / VW * VW;
+          for (int64_t r = 0; r < Mq; r += CW_MR) {  // S, dP rows [r, r + CW_MR): (CW_MR, keys rounded to VW)
+            int64_t keys = i0 + r + CW_MR - j0;
+            keys = keys > jn ? jn : keys;
+            if (keys <= 0) continue;
+            keys = (keys + VW - 1) / VW * VW;
+            CW_FN(att_gemm)(P + r * ATT_BK, ATT_BK, Qs + r * hdp, hdp, 1, Kt + j0, ldk, CW_MR, keys, hd, 0);
+            CW_FN(att_gemm)(dS + r * ATT_BK, ATT_BK, dO + r * hdp, hdp, 1, Vt + j0, ldk, CW_MR, keys, hd, 0);
+              }
           for (int64_t r = 0; r < Mq; r++) {
             float *p = P + r * ATT_BK, *ds = dS + r * ATT_BK;
-            if (r >= qn) {
-              memset(p, 0, sizeof(float) * jnp);
-              memset(ds, 0, sizeof(float) * jnp);
-              continue;
-            }
+            int64_t lim = r < qn ? i0 + r - j0 + 1 : 0;  // keys of this block that query r sees
+            lim = lim < 0 ? 0 : lim > jn ? jn : lim;
             const vf lv = vset1(L[r]), dv = vset1(D[r]);
-            for (int64_t j = 0; j < jnp; j += VW) {
-              vf e = vexp(vsub(vload(p + j), lv));
-              vstore(p + j, e);
-              vstore(ds + j, vmul(e, vsub(vload(ds + j), dv)));
+            int64_t j = 0;
+            for (; j < lim; j += VW) {  // the last vector partly: its lanes past lim stay 0
+              const vf e = vexp(vsub(vload(p + j), lv)), d = vmul(e, vsub(vload(ds + j), dv));
+              if (lim - j < VW) vstore(p + j, vzero()), vstore(ds + j, vzero());
+              vst(p + j, e, lim - j);
+              vst(ds + j, d, lim - j);
             }
-            int64_t lim = i0 + r - j0 + 1;  // keys of this block that query r sees
-            if (lim < 0) lim = 0;
-            for (int64_t j = lim; j < jnp; j++) p[j] = 0, ds[j] = 0;
+            for (; j < jw; j += VW) vstore(p + j, vzero()), vstore(ds + j, vzero());
           }
-          CW_FN(att_gemm)(dVl + j0 * hdp, hdp, P, 1, ATT_BK, dO, hdp, jnp, hdp, qn, 1);   // dV += P^T dO
-          CW_FN(att_gemm)(dQ, hdp, dS, ATT_BK, 1, Kp + j0 * hdp, hdp, Mq, hdp, jn, 1);   // dQ += dS K
-          CW_FN(att_gemm)(dKl + j0 * hdp, hdp, dS, 1, ATT_BK, Qs, hdp, jnp, hdp, qn, 1);  // dK += dS^T (scale Q)
+          for (int64_t j = 0; j < Mk; j += CW_MR) {  // dV, dK rows [j, j + CW_MR) over the queries that see them
+            const int64_t first = j0 + j - i0 > 0 ? j0 + j - i0 : 0;
+            if (first >= qn) break;
+            CW_FN(att_gemm)(dVl + (j0 + j) * hdp, hdp, P + first * ATT_BK + j, 1, ATT_BK, dO + first * hdp, hdp, CW_MR,
+                            hdp, qn - first, 1);  // dV += P^T dO
+            CW_FN(att_gemm)(dKl + (j0 + j) * hdp, hdp, dS + first * ATT_BK + j, 1, ATT_BK, Qs + first * hdp, hdp,
+                            CW_MR, hdp, qn - first, 1);  // dK += dS^T (scale Q)
+              }
+          for (int64_t r = 0; r < Mq; r += CW_MR) {  // dQ rows [r, r + CW_MR) += dS K over the keys they see
+            int64_t keys = i0 + r + CW_MR - j0;
+            keys = keys > jn ? jn : keys;
+            if (keys > 0) CW_FN(att_gemm)(dQ + r * hdp, hdp, dS + r * ATT_BK, ATT_BK, 1, Kp + j0 * hdp, hdp, CW_MR, hdp, keys, 1);
+              }
         }
-        const vf sv = vset1(c->scale);
+            const vf sv = vset1(c->scale);
         for (int64_t r = 0; r < qn; r++) {
           float* dst = c->dq + ((b * T + i0 + r) * c->nHead + h) * hd;
           for (int64_t d = 0; d < hd; d += VW) vst(dst + d, vfma(sv, vload(dQ + r * hdp + d), vld(dst + d, hd - d)), hd - d);
@@ -347,8 +392,8 @@ CW_T static void CW_FN(attention_backward_range)(void* ctx, int64_t begin, int64
       const int64_t o = ((b * T + j) * c->nKvHead + g) * hd;
       if (j + 8 < T)  // the gradients of 8 keys ahead
         for (int64_t e = 0; e < hd; e += 16) {
-          __builtin_prefetch(c->dk + o + 8 * c->nKvHead * hd + e, 1, 3);
-          __builtin_prefetch(c->dv + o + 8 * c->nKvHead * hd + e, 1, 3);
+          cw_prefetch(c->dk + o + 8 * c->nKvHead * hd + e);
+          cw_prefetch(c->dv + o + 8 * c->nKvHead * hd + e);
         }
       for (int64_t d = 0; d < hd; d += VW) {
         vst(c->dk + o + d, vadd(vld(c->dk + o + d, hd - d), vload(dKl + j * hdp + d)), hd - d);

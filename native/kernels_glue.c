@@ -194,6 +194,18 @@ static napi_value js_rmsnorm_backward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_residual_rmsnorm_forward(napi_env env, napi_callback_info info) {
+  cw_args a;
+  if (args_read(&a, env, info, "residualRmsnormForward", 9, "(sum, out, rstd, x, y, w, N, C, eps)")) return NULL;
+  int64_t N = arg_size(&a, 6, "N"), C = arg_size(&a, 7, "C");
+  double eps = arg_num(&a, 8, "eps");
+  float *sum = arg_f32(&a, 0, "sum", mul2(N, C)), *out = arg_f32(&a, 1, "out", mul2(N, C)), *rstd = arg_f32(&a, 2, "rstd", N);
+  float *x = arg_f32(&a, 3, "x", mul2(N, C)), *y = arg_f32(&a, 4, "y", mul2(N, C)), *w = arg_f32(&a, 5, "w", C);
+  if (a.err) return NULL;
+  residual_rmsnorm_forward(sum, out, rstd, x, y, w, N, C, (float)eps);
+  return NULL;
+}
+
 static napi_value js_layernorm_forward(napi_env env, napi_callback_info info) {
   cw_args a;
   if (args_read(&a, env, info, "layernormForward", 9, "(out, mean, rstd, x, w, b, N, C, eps)")) return NULL;
@@ -516,6 +528,7 @@ void cw_register_kernels(napi_env env, napi_value exports) {
   static const struct { const char* name; napi_callback cb; } table[] = {
       {"attentionForward", js_attention_forward}, {"attentionBackward", js_attention_backward},
       {"rmsnormForward", js_rmsnorm_forward}, {"rmsnormBackward", js_rmsnorm_backward},
+      {"residualRmsnormForward", js_residual_rmsnorm_forward},
       {"layernormForward", js_layernorm_forward}, {"layernormBackward", js_layernorm_backward},
       {"ropeForward", js_rope_forward}, {"ropeBackward", js_rope_backward},
       {"swigluForward", js_swiglu_forward}, {"swigluBackward", js_swiglu_backward},

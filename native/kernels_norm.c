@@ -2,11 +2,16 @@
 // "rotate_half" convention). Boundary: float arrays and sizes in and out; bodies in kernels_norm_impl.h, compiled at
 // each SIMD level. Rows split over threads; the weight/bias gradients are column sums computed in a second pass split
 // over columns, so no two threads add into the same element and results do not depend on the thread count.
+#include <stdlib.h>
+#include <string.h>
+
 #include "kernels.h"
 
 typedef struct {
   float *out, *mean, *rstd, *dx, *dw, *db;
-  const float *x, *w, *b, *dout;
+  float* part;  // backward: per block of NORM_RB rows, its partial sums of dw (and db); NULL: a column pass instead
+  float* sum;   // residual_rmsnorm_forward: x + y
+  const float *x, *w, *b, *dout, *y;
   int64_t N, C;
   float eps;
 } norm_ctx;
@@ -18,6 +23,10 @@ typedef struct {
   int64_t T, nHead, hd;
   int backward;
 } rope_ctx;
+
+// The backward sums the weight (and bias) gradients over fixed blocks of rows in the same pass as dx, then adds the
+// blocks' sums in block order: one pass over dout and x instead of two, and still independent of the thread count.
+#define NORM_RB 32
 
 #define CW_IMPL "kernels_norm_impl.h"
 #include "kernels_levels.h"
@@ -34,18 +43,39 @@ static void norm_dw(norm_ctx* c) {
   cw_parallel_for(nvec, grain, CW_PICK(norm_dw_range), c);
 }
 
+// The backward of either norm: dx over blocks of rows with the blocks' partial weight-gradient sums, then those
+// summed per column; without memory for the partial sums, dx alone and then the column pass over dout and x.
+static void norm_backward(norm_ctx* c, cw_range_fn rows) {
+  const int64_t nblk = (c->N + NORM_RB - 1) / NORM_RB, grain = (row_grain(c->C) + NORM_RB - 1) / NORM_RB;
+  c->part = malloc(sizeof(float) * (size_t)(nblk * c->C * (c->db ? 2 : 1)));
+  cw_parallel_for(nblk, grain, rows, c);
+  if (!c->part) {
+    norm_dw(c);
+    return;
+  }
+  const int64_t vw = cw_level_width(cw_cpu_level()), nvec = (c->C + vw - 1) / vw;
+  cw_parallel_for(nvec, nblk * vw >= 8192 ? 1 : 8192 / (nblk * vw), CW_PICK(norm_parts_range), c);
+  free(c->part);
+}
+
 // ---- out, x: (N, C); rstd: (N); w: (C)
 void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t N, int64_t C, float eps) {
   norm_ctx c = {.out = out, .rstd = rstd, .x = x, .w = w, .N = N, .C = C, .eps = eps};
   cw_parallel_for(N, row_grain(C), CW_PICK(rmsnorm_forward_range), &c);
 }
 
+// ---- sum, out, x, y: (N, C); rstd: (N); w: (C). sum may alias x.
+void residual_rmsnorm_forward(float* sum, float* out, float* rstd, const float* x, const float* y, const float* w,
+                              int64_t N, int64_t C, float eps) {
+  norm_ctx c = {.sum = sum, .out = out, .rstd = rstd, .x = x, .y = y, .w = w, .N = N, .C = C, .eps = eps};
+  cw_parallel_for(N, row_grain(C), CW_PICK(residual_rmsnorm_forward_range), &c);
+}
+
 // ---- dx, dout, x: (N, C); dw, w: (C); rstd: (N)
 void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x, const float* w, const float* rstd,
                       int64_t N, int64_t C) {
   norm_ctx c = {.dx = dx, .dw = dw, .dout = dout, .x = x, .w = w, .rstd = (float*)rstd, .N = N, .C = C};
-  cw_parallel_for(N, row_grain(C), CW_PICK(rmsnorm_backward_range), &c);
-  norm_dw(&c);
+  norm_backward(&c, CW_PICK(rmsnorm_backward_range));
 }
 
 // ---- out, x: (N, C); mean, rstd: (N); w, b: (C)
@@ -60,8 +90,7 @@ void layernorm_backward(float* dx, float* dw, float* db, const float* dout, cons
                         const float* mean, const float* rstd, int64_t N, int64_t C) {
   norm_ctx c = {.dx = dx, .dw = dw, .db = db, .dout = dout, .x = x, .w = w, .mean = (float*)mean,
                 .rstd = (float*)rstd, .N = N, .C = C};
-  cw_parallel_for(N, row_grain(C), CW_PICK(layernorm_backward_range), &c);
-  norm_dw(&c);
+  norm_backward(&c, CW_PICK(layernorm_backward_range));
 }
 
 // ---- out, x: (B, T, nHead, hd); cos, sin: (maxT, hd/2); pos0: (B) or NULL. out may alias x.

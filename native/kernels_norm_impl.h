@@ -32,24 +32,54 @@ CW_T static void CW_FN(rmsnorm_forward_range)(void* ctx, int64_t begin, int64_t 
   }
 }
 
-// dx += r (dout w) - (r^3 mean(dout w x)) x
-CW_T static void CW_FN(rmsnorm_backward_range)(void* ctx, int64_t begin, int64_t end) {
+// sum = x + y and out = sum r w, rows [begin, end); sum may alias x (each element is read before it is written)
+CW_T static void CW_FN(residual_rmsnorm_forward_range)(void* ctx, int64_t begin, int64_t end) {
   const norm_ctx* c = ctx;
   const int64_t C = c->C;
   for (int64_t n = begin; n < end; n++) {
-    const float *x = c->x + n * C, *dout = c->dout + n * C;
-    float* dx = c->dx + n * C;
-    const float r = c->rstd[n];
+    const float *x = c->x + n * C, *y = c->y + n * C;
+    float *sum = c->sum + n * C, *out = c->out + n * C;
     vf acc = vzero();
     for (int64_t i = 0; i < C; i += VW) {
       int64_t k = C - i;
-      acc = vfma(vmul(vld(dout + i, k), vld(c->w + i, k)), vld(x + i, k), acc);
+      const vf s = vadd(vld(x + i, k), vld(y + i, k));
+      vst(sum + i, s, k);
+      acc = vfma(s, s, acc);
     }
-    const vf kv = vset1(r * r * r * vhsum(acc) / (float)C), rv = vset1(r);
+    const float r = 1.0f / sqrtf(vhsum(acc) / (float)C + c->eps);
+    c->rstd[n] = r;
+    const vf rv = vset1(r);
     for (int64_t i = 0; i < C; i += VW) {
       int64_t k = C - i;
-      vf g = vmul(vld(dout + i, k), vld(c->w + i, k));
-      vst(dx + i, vfnma(kv, vld(x + i, k), vfma(rv, g, vld(dx + i, k))), k);
+      vst(out + i, vmul(vmul(vld(sum + i, k), rv), vld(c->w + i, k)), k);
+    }
+  }
+}
+
+// dx += r (dout w) - (r^3 mean(dout w x)) x, over blocks [begin, end) of NORM_RB rows; with c->part, the block's
+// share of dw (sum over its rows of dout x r, in row order) goes to row `block` of c->part, in the same pass
+CW_T static void CW_FN(rmsnorm_backward_range)(void* ctx, int64_t begin, int64_t end) {
+  const norm_ctx* c = ctx;
+  const int64_t C = c->C;
+  for (int64_t blk = begin; blk < end; blk++) {
+    float* pw = c->part ? c->part + blk * C : NULL;
+    if (pw) memset(pw, 0, sizeof(float) * C);
+    for (int64_t n = blk * NORM_RB; n < (blk + 1) * NORM_RB && n < c->N; n++) {
+      const float *x = c->x + n * C, *dout = c->dout + n * C;
+      float* dx = c->dx + n * C;
+      const float r = c->rstd[n];
+      vf acc = vzero();
+      for (int64_t i = 0; i < C; i += VW) {
+        int64_t k = C - i;
+        acc = vfma(vmul(vld(dout + i, k), vld(c->w + i, k)), vld(x + i, k), acc);
+      }
+      const vf kv = vset1(r * r * r * vhsum(acc) / (float)C), rv = vset1(r);
+      for (int64_t i = 0; i < C; i += VW) {
+        int64_t k = C - i;
+        const vf d = vld(dout + i, k), xv = vld(x + i, k);
+        vst(dx + i, vfnma(kv, xv, vfma(rv, vmul(d, vld(c->w + i, k)), vld(dx + i, k))), k);
+        if (pw) vst(pw + i, vfma(d, vmul(xv, rv), vld(pw + i, k)), k);
+      }
     }
   }
 }
@@ -82,30 +112,55 @@ CW_T static void CW_FN(layernorm_forward_range)(void* ctx, int64_t begin, int64_
   }
 }
 
-// dx += r (dnorm - mean(dnorm) - xhat mean(dnorm xhat)), dnorm = dout w, xhat = (x - mean) r (llm.c layernorm_backward)
+// dx += r (dnorm - mean(dnorm) - xhat mean(dnorm xhat)), dnorm = dout w, xhat = (x - mean) r (llm.c layernorm_backward),
+// over blocks [begin, end) of NORM_RB rows; with c->part, the block's shares of dw (sum of dout xhat) and db (sum of
+// dout) go to rows 2 block and 2 block + 1 of c->part, in the same pass
 CW_T static void CW_FN(layernorm_backward_range)(void* ctx, int64_t begin, int64_t end) {
   const norm_ctx* c = ctx;
   const int64_t C = c->C;
-  for (int64_t n = begin; n < end; n++) {
-    const float *x = c->x + n * C, *dout = c->dout + n * C;
-    float* dx = c->dx + n * C;
-    const vf mv = vset1(c->mean[n]), rv = vset1(c->rstd[n]);
-    vf s1 = vzero(), s2 = vzero();
-    for (int64_t i = 0; i < C; i += VW) {  // the zero-filled tail lanes add 0 to both sums
-      int64_t k = C - i;
-      vf xh = vmul(vsub(vld(x + i, k), mv), rv);
-      vf dn = vmul(vld(dout + i, k), vld(c->w + i, k));
-      s1 = vadd(s1, dn);
-      s2 = vfma(dn, xh, s2);
+  for (int64_t blk = begin; blk < end; blk++) {
+    float *pw = c->part ? c->part + 2 * blk * C : NULL, *pb = pw ? pw + C : NULL;
+    if (pw) memset(pw, 0, sizeof(float) * 2 * C);
+    for (int64_t n = blk * NORM_RB; n < (blk + 1) * NORM_RB && n < c->N; n++) {
+      const float *x = c->x + n * C, *dout = c->dout + n * C;
+      float* dx = c->dx + n * C;
+      const vf mv = vset1(c->mean[n]), rv = vset1(c->rstd[n]);
+      vf s1 = vzero(), s2 = vzero();
+      for (int64_t i = 0; i < C; i += VW) {  // the zero-filled tail lanes add 0 to both sums
+        int64_t k = C - i;
+        vf xh = vmul(vsub(vld(x + i, k), mv), rv);
+        vf dn = vmul(vld(dout + i, k), vld(c->w + i, k));
+        s1 = vadd(s1, dn);
+        s2 = vfma(dn, xh, s2);
+      }
+      const vf m1 = vset1(vhsum(s1) / (float)C), m2 = vset1(vhsum(s2) / (float)C);
+      for (int64_t i = 0; i < C; i += VW) {
+        int64_t k = C - i;
+        const vf d = vld(dout + i, k), xh = vmul(vsub(vld(x + i, k), mv), rv);
+        vf t = vfnma(xh, m2, vsub(vmul(d, vld(c->w + i, k)), m1));
+        vst(dx + i, vfma(t, rv, vld(dx + i, k)), k);
+        if (pw) {
+          vst(pw + i, vfma(d, xh, vld(pw + i, k)), k);
+          vst(pb + i, vadd(d, vld(pb + i, k)), k);
+        }
+      }
     }
-    const vf m1 = vset1(vhsum(s1) / (float)C), m2 = vset1(vhsum(s2) / (float)C);
-    for (int64_t i = 0; i < C; i += VW) {
-      int64_t k = C - i;
-      vf xh = vmul(vsub(vld(x + i, k), mv), rv);
-      vf dn = vmul(vld(dout + i, k), vld(c->w + i, k));
-      vf t = vfnma(xh, m2, vsub(dn, m1));
-      vst(dx + i, vfma(t, rv, vld(dx + i, k)), k);
+  }
+}
+
+// dw[j] (and db[j]) += the blocks' partial sums, in block order, for column vectors [begin, end)
+CW_T static void CW_FN(norm_parts_range)(void* ctx, int64_t begin, int64_t end) {
+  const norm_ctx* c = ctx;
+  const int64_t C = c->C, nblk = (c->N + NORM_RB - 1) / NORM_RB, stride = c->db ? 2 * C : C;
+  for (int64_t j = begin * VW; j < end * VW && j < C; j += VW) {
+    const int64_t k = C - j;
+    vf dw = vzero(), db = vzero();
+    for (int64_t b = 0; b < nblk; b++) {
+      dw = vadd(dw, vld(c->part + b * stride + j, k));
+      if (c->db) db = vadd(db, vld(c->part + b * stride + C + j, k));
     }
+    vst(c->dw + j, vadd(vld(c->dw + j, k), dw), k);
+    if (c->db) vst(c->db + j, vadd(vld(c->db + j, k), db), k);
   }
 }
 

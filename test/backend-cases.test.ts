@@ -144,6 +144,17 @@ for (const [N, C] of [[1, 1], [7, 33], [33, 65], [5, 127]]) {
     run: (be, f) => be.rmsnormBackward(f.dx, f.dw, f.dout, f.x, f.w, f.rstd, N, C),
   });
   cases.push({
+    name: `residualRmsnormForward N${N} C${C}`, tol: 1e-6,
+    make: (g) => ({ f: { sum: g.nan(N * C), out: g.nan(N * C), rstd: g.nan(N), x: g.normal(N * C), y: g.normal(N * C),
+      w: g.uniform(C, 0.5, 1.5) }, i: {} }),
+    run: (be, f) => be.residualRmsnormForward(f.sum, f.out, f.rstd, f.x, f.y, f.w, N, C, 1e-5),
+  });
+  cases.push({ // the sum written over x, as the inference path does
+    name: `residualRmsnormForward in place N${N} C${C}`, tol: 1e-6,
+    make: (g) => ({ f: { out: g.nan(N * C), rstd: g.nan(N), x: g.normal(N * C), y: g.normal(N * C), w: g.uniform(C, 0.5, 1.5) }, i: {} }),
+    run: (be, f) => be.residualRmsnormForward(f.x, f.out, f.rstd, f.x, f.y, f.w, N, C, 1e-5),
+  });
+  cases.push({
     name: `layernormForward N${N} C${C}`, tol: 1e-5,
     make: (g) => ({ f: { out: g.nan(N * C), mean: g.nan(N), rstd: g.nan(N), x: g.normal(N * C, 2), w: g.uniform(C), b: g.uniform(C) }, i: {} }),
     run: (be, f) => be.layernormForward(f.out, f.mean, f.rstd, f.x, f.w, f.b, N, C, 1e-5),

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import {
   Tensor, noGrad, releaseTape, setBackend, setDefaultDType, linear, matmul, add, sub, mul, div, minimum, maximum,
   addScalar, mulScalar, neg, exp, log, sigmoid, logSigmoid, clamp, where, sum, mean, sumLastDim, embedding, gatherRows,
-  rmsnorm, layernorm, rope, ropeTables, attention, swiglu, gelu, softmax, crossEntropy, tokenLogprobs, poolStats,
+  rmsnorm, residualRmsnorm, layernorm, rope, ropeTables, attention, swiglu, gelu, softmax, crossEntropy, tokenLogprobs, poolStats,
 } from '../src/tensor/index.js';
 import { rng } from './helpers.js';
 
@@ -143,6 +143,11 @@ test('gradcheck: reductions, lookups, views', () => {
 test('gradcheck: normalisation and rope', () => {
   gradcheck('rmsnorm', [rand([3, 5]), rand([5], 0.5, 1.5)], (x, w) => rmsnorm(x, w, 1e-5));
   gradcheck('layernorm', [rand([3, 5]), rand([5]), rand([5])], (x, w, b) => layernorm(x, w, b, 1e-5));
+  // both outputs read, and the sum read again after the norm's reader, as the next residual add of a block reads it
+  gradcheck('residualRmsnorm', [rand([3, 5]), rand([3, 5]), rand([5], 0.5, 1.5), rand([5, 5])], (x, y, w, m) => {
+    const r = residualRmsnorm(mulScalar(x, 1.3), y, w, 1e-5);
+    return add(linear(r.out, m), mul(r.sum, r.sum));
+  });
   const { cos, sin } = ropeTables(12, 6, 100);
   gradcheck('rope', [rand([2, 4, 3, 6])], (x) => rope(x, cos, sin, null));
   gradcheck('rope with pos0', [rand([2, 4, 3, 6])], (x) => rope(x, cos, sin, Int32Array.of(3, 8)));

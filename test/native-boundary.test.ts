@@ -38,6 +38,8 @@ const TABLE: Record<string, Entry> = {
   },
   rmsnormForward: { args: () => [f(6), f(2), f(6), f(3), 2, 3, 1e-5], sizes: [4, 5] },
   rmsnormBackward: { args: () => [f(6), f(3), f(6), f(6), f(3), f(2), 2, 3], sizes: [6, 7] },
+  // (sum, out, rstd, x, y, w, N 2, C 3, eps)
+  residualRmsnormForward: { args: () => [f(6), f(6), f(2), f(6), f(6), f(3), 2, 3, 1e-5], sizes: [6, 7] },
   layernormForward: { args: () => [f(6), f(2), f(2), f(6), f(3), f(3), 2, 3, 1e-5], sizes: [6, 7] },
   layernormBackward: { args: () => [f(6), f(3), f(3), f(6), f(6), f(3), f(2), f(2), 2, 3], sizes: [8, 9] },
   ropeForward: { args: () => [f(8), f(8), f(4), f(4), 1, 2, 1, 4, null], sizes: [4, 5, 6, 7] },

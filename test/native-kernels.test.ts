@@ -179,6 +179,12 @@ test('native attention forward matches the JS backend (causal, GQA, odd head siz
     attentionCase(3, 1, 129, 6, 2, 32, Int32Array.from([129, 1, 65])),   // decode step
     attentionCase(2, 4, 9, 2, 1, 16, Int32Array.from([2, 9])),           // len < Tq: the first queries see no key
     attentionCase(2, 3, 10, 2, 1, 16, Int32Array.from([14, 0])),         // len > Tk clamps to Tk; len 0: no key at all
+    // the causal trimming (whole row tiles and vectors skipped near the diagonal) at query blocks whose first
+    // position is not a multiple of any tile: a prefill chunk spanning two query blocks, and a chunk longer than
+    // the cache so its first queries see nothing
+    attentionCase(3, 45, 150, 4, 2, 64, Int32Array.from([150, 57, 45])),
+    attentionCase(2, 40, 40, 2, 2, 48, Int32Array.from([23, 40])),
+    attentionCase(1, 97, 97, 3, 1, 80, null),
   ]);
 });
 
@@ -189,6 +195,7 @@ test('native attention backward matches the JS backend and accumulates', skip, (
     attentionBackwardCase(2, 33, 3, 3, 33),
     attentionBackwardCase(1, 7, 2, 2, 7),
     attentionBackwardCase(1, 1, 1, 1, 1),
+    attentionBackwardCase(1, 97, 3, 1, 80),  // diagonal blocks cut at every offset (97 = 3 x 32 + 1)
   ]);
 });
 

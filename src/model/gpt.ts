@@ -11,7 +11,7 @@
 //   x = x + o_proj(attention(rope(q_proj(norm1(x))), rope(k_proj(..)), v_proj(..)))
 //   x = x + down_proj(silu(gate_proj(norm2(x))) * up_proj(norm2(x)))        llama;  GPT-2: c_proj(gelu(c_fc(ln_2(x))))
 import {
-  Tensor, getBackend, linear, add, embedding, rmsnorm, layernorm, rope, attention, swiglu, gelu, crossEntropy,
+  Tensor, getBackend, linear, add, embedding, rmsnorm, residualRmsnorm, layernorm, rope, attention, swiglu, gelu, crossEntropy,
   ropeInvFreq, ropeTablesFrom,
 } from '../tensor/index.js';
 import { toLowp, lowpRows, lowpBytes, type LowpMatrix, type WeightDtype } from '../tensor/quant.js';
@@ -274,6 +274,16 @@ export class GPT {
     return b ? layernorm(x, w, b, this.config.normEps) : rmsnorm(x, w, this.config.normEps);
   }
 
+  // x + y and the norm of it: one pass for RMSNorm (residualRmsnorm), add then layernorm for GPT-2 style
+  private addNorm(x: Tensor, y: Tensor, w: Tensor, b?: Tensor): { x: Tensor; h: Tensor } {
+    if (b) {
+      const s = add(x, y);
+      return { x: s, h: layernorm(s, w, b, this.config.normEps) };
+    }
+    const r = residualRmsnorm(x, y, w, this.config.normEps);
+    return { x: r.sum, h: r.out };
+  }
+
   private positions(B: number, T: number): Int32Array {
     if (!this.posCache || this.posCache.length !== B * T) {
       this.posCache = new Int32Array(B * T);
@@ -292,8 +302,10 @@ export class GPT {
     }
     let x = embedding(ids, this.wte); // (B*T, C)
     if (this.wpe) x = add(x, embedding(this.positions(B, T), this.wpe));
-    for (const L of this.blocks) {
-      let h = this.norm(x, L.ln1w, L.ln1b);
+    const first = this.blocks[0];
+    let h = first ? this.norm(x, first.ln1w, first.ln1b) : this.norm(x, this.lnfw, this.lnfb);
+    for (let l = 0; l < this.blocks.length; l++) {
+      const L = this.blocks[l], next = this.blocks[l + 1];
       let q = linear(h, L.wq, L.bq).view([B, T, c.nHead, hd]); // (B, T, nHead, hd)
       let k = linear(h, L.wk, L.bk).view([B, T, c.nKvHead, hd]); // (B, T, nKvHead, hd)
       const v = linear(h, L.wv, L.bv).view([B, T, c.nKvHead, hd]);
@@ -302,12 +314,12 @@ export class GPT {
         k = rope(k, this.ropeCos, this.ropeSin, null);
       }
       const a = attention(q, k, v).view([B * T, C]); // (B*T, C)
-      x = add(x, linear(a, L.wo, L.bo));
-      h = this.norm(x, L.ln2w, L.ln2b);
+      ({ x, h } = this.addNorm(x, linear(a, L.wo, L.bo), L.ln2w, L.ln2b));
       const m = L.wg ? swiglu(linear(h, L.wg), linear(h, L.wu)) : gelu(linear(h, L.wu, L.bu)); // (B*T, I)
-      x = add(x, linear(m, L.wd, L.bd));
+      // the residual add, then the next block's first norm (or the final norm)
+      ({ x, h } = this.addNorm(x, linear(m, L.wd, L.bd), next ? next.ln1w : this.lnfw, next ? next.ln1b : this.lnfb));
     }
-    const hidden = this.norm(x, this.lnfw, this.lnfb); // (B*T, C)
+    const hidden = h; // (B*T, C)
     const logits = linear(hidden, this.head); // (B*T, V), or (B*T, 1) with the scalar head
     const out: ForwardResult = { logits };
     if (c.scalarHead) out.scores = logits.view([B * T]);
@@ -420,6 +432,15 @@ export class GPT {
       if (b) be.layernormForward(out, mean.subarray(0, n), rstd.subarray(0, n), inp, w.data, b.data, n, C, c.normEps);
       else be.rmsnormForward(out, rstd.subarray(0, n), inp, w.data, n, C, c.normEps);
     };
+    // x += y, then h = the norm of x: one pass for RMSNorm
+    const addNorm = (y: Float32Array, w: Tensor, b: Tensor | undefined, n: number) => {
+      if (b) {
+        be.add(x, x, y, n * C);
+        norm(h, x, w, b, n);
+      } else {
+        be.residualRmsnormForward(x, h, rstd.subarray(0, n), x, y, w.data, n, C, c.normEps);
+      }
+    };
     const lin = (out: Float32Array, inp: Float32Array, w: Tensor, b: Tensor | undefined, n: number) => {
       this.matmulWeight(out, inp, w, n);
       if (b) be.addBias(out, out, b.data, n, w.shape[0]);
@@ -433,9 +454,9 @@ export class GPT {
       be.add(x, x, h, N * C);
     }
     const scale = 1 / Math.sqrt(hd);
+    if (this.blocks.length) norm(h, x, this.blocks[0].ln1w, this.blocks[0].ln1b, N);
     for (let l = 0; l < this.blocks.length; l++) {
-      const L = this.blocks[l], K = cache.k[l], Vc = cache.v[l];
-      norm(h, x, L.ln1w, L.ln1b, N);
+      const L = this.blocks[l], K = cache.k[l], Vc = cache.v[l], next = this.blocks[l + 1];
       lin(q, h, L.wq, L.bq, N); // (N, nHead*hd)
       lin(kn, h, L.wk, L.bk, N); // (N, kvDim)
       lin(vn, h, L.wv, L.bv, N);
@@ -460,8 +481,7 @@ export class GPT {
         }
       }
       lin(o, att, L.wo, L.bo, N);
-      be.add(x, x, o, N * C);
-      norm(h, x, L.ln2w, L.ln2b, N);
+      addNorm(o, L.ln2w, L.ln2b, N);
       if (L.wg) {
         const up = cache.buf('up', N * I);
         lin(u, h, L.wg, undefined, N); // (N, I)
@@ -472,7 +492,8 @@ export class GPT {
         be.geluForward(m, u, N * I);
       }
       lin(o, m, L.wd, L.bd, N);
-      be.add(x, x, o, N * C);
+      if (next) addNorm(o, next.ln1w, next.ln1b, N); // the next block's first norm
+      else be.add(x, x, o, N * C);
     }
 
     let R = N, xf = x;

@@ -193,6 +193,11 @@ export const jsBackend: Backend = {
     }
   },
 
+  residualRmsnormForward(sum, out, rstd, x, y, w, N, C, eps) {
+    for (let i = 0; i < N * C; i++) sum[i] = x[i] + y[i];
+    jsBackend.rmsnormForward(out, rstd, sum, w, N, C, eps);
+  },
+
   layernormForward(out, mean, rstd, x, w, b, N, C, eps) {
     for (let n = 0; n < N; n++) {
       const o = n * C;

@@ -76,7 +76,8 @@ export function nativeLoadError(): string {
 
 // Every Backend method, in backend.ts order (the compiler checks the list against the interface below).
 const METHODS = [
-  'gemm', 'gemmBf16', 'gemmQ8_0', 'attentionForward', 'attentionBackward', 'rmsnormForward', 'rmsnormBackward', 'layernormForward',
+  'gemm', 'gemmBf16', 'gemmQ8_0', 'attentionForward', 'attentionBackward', 'rmsnormForward', 'rmsnormBackward', 'residualRmsnormForward',
+  'layernormForward',
   'layernormBackward', 'ropeForward', 'ropeBackward', 'swigluForward', 'swigluBackward', 'geluForward', 'geluBackward',
   'softmaxForward', 'softmaxBackward', 'crossEntropyForward', 'crossEntropyBackward', 'embeddingForward',
   'embeddingBackward', 'adamw', 'addBias', 'sumRows', 'sum', 'sumSquares', 'add', 'sub', 'mul', 'div', 'minimum',

@@ -60,6 +60,12 @@ export interface Backend {
   rmsnormBackward(
     dx: FloatArray, dw: FloatArray, dout: FloatArray, x: FloatArray, w: FloatArray, rstd: FloatArray, N: number, C: number,
   ): void;
+  // The residual add fused with the RMSNorm after it: sum = x + y, out = sum * rstd * w (rstd of sum); sum may be x.
+  // One pass where add + rmsnormForward take two (the backward is add's and rmsnormBackward on sum).
+  residualRmsnormForward(
+    sum: FloatArray, out: FloatArray, rstd: FloatArray, x: FloatArray, y: FloatArray, w: FloatArray,
+    N: number, C: number, eps: number,
+  ): void;
   // out = (x - mean) * rstd * w + b; mean, rstd: (N)
   layernormForward(
     out: FloatArray, mean: FloatArray, rstd: FloatArray, x: FloatArray, w: FloatArray, b: FloatArray,

@@ -13,6 +13,6 @@ export {
   clamp, where, sum, mean, sumLastDim, embedding, gatherRows,
 } from './ops.js';
 export {
-  rmsnorm, layernorm, rope, ropeTables, ropeInvFreq, ropeTablesFrom, attention, swiglu, gelu, softmax, crossEntropy, tokenLogprobs,
-  entropy,
+  rmsnorm, residualRmsnorm, layernorm, rope, ropeTables, ropeInvFreq, ropeTablesFrom, attention, swiglu, gelu, softmax,
+  crossEntropy, tokenLogprobs, entropy,
 } from './nn.js';

@@ -5,7 +5,7 @@
 // are views of a projection's (B*T, nHead*headDim) output and no transpose is ever materialised.
 
 import type { Backend, FloatArray } from './backend.js';
-import { be, lastDim, live, rank, sameShape, tmp, unary } from './ops.js';
+import { addBackward, be, lastDim, live, rank, sameShape, tmp, unary } from './ops.js';
 import {
   Tensor, adoptGrad, canAdoptGrad, dtypeOf, fmtShape, giveBuffer, gradForOverwrite, gradInPlaceOfData, gradOf,
   makeResult, needsGrad, outBuffer,
@@ -31,6 +31,34 @@ export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
     if (!x.requiresGrad) giveBuffer(dx);
     if (!w.requiresGrad) giveBuffer(dw);
   });
+}
+
+// The residual add and the RMSNorm after it, as a transformer block has them: sum = x + y (the new residual stream)
+// and out = rmsnorm(sum, w), formed in one pass over the rows (residualRmsnormForward). Each output keeps its own
+// backward (add's, and rmsnorm's on sum), so gradients are exactly those of add then rmsnorm.
+export function residualRmsnorm(x: Tensor, y: Tensor, w: Tensor, eps: number): { sum: Tensor; out: Tensor } {
+  sameShape('residualRmsnorm', 'x', x, 'y', y);
+  const C = lastDim('residualRmsnorm', 'x', x);
+  rank('residualRmsnorm', 'w', w, 1, `(${C})`);
+  if (w.size !== C) throw new Error(`residualRmsnorm: w has shape ${fmtShape(w.shape)} but x has shape ${fmtShape(x.shape)}; w must be (${C})`);
+  const rec = needsGrad(x, y, w);
+  const wd = w.data, N = x.size / C, n = x.size;
+  const dt = dtypeOf(x.data);
+  const B = be(x.data);
+  const sumd = outBuffer(dt, n, rec), out = outBuffer(dt, n, rec);
+  const rstd = rec ? outBuffer(dt, N, true) : tmp(dt, N);
+  B.residualRmsnormForward(sumd, out, rstd, x.data, y.data, wd, N, C, eps);
+  if (!rec) giveBuffer(rstd);
+  const sum = makeResult(sumd, x.shape, rec, [x, y], (g) => addBackward(B, x, y, g, n));
+  return {
+    sum,
+    out: makeResult(out, x.shape, rec, [sum, w], (g) => {
+      const dx = gradOf(sum) ?? tmp(dt, n), dw = gradOf(w) ?? tmp(dt, C);
+      B.rmsnormBackward(dx, dw, g, sumd, wd, rstd, N, C);
+      if (!sum.requiresGrad) giveBuffer(dx);
+      if (!w.requiresGrad) giveBuffer(dw);
+    }),
+  };
 }
 
 export function layernorm(x: Tensor, w: Tensor, b: Tensor, eps: number): Tensor {

@@ -160,12 +160,15 @@ function accumulateLast(B: Backend, t: Tensor, alpha: number, g: FloatArray, n: 
   }
 }
 
-// The residual adds of every block: b's gradient is a copy of g, a's is g itself.
+// The backward of a + b, g being the sum's gradient buffer (spent): b's gradient is a copy of g, a's is g itself. The
+// residual adds of every block (add, and residualRmsnorm in nn.ts).
+export function addBackward(B: Backend, a: Tensor, b: Tensor, g: FloatArray, n: number): void {
+  accumulate(B, b, 1, g, n);
+  accumulateLast(B, a, 1, g, n);
+}
+
 export function add(a: Tensor, b: Tensor): Tensor {
-  return binary('add', a, b, (B, g, _ad, _bd, _o, n) => {
-    accumulate(B, b, 1, g, n);
-    accumulateLast(B, a, 1, g, n);
-  });
+  return binary('add', a, b, (B, g, _ad, _bd, _o, n) => addBackward(B, a, b, g, n));
 }
 
 export function sub(a: Tensor, b: Tensor): Tensor {
