@@ -133,6 +133,14 @@ async function startPeer(ourLevel: number): Promise<{ peer: Peer; note: string }
     const second = await peer.next();
     note = `OpenBLAS picked core ${first.slice(5)} on its own (no AVX-512 kernels); measured with ` +
       `OPENBLAS_CORETYPE=SkylakeX instead (${second})`;
+  } else if (ourLevel === 1 && AVX512_CORES.test(first)) {
+    // CHATWRIGHT_CPU=avx2 on an AVX-512 machine: pair our AVX2 kernels with OpenBLAS's AVX2 kernels (Haswell), so the
+    // ratio says what it would on an AVX2-only CPU of this microarchitecture
+    peer.close();
+    peer = new Peer(exe, 'Haswell');
+    const second = await peer.next();
+    note = `our kernels lowered to AVX2 (CHATWRIGHT_CPU); OpenBLAS measured with OPENBLAS_CORETYPE=Haswell, its AVX2 ` +
+      `kernels (${second}; on its own it picked ${first.slice(5)})`;
   }
   return { peer, note };
 }

@@ -14,7 +14,10 @@ test(`mutated files (${TARGETS.length} kinds): accepted or a UserError naming th
   // the mutants do reach the readers' checks: most of each kind are rejected (a broken harness would accept them all)
   for (const t of TARGETS) {
     if (t.name === 'tokenizer_config.json') continue; // written for transformers, not read by chatwright
+    // the store's queue: its rankings.jsonl records carry their own prompt and answers, so many changes to the queue
+    // (a torn last line, which opening cuts off; a ranked item's line gone; fields nobody reads) leave a valid store
+    const least = t.name === 'store items.jsonl' ? 8 : 15;
     const rejected = results.filter((r) => r.target === t.name && r.outcome === 'rejected').length;
-    assert.ok(rejected >= 15, `${t.name}: only ${rejected} of 30 mutants rejected`);
+    assert.ok(rejected >= least, `${t.name}: only ${rejected} of 30 mutants rejected`);
   }
 });

@@ -21,12 +21,14 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { UserError } from '../src/util/errors.js';
+import type { Message } from '../src/tokenizer/index.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Targets: which file of the seed folder is mutated, what kind of bytes it holds, and how it is read
 
-export type Kind = 'json' | 'jsonl' | 'safetensors' | 'shard' | 'tiktoken';
-export interface Target { name: string; file: string; kind: Kind; read: string }
+export type Kind = 'json' | 'jsonl' | 'safetensors' | 'shard' | 'tiktoken' | 'gguf';
+// restore: a folder the reader may rewrite (a checkpoint's recovery, a store's repair), put back after each mutant
+export interface Target { name: string; file: string; kind: Kind; read: string; restore?: string }
 
 // `read` names a reader in READERS (they run in the worker, which imports the library lazily)
 export const TARGETS: Target[] = [
@@ -38,9 +40,16 @@ export const TARGETS: Target[] = [
   { name: 'tiktoken.json', file: 'ranks.json', kind: 'json', read: 'tiktoken-json' },
   { name: 'manifest.json', file: 'data/manifest.json', kind: 'json', read: 'shards' },
   { name: 'shard', file: 'data/train_000.bin', kind: 'shard', read: 'shards' },
-  { name: 'trainer_state.json', file: 'ckpt/trainer_state.json', kind: 'json', read: 'resume' },
-  { name: 'trainer_state.safetensors', file: 'ckpt/trainer_state.safetensors', kind: 'safetensors', read: 'resume' },
+  { name: 'trainer_state.json', file: 'ckpt/trainer_state.json', kind: 'json', read: 'resume', restore: 'ckpt' },
+  { name: 'trainer_state.safetensors', file: 'ckpt/trainer_state.safetensors', kind: 'safetensors', read: 'resume', restore: 'ckpt' },
   { name: 'sft.jsonl', file: 'demos.jsonl', kind: 'jsonl', read: 'demos' },
+  { name: 'prompts.jsonl', file: 'prompts.jsonl', kind: 'jsonl', read: 'prompts' },
+  { name: 'samples.jsonl', file: 'samples.jsonl', kind: 'jsonl', read: 'samples' },
+  { name: 'store items.jsonl', file: 'feedback/items.jsonl', kind: 'jsonl', read: 'store', restore: 'feedback' },
+  { name: 'store rankings.jsonl', file: 'feedback/rankings.jsonl', kind: 'jsonl', read: 'store', restore: 'feedback' },
+  { name: 'pairs.jsonl', file: 'pairs.jsonl', kind: 'jsonl', read: 'pairs' },
+  { name: 'kway.jsonl', file: 'kway.jsonl', kind: 'jsonl', read: 'kway' },
+  { name: 'model.gguf', file: 'model.gguf', kind: 'gguf', read: 'gguf' },
 ];
 
 // The seed folder: a tiny tokenizer, model, shards, checkpoint, demonstrations and rank files, all made by chatwright.
@@ -67,12 +76,37 @@ export async function makeSeeds(root: string): Promise<void> {
   prepareData({ corpus: [join(root, 'corpus.jsonl')], tokenizer: join(root, 'tok'), out: join(root, 'data'), valFraction: 0.1, shardTokens: 1024 });
   await pretrain({ data: join(root, 'data'), out: join(root, 'ckpt'), model: { nLayer: 1, nEmbd: 16, nHead: 2, nKvHead: 1, intermediateSize: 32 },
     context: 32, steps: 2, batchSize: 2, seqLen: 16, evalEvery: 0, sampleEvery: 0, saveEvery: 0, peakGflops: 1, resume: false }, () => {});
-  const msg = (role: string, content: string) => ({ role, content });
+  const msg = (role: Message['role'], content: string): Message => ({ role, content });
   writeFileSync(join(root, 'demos.jsonl'), [
     { messages: [msg('user', '写一首诗'), msg('assistant', '床前明月光')] },
     { messages: [msg('system', 'be brief'), msg('user', 'the sea?'), msg('assistant', 'calm')] },
     { messages: [msg('user', 'moon'), msg('assistant', 'bright'), msg('user', 'cat'), msg('assistant', 'mat')] },
   ].map((x) => JSON.stringify(x)).join('\n') + '\n');
+
+  // the feedback files: prompts, sampled answers, a preference store ranked by two people, its export in two formats
+  const { itemId, itemToJson, PreferenceStore, kwayFromRecords, exportLines, toJsonl } = await import('../src/feedback/index.js');
+  const prompts: Message[][] = [[msg('user', '写一首五言绝句，题为《春晓》')], [msg('system', 'be brief'), msg('user', 'the sea?')], [msg('user', 'moon'), msg('assistant', 'bright'), msg('user', 'cat?')]];
+  writeFileSync(join(root, 'prompts.jsonl'), prompts.map((m, i) => JSON.stringify(i === 1 ? { prompt: m[1].content } : { messages: m })).join('\n') + '\n');
+  const answers = [['春眠不觉晓', '处处闻啼鸟', '夜来风雨声'], ['calm', 'grey and wide'], ['a cat sat', 'mat', 'the moon']];
+  const items = prompts.map((prompt, i) => ({ id: itemId(prompt, answers[i]), prompt, responses: answers[i], model: 'model', sampling: { temperature: 1, seeds: answers[i].map((_, j) => j) } }));
+  writeFileSync(join(root, 'samples.jsonl'), items.map((it) => JSON.stringify(itemToJson(it))).join('\n') + '\n');
+  const store = PreferenceStore.open(join(root, 'feedback'));
+  try {
+    store.addItems(items);
+    store.submit('alice', items[0].id, { verdict: 'ranked', ranking: [[2], [0, 1]] });
+    store.submit('alice', items[1].id, { verdict: 'ranked', ranking: [[1], [0]] });
+    store.submit('bob', items[2].id, { verdict: 'all-bad' });
+    const kway = kwayFromRecords(store.records());
+    writeFileSync(join(root, 'pairs.jsonl'), toJsonl(kway.flatMap((k) => exportLines(k, 'pairs'))));
+    writeFileSync(join(root, 'kway.jsonl'), toJsonl(kway.flatMap((k) => exportLines(k, 'kway'))));
+  } finally {
+    store.close();
+  }
+  // the model as GGUF q8_0 (its 32-wide rows in blocks of 32, the others f32), with the tokenizer and chat template
+  const { loadModel } = await import('../src/model/checkpoint.js');
+  const { exportGguf } = await import('../src/model/gguf-model.js');
+  const m = loadModel(join(root, 'model'));
+  exportGguf(m.model, m.tokenizer!, join(root, 'model.gguf'), 'q8_0');
 }
 
 // The readers, as the CLI runs them, each followed by the first use of what it read.
@@ -120,6 +154,40 @@ async function runReader(name: string, root: string): Promise<string> {
     const p = packConversations(readDemos(join(root, 'demos.jsonl')), Tokenizer.load(join(root, 'tok')), 32);
     return `${p.rows.length} rows`;
   }
+  if (name === 'prompts') { // `chatwright sample --prompts`, `ppo --prompts`
+    const { readPromptsFile } = await import('../src/feedback/index.js');
+    return `${readPromptsFile(join(root, 'prompts.jsonl')).length} prompts`;
+  }
+  if (name === 'samples') { // `chatwright rank --samples`, `label --samples`
+    const { readSamples } = await import('../src/feedback/index.js');
+    return `${readSamples(join(root, 'samples.jsonl')).length} items`;
+  }
+  if (name === 'store') { // `chatwright rank` opening the store for writing, then `reward --data` reading its preferences
+    const { PreferenceStore, readStore, kwayFromRecords, preferencesByPrompt } = await import('../src/feedback/index.js');
+    const dir = join(root, 'feedback');
+    const s = PreferenceStore.open(dir);
+    let next: string;
+    try {
+      next = s.next('carol')?.id ?? 'none';
+      s.counts();
+    } finally {
+      s.close();
+    }
+    const prefs = preferencesByPrompt(kwayFromRecords(readStore(dir).records));
+    return `next ${next}; ${prefs.length} prompts with preferences`;
+  }
+  if (name === 'pairs' || name === 'kway') { // `chatwright prefs import`, `reward --data FILE`, `dpo --data FILE`
+    const { readPreferenceFile, preferencesByPrompt } = await import('../src/feedback/index.js');
+    return `${preferencesByPrompt(readPreferenceFile(join(root, `${name}.jsonl`))).length} prompts`;
+  }
+  if (name === 'gguf') { // `chatwright chat --model FILE.gguf`
+    const { loadModel } = await import('../src/model/checkpoint.js');
+    const { generate } = await import('../src/generate/index.js');
+    const { model, tokenizer } = loadModel(join(root, 'model.gguf'));
+    if (!tokenizer) return 'model without tokenizer';
+    const r = generate(model, tokenizer, [tokenizer.bos >= 0 ? tokenizer.bos : 0, ...tokenizer.encode('床前')], { maxNewTokens: 4, temperature: 0 });
+    return `generated ${r.ids.length} tokens`;
+  }
   throw new Error(`no reader ${name}`);
 }
 
@@ -133,6 +201,7 @@ const OPS: Record<Kind, string[]> = {
   tiktoken: ['lineEdit', 'rank', 'rank', 'base64', 'truncate', 'flipBits', 'setBytes', 'deleteRange', 'file'],
   safetensors: ['header', 'header', 'header', 'headerLength', 'float', 'truncate', 'flipBits', 'setBytes', 'insertBytes', 'deleteRange', 'file'],
   shard: ['field', 'field', 'token', 'token', 'truncate', 'flipBits', 'setBytes', 'insertBytes', 'deleteRange', 'file'],
+  gguf: ['count', 'length', 'length', 'float', 'truncate', 'flipBits', 'setBytes', 'insertBytes', 'deleteRange', 'file'],
 };
 export function recipeArb(kind: Kind): fc.Arbitrary<Op[]> {
   const op = fc.record({ op: fc.constantFrom(...OPS[kind]), a: fc.nat(), b: fc.nat(), c: fc.nat() });
@@ -290,6 +359,20 @@ function shardOp(buf: Buffer, o: Op): Buffer {
   return bytesOp(buf, o);
 }
 
+// GGUF: the header's counts (tensors at byte 8, metadata pairs at 16), a u64 anywhere in the metadata and tensor infos
+// (string and array lengths, dimensions, offsets; written at any byte, as the fields are packed), or a float in the data
+function ggufOp(buf: Buffer, o: Op): Buffer {
+  const b = Buffer.from(buf);
+  const v = FIELD_VALUES[o.b % FIELD_VALUES.length];
+  if (o.op === 'count' && b.length >= 24) {
+    const at = o.a % 2 ? 8 : 16;
+    b.writeBigUInt64LE(o.c % 2 ? v : BigInt.asUintN(64, b.readBigUInt64LE(at) + BigInt(o.c % 5) - 2n), at);
+  } else if (o.op === 'length' && b.length >= 32) b.writeBigUInt64LE(v, 24 + (o.a % Math.min(b.length - 32, 4096)));
+  else if (o.op === 'float' && b.length >= 8) b.writeFloatLE(FLOATS[o.b % FLOATS.length], b.length - 4 - (o.a % Math.floor(b.length / 2)));
+  else return bytesOp(buf, o);
+  return b;
+}
+
 function linesOp(text: string, o: Op, kind: Kind): string {
   const lines = text.split('\n');
   const i = o.a % lines.length;
@@ -324,6 +407,7 @@ export function writeMutant(path: string, seed: Buffer, kind: Kind, recipe: Op[]
     }
     if (kind === 'safetensors') buf = safetensorsOp(buf, o);
     else if (kind === 'shard') buf = shardOp(buf, o);
+    else if (kind === 'gguf') buf = ggufOp(buf, o);
     else if (['truncate', 'flipBits', 'setBytes', 'insertBytes', 'deleteRange'].includes(o.op)) buf = bytesOp(buf, o);
     else if (kind === 'json') buf = Buffer.from(mutateJson(buf.toString('utf8'), o));
     else buf = Buffer.from(linesOp(buf.toString('utf8'), o, kind));
@@ -370,10 +454,10 @@ if (!isMainThread && workerData?.fuzzFiles) {
     } finally {
       rmSync(path, { recursive: true, force: true });
       writeFileSync(path, seed);
-      // a reader may move checkpoint folders around (recovery of .tmp / .old): put the seed's back
-      if (m.target.read === 'resume') {
-        rmSync(join(root, 'ckpt'), { recursive: true, force: true });
-        cpSync(join(seedDir, 'ckpt'), join(root, 'ckpt'), { recursive: true });
+      // a reader may rewrite its folder (a checkpoint's recovery of .tmp / .old, a store cutting a torn line): put the seed's back
+      if (m.target.restore) {
+        rmSync(join(root, m.target.restore), { recursive: true, force: true });
+        cpSync(join(seedDir, m.target.restore), join(root, m.target.restore), { recursive: true });
       }
     }
     parentPort!.postMessage({ outcome: outcome!, detail: detail!, rss: process.memoryUsage().rss });

@@ -21,6 +21,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { parseJsonlLog } from '../util/jsonl.js';
+import { readFileChecked } from '../util/fsx.js';
 import type { Message } from '../tokenizer/index.js';
 import { fnv1a } from '../train/demos.js';
 import { promptMessages } from './items.js';
@@ -189,7 +190,7 @@ export function parsePreferences(text: string | Buffer, name: string): KWay[] {
 
 export function readPreferenceFile(path: string): KWay[] {
   if (!existsSync(path)) throw new UserError(`preference file not found: ${path}`);
-  return parsePreferences(readFileSync(path), path);
+  return parsePreferences(readFileChecked(path, 'preference file'), path);
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

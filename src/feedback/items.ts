@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { parseJsonlLog } from '../util/jsonl.js';
+import { readFileChecked } from '../util/fsx.js';
 import { validateConversation as validateChat, type Message, type Role } from '../tokenizer/index.js';
 import type { Reference } from '../train/demos.js';
 
@@ -85,7 +86,7 @@ export function itemToJson(item: SampleItem): object {
 // A samples file. A torn last line (a sampling run killed mid-write) is left out with a notice through `warn`.
 export function readSamples(path: string, warn: (s: string) => void = () => {}): SampleItem[] {
   if (!existsSync(path)) throw new UserError(`samples file not found: ${path}`, 'make one with `chatwright sample --model DIR --out FILE`');
-  const log = parseJsonlLog(readFileSync(path), path);
+  const log = parseJsonlLog(readFileChecked(path, 'samples file'), path);
   if (log.torn) warn(`${path}: the last line is incomplete (a run stopped while writing it); it is left out`);
   const items = log.records.map((r, i) => validateItem(r, `${path} line ${i + 1}`));
   if (items.length === 0) throw new UserError(`${path}: no samples`, 'the file is empty; run `chatwright sample` to fill it');

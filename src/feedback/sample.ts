@@ -13,6 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { parseJsonlLog } from '../util/jsonl.js';
+import { readFileChecked } from '../util/fsx.js';
 import type { GPT } from '../model/gpt.js';
 import type { Message, Tokenizer } from '../tokenizer/index.js';
 import { generateBatch, resolveSampling, type SamplingOptions } from '../generate/index.js';
@@ -41,14 +42,14 @@ export function parsePromptsJsonl(text: string | Buffer, name: string): PromptSp
 
 export function readPromptsFile(path: string): PromptSpec[] {
   if (!existsSync(path)) throw new UserError(`prompts file not found: ${path}`, 'give a JSONL file of {"messages": [...]} or {"prompt": "..."}, or `builtin`');
-  return parsePromptsJsonl(readFileSync(path), path);
+  return parsePromptsJsonl(readFileChecked(path, 'prompts file'), path);
 }
 
 // The held-out poem-writing prompts: from the model folder when it has them, else from the corpus.
 export function builtinPrompts(modelDir: string | undefined, max = 50): { prompts: PromptSpec[]; source: string } {
   const saved = modelDir ? join(modelDir, PROMPTS_FILE) : '';
   const all = saved && existsSync(saved)
-    ? { prompts: parsePromptsJsonl(readFileSync(saved), saved), source: saved }
+    ? { prompts: parsePromptsJsonl(readFileChecked(saved, 'prompts file'), saved), source: saved }
     : { prompts: builtinDemos('chinese-poetry', { limit: 20000, maxPrompts: max }).prompts, source: 'chinese-poetry held-out split' };
   const poems = all.prompts.filter((p) => p.reference?.task === 'poem-form').slice(0, max);
   if (poems.length === 0) throw new UserError(`no poem prompts in ${all.source}`, 'give --prompts FILE');

@@ -30,7 +30,7 @@ import { UserError } from '../util/errors.js';
 import { JsonlAppender, fsyncDir, readJsonlLog } from '../util/jsonl.js';
 import type { Message } from '../tokenizer/index.js';
 import { acquireLock } from './lock.js';
-import { validateItem, itemToJson, type SampleItem } from './items.js';
+import { validateItem, itemToJson, promptMessages, type SampleItem } from './items.js';
 import { allTied, rankingFromJson, rankingToJson, validateRanking, type Ranking } from './ranking.js';
 
 export const ITEMS_FILE = 'items.jsonl';
@@ -119,6 +119,8 @@ function applyRecord(s: State, r: unknown, where: string): void {
     const rec = r as RankRecord;
     if (typeof rec.item !== 'string' || typeof rec.annotator !== 'string' || !Array.isArray(rec.responses) || !Array.isArray(rec.prompt))
       throw new UserError(`${where}: a rank record needs "item", "prompt", "responses" and "annotator"`);
+    promptMessages(rec.prompt, where);
+    if (rec.responses.some((x) => typeof x !== 'string')) throw new UserError(`${where}: "responses" must be answer strings`);
     if (!['ranked', 'all-bad', 'skipped'].includes(rec.verdict)) throw new UserError(`${where}: unknown verdict ${JSON.stringify(rec.verdict)}`);
     if (rec.verdict !== 'skipped') rankingFromJson(rec.ranking, rec.responses?.length ?? 0, where);
     s.records.set(rec.seq, rec);

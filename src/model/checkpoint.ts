@@ -18,7 +18,7 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { GPTConfig, RopeScaling, validateConfig } from './config.js';
 import { loadGgufModel } from './gguf-model.js';
 import { GPT, parameterCount } from './gpt.js';
-import { readSafetensors, writeSafetensors, StTensor } from './safetensors.js';
+import { checkPlausibleWeights, readSafetensors, writeSafetensors, StTensor } from './safetensors.js';
 
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
 
@@ -64,12 +64,7 @@ export function loadHfTensors(model: GPT, tensors: Map<string, StTensor>, what: 
     if (t.shape.join() !== want.join()) {
       throw new UserError(`${what}: tensor ${p.name} has shape ${shapeStr(t.shape)} but the config needs ${shapeStr(want)}`, hint);
     }
-    const bad = firstImplausible(t.data);
-    if (bad >= 0) {
-      throw new UserError(`${what}: tensor ${p.name} holds ${t.data[bad]} at index ${bad} (of ${t.data.length}); ` +
-        `weights are finite and below ${MAX_ABS_WEIGHT} in size`,
-        'the weights are corrupt, or the training run that wrote them diverged; use an earlier checkpoint');
-    }
+    checkPlausibleWeights(what, p.name, t.data);
     model.flat.set(conv ? transpose(t.data, want[0], want[1]) : t.data, p.offset);
     byName.delete(p.name);
   }
@@ -86,14 +81,6 @@ export function loadHfTensors(model: GPT, tensors: Map<string, StTensor>, what: 
   for (const [name, t] of byName) {
     throw new UserError(`${what}: unexpected tensor ${name} ${shapeStr(t.shape)} (the config has no such parameter)`, hint);
   }
-}
-
-// A weight of 1e8 or more is no trained value (they stay within ~1e3): such a file is corrupt, and its products would
-// overflow float32 into Inf and NaN logits. NaN fails the comparison too.
-const MAX_ABS_WEIGHT = 1e8;
-function firstImplausible(x: Float32Array): number {
-  for (let i = 0; i < x.length; i++) if (!(Math.abs(x[i]) < MAX_ABS_WEIGHT)) return i;
-  return -1;
 }
 
 // ---- config.json <-> GPTConfig

@@ -19,6 +19,7 @@ import { tokenizerMetadata, tokenizerFromGguf } from './gguf-tokenizer.js';
 import { ropeInvFreq } from '../tensor/index.js';
 import { GPTConfig, RopeScaling, headDim, validateConfig } from './config.js';
 import { GPT } from './gpt.js';
+import { checkPlausibleWeights } from './safetensors.js';
 import {
   GGML_TYPE, QK8_0, readGguf, tensorToF32, toF16Bytes, toQ8_0Bytes, f32Bytes, writeGguf, ggmlTypeName,
   type GgufFile, type GgufTensor, type GgufValue,
@@ -190,6 +191,7 @@ export function loadGgufModel(path: string): { model: GPT; tokenizer: Tokenizer 
       throw new UserError(`${path}: tensor ${gname} has ne [${t.ne}] but the metadata needs [${ne}]`, 'the file is inconsistent');
     }
     let data = tensorToF32(t, path);
+    checkPlausibleWeights(path, gname, data);
     if (ggufArch(config) === 'llama' && /self_attn\.[qk]_proj\./.test(p.name)) {
       data = permuteRows(data, p.name.includes('q_proj') ? config.nHead : config.nKvHead, p.shape.length === 2 ? p.shape[1] : 1, true);
     }
@@ -247,7 +249,12 @@ function configFromGguf(f: GgufFile, what: string): GPTConfig {
   const bos = md.get('tokenizer.ggml.bos_token_id'), eos = md.get('tokenizer.ggml.eos_token_id');
   if (typeof bos === 'number' && bos < c.vocabSize) c.bosTokenId = bos;
   if (typeof eos === 'number' && eos < c.vocabSize) c.eosTokenIds = [eos];
-  return validateConfig(c);
+  try {
+    return validateConfig(c);
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`${what}: ${e.message}`, 'the metadata of the file is corrupt or describes a model chatwright cannot run');
+    throw e;
+  }
 }
 
 // Llama 3.1 scaling parameters that reproduce rope_freqs' divisors. In the interpolated band the divisor is

@@ -6,9 +6,9 @@
 //   padding to `general.alignment` (default 32), then the tensor data, each tensor at its offset (aligned).
 // Reading keeps each tensor's raw bytes and type, so a kernel that runs q8_0 as it is can use them directly;
 // `tensorToF32` dequantises the types we support (F32, F16, BF16, Q8_0) and names any other type in its error.
-import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fsx.js';
+import { readFileChecked, writeFileAtomic } from '../util/fsx.js';
 import { floatToHalf, halfToFloat } from './safetensors.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
@@ -180,7 +180,14 @@ export function writeGguf(path: string, metadata: [string, GgufValue][], tensors
 
 export function readGguf(path: string): GgufFile {
   if (!existsSync(path)) throw new UserError(`GGUF file not found: ${path}`);
-  const fd = openSync(path, 'r');
+  if (statSync(path).isDirectory()) throw new UserError(`GGUF file ${path} is a folder, not a file`);
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    readFileChecked(path, 'GGUF file'); // throws the failure (no permission...) as a UserError naming the file
+    throw new UserError(`GGUF file ${path} cannot be read`);
+  }
   try {
     const size = fstatSync(fd).size;
     if (size > 2 ** 31 - 1 - 4096) {

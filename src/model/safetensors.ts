@@ -226,3 +226,16 @@ export function encodeSafetensors(
   new DataView(len.buffer).setBigUint64(0, BigInt(hbytes.length), true);
   return [len, hbytes, ...parts];
 }
+
+// A weight of 1e8 or more is no trained value (they stay within ~1e3): such a file is corrupt, and its products would
+// overflow float32 into Inf and NaN logits. NaN fails the comparison too. Throws a UserError naming the file (`what`),
+// the tensor and the first such value.
+const MAX_ABS_WEIGHT = 1e8;
+export function checkPlausibleWeights(what: string, tensor: string, x: Float32Array): void {
+  for (let i = 0; i < x.length; i++) {
+    if (!(Math.abs(x[i]) < MAX_ABS_WEIGHT)) {
+      throw new UserError(`${what}: tensor ${tensor} holds ${x[i]} at index ${i} (of ${x.length}); weights are finite and below ${MAX_ABS_WEIGHT} in size`,
+        'the weights are corrupt, or the training run that wrote them diverged; use an earlier checkpoint');
+    }
+  }
+}

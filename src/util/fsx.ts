@@ -107,6 +107,16 @@ export const MAX_JSON_DEPTH = 256;
 
 // JSON.parse with a UserError naming the file for invalid JSON or nesting deeper than MAX_JSON_DEPTH.
 export function parseJson(text: string, where: string, hint?: string): any {
+  checkJsonDepth(text, where, hint);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${where}: not valid JSON: ${(e as Error).message}`, hint);
+  }
+}
+
+// A UserError naming `where` when the JSON text nests deeper than MAX_JSON_DEPTH (before anything walks it).
+export function checkJsonDepth(text: string, where: string, hint?: string): void {
   let depth = 0, inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -117,11 +127,6 @@ export function parseJson(text: string, where: string, hint?: string): any {
     else if (c === 91 || c === 123) {
       if (++depth > MAX_JSON_DEPTH) throw new UserError(`${where}: JSON nested deeper than ${MAX_JSON_DEPTH} levels`, hint ?? 'the file is corrupt');
     } else if (c === 93 || c === 125) depth--;
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`${where}: not valid JSON: ${(e as Error).message}`, hint);
   }
 }
 

@@ -7,6 +7,7 @@
 import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { UserError } from './errors.js';
+import { checkJsonDepth, readFileChecked, writeError } from './fsx.js';
 
 export interface JsonlLog {
   records: unknown[];
@@ -37,6 +38,7 @@ export function parseJsonlLog(buf: Buffer, what: string): JsonlLog {
       throw new UserError(`${what} line ${line} is not valid JSON (${(e as Error).message})`,
         'the file was edited or damaged; fix or remove that line (the lines before it are intact)');
     }
+    checkJsonDepth(text, `${what} line ${line}`, 'the file was edited or damaged; fix or remove that line');
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       if (last) return { records, end: start, torn: buf.length - start, newlineMissing: false };
       throw new UserError(`${what} line ${line} is not a JSON object`, 'each line must be one JSON object');
@@ -50,7 +52,7 @@ export function parseJsonlLog(buf: Buffer, what: string): JsonlLog {
 
 export function readJsonlLog(path: string, what = path): JsonlLog {
   if (!existsSync(path)) return { records: [], end: 0, torn: 0, newlineMissing: false };
-  return parseJsonlLog(readFileSync(path), what);
+  return parseJsonlLog(readFileChecked(path, 'log'), what);
 }
 
 // fsync a directory, so a file created in it survives a crash along with its contents.
@@ -74,7 +76,11 @@ export class JsonlAppender {
   constructor(readonly path: string, what = path) {
     const created = !existsSync(path);
     if (created) mkdirSync(dirname(path), { recursive: true });
-    this.fd = openSync(path, 'a+');
+    try {
+      this.fd = openSync(path, 'a+');
+    } catch (e) {
+      throw writeError(e, path); // a folder where the log should be, no permission: named
+    }
     try {
       this.existing = parseJsonlLog(readFileSync(path), what);
       this.size = this.existing.end;
