@@ -2,7 +2,7 @@
 // worked by hand (and, for F1, against the official SQuAD v1.1 script's definition).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { answerForm, formMatches, authorMatches, tokenF1, normalizeTokens, formatTable } from '../src/stages/eval.js';
+import { answerForm, formMatches, authorMatches, tokenF1, normalizeTokens, formatTable, rewardHackingNotes, type EvalReport } from '../src/stages/eval.js';
 
 test('form: a five-character quatrain has 4 lines of 5 Han characters', () => {
   const poem = '床前明月光，疑是地上霜。\n举头望明月，低头思故乡。';
@@ -60,4 +60,25 @@ test('the table has one column per model and one row per metric present', () => 
   assert.match(table, /requested form.*0\.0%\s+75\.0%/);
   assert.doesNotMatch(table, /F1/);
   assert.doesNotMatch(table, /labeller|win rate/); // no poems judged, no judge given: no rows for them
+});
+
+test('reward hacking is said under the table: the reward model far above the labeller (by 20 points or more)', () => {
+  const m = (rm: number | null, lab: number | null) => ({
+    heldoutLoss: 4, poemForm: 1, author: null, glossF1: null, labeller: 0.5, rhymeRate: 0, repeatRate: 0,
+    winRates: rm === null ? [] : [{ judge: 'simulated labeller', baseline: 'sft', rate: lab, n: 40 }, { judge: 'reward model', baseline: 'sft', rate: rm, n: 40 }],
+    counts: { heldout: 10, poemForm: 4, author: 0, gloss: 0 },
+  });
+  const report: EvalReport = { models: [
+    { name: 'sft', dir: 's', metrics: m(null, null), samples: [] },
+    { name: 'ppo', dir: 'p', metrics: m(0.85, 0.3), samples: [] },      // gap 0.55: hacking
+    { name: 'grpo', dir: 'g', metrics: m(0.65, 0.5), samples: [] },     // gap 0.15: no note
+    { name: 'dpo', dir: 'd', metrics: m(0.7, 0.5), samples: [] },       // gap 0.2 exactly: a note
+    { name: 'none', dir: 'n', metrics: m(0.9, null), samples: [] },     // no labeller rate: nothing to compare
+  ] };
+  const notes = rewardHackingNotes(report);
+  assert.equal(notes.length, 2);
+  assert.match(notes[0], /^ppo: the reward model prefers its answers to sft's 85% of the time, the simulated labeller 30%.*reward hacking/);
+  assert.match(notes[1], /^dpo: .* 70% .* 50%/);
+  report.notes = notes;
+  assert.match(formatTable(report), /\nnote: ppo: .*\nnote: dpo: /);
 });
