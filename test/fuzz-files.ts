@@ -111,10 +111,10 @@ export async function makeSeeds(root: string): Promise<void> {
 
 // The readers, as the CLI runs them, each followed by the first use of what it read.
 async function runReader(name: string, root: string): Promise<string> {
-  if (name === 'model') {
+  if (name === 'model' || name === 'gguf') { // `chatwright generate --model DIR` or `--model FILE.gguf`
     const { loadModel } = await import('../src/model/checkpoint.js');
     const { generate } = await import('../src/generate/index.js');
-    const { model, tokenizer } = loadModel(join(root, 'model'));
+    const { model, tokenizer } = loadModel(join(root, name === 'gguf' ? 'model.gguf' : 'model'));
     if (!tokenizer) return 'model without tokenizer';
     const r = generate(model, tokenizer, [tokenizer.bos >= 0 ? tokenizer.bos : 0, ...tokenizer.encode('床前')], { maxNewTokens: 4, temperature: 0 });
     return `generated ${r.ids.length} tokens`;
@@ -179,14 +179,6 @@ async function runReader(name: string, root: string): Promise<string> {
   if (name === 'pairs' || name === 'kway') { // `chatwright prefs import`, `reward --data FILE`, `dpo --data FILE`
     const { readPreferenceFile, preferencesByPrompt } = await import('../src/feedback/index.js');
     return `${preferencesByPrompt(readPreferenceFile(join(root, `${name}.jsonl`))).length} prompts`;
-  }
-  if (name === 'gguf') { // `chatwright chat --model FILE.gguf`
-    const { loadModel } = await import('../src/model/checkpoint.js');
-    const { generate } = await import('../src/generate/index.js');
-    const { model, tokenizer } = loadModel(join(root, 'model.gguf'));
-    if (!tokenizer) return 'model without tokenizer';
-    const r = generate(model, tokenizer, [tokenizer.bos >= 0 ? tokenizer.bos : 0, ...tokenizer.encode('床前')], { maxNewTokens: 4, temperature: 0 });
-    return `generated ${r.ids.length} tokens`;
   }
   throw new Error(`no reader ${name}`);
 }

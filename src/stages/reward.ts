@@ -72,6 +72,7 @@ export function resolveRewardOptions(given: Partial<RewardOptions>, saved: Parti
 export interface RewardResult {
   step: number; trainLoss: number; valAccuracy: number | null; valLoss: number | null; offset: number; stopped: StopReason;
   labellerAgreement: { rate: number; pairs: number } | null;
+  valLabellerAccuracy: number | null; // held-out answers ordered by the simulated labeller without noise (its poem prompts)
 }
 
 // The reward model as a judge of the eval table (src/feedback/judge.ts): its normalised score, batched.
@@ -83,16 +84,25 @@ export function rewardJudge(dir: string): Judge {
 // -----------------------------------------------------------------------------------------------------------------------
 // Batches: the prompts of a step, each answer forwarded once, every pair of each prompt
 
-interface EncodedGroup { rows: AnswerRow[]; pairs: [number, number][] } // [chosen, rejected] indexes into rows
+// [chosen, rejected] indexes into rows; truth: the pairs as the simulated labeller orders them without noise, when the
+// prompt is one of its poem requests (held-out groups only; null otherwise)
+interface EncodedGroup { rows: AnswerRow[]; pairs: [number, number][]; truth: [number, number][] | null }
 
-function encodeGroups(groups: PromptPreferences[], tok: Tokenizer, maxT: number): { encoded: EncodedGroup[]; droppedPairs: number } {
+function encodeGroups(groups: PromptPreferences[], tok: Tokenizer, maxT: number, withTruth = false): { encoded: EncodedGroup[]; droppedPairs: number } {
   let droppedPairs = 0;
   const encoded: EncodedGroup[] = [];
   for (const g of groups) {
     const rows = g.responses.map((a) => answerRow(tok, g.prompt, a));
-    const pairs = g.pairs.map((p): [number, number] => [p.chosen, p.rejected]).filter(([c, r]) => fits(rows[c], maxT) && fits(rows[r], maxT));
+    const ok = (c: number, r: number) => fits(rows[c], maxT) && fits(rows[r], maxT);
+    const pairs = g.pairs.map((p): [number, number] => [p.chosen, p.rejected]).filter(([c, r]) => ok(c, r));
     droppedPairs += g.pairs.length - pairs.length;
-    if (pairs.length > 0) encoded.push({ rows, pairs });
+    let truth: [number, number][] | null = null;
+    const lab = withTruth ? g.responses.map((a) => labellerScore(g.prompt, a)) : [];
+    if (lab.length > 0 && lab.every((x) => x !== null)) {
+      truth = [];
+      for (let i = 0; i < rows.length; i++) for (let j = 0; j < rows.length; j++) if (lab[i]! > lab[j]! && ok(i, j)) truth.push([i, j]);
+    }
+    if (pairs.length > 0) encoded.push({ rows, pairs, truth });
   }
   return { encoded, droppedPairs };
 }
@@ -161,7 +171,7 @@ export async function trainReward(given: Partial<RewardOptions> & { init: string
     tokenizer = l.tokenizer;
   }
   const maxT = model.config.maxSeqLen;
-  const train = encodeGroups(split.train, tokenizer, maxT), heldout = encodeGroups(split.heldout, tokenizer, maxT);
+  const train = encodeGroups(split.train, tokenizer, maxT), heldout = encodeGroups(split.heldout, tokenizer, maxT, true);
   if (train.encoded.length === 0) throw new UserError(`no training pair in ${o.data} fits the model's context of ${maxT} tokens`, 'rank more answers, or shorter ones');
   const fp = fingerprint(train.encoded);
   if (saved && saved.json.dataFingerprint !== fp) {
@@ -185,9 +195,11 @@ export async function trainReward(given: Partial<RewardOptions> & { init: string
   // -----------------------------------------------------------------------------------------------------------------------
   // Evaluation (held-out pair accuracy and loss) and checkpoints (with the normalising bias)
 
-  const pairAccuracy = (groups: EncodedGroup[]): { accuracy: number; loss: number } | null => {
+  // accuracy and loss on the people's held-out pairs; truth: the accuracy on the same answers ordered by the simulated
+  // labeller without its noise (where the prompts are its poem requests), the figure to hold against the labeller
+  const pairAccuracy = (groups: EncodedGroup[]): { accuracy: number; loss: number; truth: number | null; truthPairs: number } | null => {
     if (groups.length === 0) return null;
-    let right = 0, n = 0, loss = 0;
+    let right = 0, n = 0, loss = 0, truthRight = 0, truthPairs = 0;
     for (const g of groups) {
       const r = scoreRows(model, g.rows, tokenizer.pad);
       for (const [c, x] of g.pairs) {
@@ -196,12 +208,20 @@ export async function trainReward(given: Partial<RewardOptions> & { init: string
         loss += Math.log1p(Math.exp(-Math.abs(d))) + Math.max(0, -d); // -log sigmoid(d), stable
         n++;
       }
+      for (const [c, x] of g.truth ?? []) {
+        truthRight += r[c] > r[x] ? 1 : r[c] === r[x] ? 0.5 : 0;
+        truthPairs++;
+      }
     }
-    return { accuracy: right / n, loss: loss / n };
+    return { accuracy: right / n, loss: loss / n, truth: truthPairs > 0 ? truthRight / truthPairs : null, truthPairs };
   };
   const evaluate = (): EvalResult | null => {
     const e = pairAccuracy(heldout.encoded);
-    return e && { record: { valAccuracy: e.accuracy, valLoss: e.loss }, line: `held-out pair accuracy ${(100 * e.accuracy).toFixed(1)}%, loss ${e.loss.toFixed(4)}` };
+    return e && {
+      record: { valAccuracy: e.accuracy, valLoss: e.loss, ...(e.truth !== null ? { valLabellerAccuracy: e.truth } : {}) },
+      line: `held-out pair accuracy ${(100 * e.accuracy).toFixed(1)}%, loss ${e.loss.toFixed(4)}` +
+        (e.truth !== null ? `; against the simulated labeller without noise ${(100 * e.truth).toFixed(1)}% of ${e.truthPairs} pairs` : ''),
+    };
   };
   // the bias that makes the SFT model's answers (every answer of the training preferences, up to 512) average 0
   const offset = (): number => {
@@ -286,6 +306,6 @@ export async function trainReward(given: Partial<RewardOptions> & { init: string
   const ev = r.eval as Record<string, number> | null;
   return {
     step: r.step, trainLoss: r.loss, valAccuracy: ev?.valAccuracy ?? null, valLoss: ev?.valLoss ?? null, offset: lastOffset,
-    stopped: r.stopped, labellerAgreement: agreement,
+    stopped: r.stopped, labellerAgreement: agreement, valLabellerAccuracy: ev?.valLabellerAccuracy ?? null,
   };
 }
