@@ -36,6 +36,8 @@ test('chatwright demo --quick runs every stage, from tokenizer to PPO and GRPO, 
       'ppo/model.safetensors', 'ppo/value/model.safetensors', 'grpo/model.safetensors', 'eval.json', 'eval.html']) {
       assert.ok(existsSync(join(out, f)), `missing ${f}`);
     }
+    // the reward model's held-out accuracy, also against the simulated labeller without its noise (the issue's figure)
+    assert.match(r.stderr, /held-out pair accuracy [\d.]+% \([\d.]+% against the simulated labeller without its noise\)/);
     const rm = JSON.parse(readFileSync(join(out, 'rm', 'config.json'), 'utf8'));
     assert.deepEqual(rm.architectures, ['LlamaForSequenceClassification']);
     const report = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8'));

@@ -18,7 +18,7 @@
 // distinct answers and the (chosen, rejected) pairs between them, every pair people gave, repeated ones too (two
 // annotators agreeing count twice, as in InstructGPT's data).
 // Boundary: records and lines; reading a file at most. No model.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { parseJsonlLog } from '../util/jsonl.js';
 import { readFileChecked } from '../util/fsx.js';

@@ -8,7 +8,7 @@
 // item read from two files is one item, and a store never asks for it twice.
 // Boundary: validation and identity; no files beyond reading one, no model.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { parseJsonlLog } from '../util/jsonl.js';
 import { readFileChecked } from '../util/fsx.js';

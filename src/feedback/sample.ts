@@ -9,7 +9,7 @@
 // beside the model when `chatwright sft` wrote one (exactly the prompts it did not train on), else rebuilt from the
 // chinese-poetry corpus by the same held-out split.
 // Boundary: a model and prompts in, items (items.ts) out; the CLI writes them.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { parseJsonlLog } from '../util/jsonl.js';

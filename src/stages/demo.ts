@@ -76,11 +76,12 @@ export const PLANS: Record<'quick' | 'full', DemoPlan> = {
   // full: ~10 s tokenizer and data, 5.5 min pretrain, 2.5 min SFT, ~1 min samples, 1.5 min reward model, 1 min DPO,
   // 3 min PPO, 1.5 min GRPO, ~0.5 min eval: ~15 min quiet. 600 prompts x 8 answers for the reward model: with 300 it
   // reached ~70% against the labeller without noise, with 900 73%, with 1,200 x 4 71% (more prompts, fewer answers
-  // each, is no better; more steps on 300 prompts overfit). The RL settings were chosen on the demo's task (closing note of this stop):
-  // rollouts at temperature 1 (lower ones explore too little to find the rhymes and titles the labeller rewards),
-  // batches of 32 answers with 4 epochs, and a KL coefficient of 0.3. The policy games a weak reward model: with one of
-  // 64% held-out accuracy, a coefficient of 0.1 reached KL 10.8 nats per answer and won 85% by the reward model but 30%
-  // by the labeller; 0.3 held KL at 6.5 (71% / 52.5%); 0.02 was worse still. The eval table says so when it happens.
+  // each, is no better; more steps on 300 prompts overfit). The RL settings were chosen on the demo's task (closing
+  // note of this stop): rollouts at temperature 1 (lower ones explore too little to find the rhymes and titles the
+  // labeller rewards), batches of 32 answers with 4 epochs, and a KL coefficient of 0.3. The policy games a weak reward
+  // model: with one of 64% held-out accuracy, a coefficient of 0.1 reached KL 10.8 nats per answer and won 85% by the
+  // reward model but 30% by the labeller; 0.3 held KL at 6.5 (71% / 52.5%); 0.02 was worse still. The eval table says
+  // so when it happens.
   full: {
     poems: 20000, tokenizerPoems: 5000, vocabSize: 4096, preset: 'tiny',
     pretrain: { steps: 5000, budget: 330, lr: 3e-3, batchSize: 16, seqLen: 128, warmup: 50, evalEvery: 250 },
