@@ -23,7 +23,7 @@ import { noGrad, releaseTape } from '../tensor/index.js';
 import type { GPT } from '../model/gpt.js';
 import { loadModel } from '../model/checkpoint.js';
 import { validateConversation as validateChat, type Message, type Tokenizer } from '../tokenizer/index.js';
-import { generateBatch } from '../generate/index.js';
+import { chatStopTokens, generateBatch } from '../generate/index.js';
 import { judgePoem, poemRequest, simulatedLabeller, winRate, type Judge } from '../feedback/index.js';
 import {
   answerForm, formMatches, PROMPTS_FILE, builtinDemos, isBuiltinDemos, makeBatch, packConversations, parseDemos, readDemos,
@@ -212,8 +212,11 @@ export function evaluateModel(
   const total = set.prompts.length + 1;
   const loss = set.heldout.length ? heldoutLoss(model, tokenizer, set.heldout, { T: opts.T }) : null;
   opts.onProgress?.(1, total);
-  // answers decoded in batches of prompts of one task (one answer budget per batch)
+  // answers decoded in batches of prompts of one task (one answer budget per batch); an answer ends as a chat reply
+  // does: at the end of its turn or at any other special token (a base model's bos, its end of document, used to run on
+  // into a new poem)
   const batch = opts.batchSize ?? 16;
+  const stopTokens = chatStopTokens(tokenizer);
   const byTask = new Map<Reference['task'], EvalPrompt[]>();
   for (const p of set.prompts) byTask.set(p.reference.task, [...(byTask.get(p.reference.task) ?? []), p]);
   let done = 1;
@@ -226,7 +229,7 @@ export function evaluateModel(
       const maxNewTokens = Math.min(room, opts.maxNewTokens ?? MAX_NEW[task]);
       const answers = maxNewTokens >= 1
         ? generateBatch(model, tokenizer, ids, group.map((p) => ({
-          maxNewTokens, temperature: opts.temperature ?? 0, seed: (opts.seed ?? 0) + set.prompts.indexOf(p), stopTokens: [tokenizer.eot, tokenizer.eos],
+          maxNewTokens, temperature: opts.temperature ?? 0, seed: (opts.seed ?? 0) + set.prompts.indexOf(p), stopTokens,
         }))).map((r) => r.text)
         : group.map(() => '');
       group.forEach((p, j) => {
