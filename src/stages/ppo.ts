@@ -41,7 +41,7 @@ import { AdaptiveKL, clippedPolicyLoss, clippedValueLoss, gae, tokenRewards, whi
 import {
   METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason,
 } from '../train/loop.js';
-import { answerKL, answerSlots, evaluatePolicy, rewardSource, rlPrompts, rollouts, tempered, valuesOf, type Rollout } from './rollout.js';
+import { answerKL, answerSlots, evaluatePolicy, policyEvalResult, rewardSource, rlPrompts, rollouts, tempered, valuesOf, type PolicyEval, type Rollout } from './rollout.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
 // Options
@@ -172,13 +172,11 @@ export async function trainPPO(given: Partial<PPOOptions> & { init: string; rewa
   // -----------------------------------------------------------------------------------------------------------------------
   // Evaluation and checkpoints
 
-  let lastEval: { score: number; kl: number; length: number } | null = null;
+  let lastEval: PolicyEval | null = null;
   const evaluate = async (): Promise<EvalResult | null> => {
     const e = await evaluatePolicy(policy, ref, tok, reward, prompts.heldout, o.seed + 999_983, o.maxNewTokens, o.temperature);
-    if (!e) return null;
-    lastEval = e;
-    return { record: { valScore: e.score, valKl: e.kl, valLength: e.length },
-      line: `held-out score ${e.score.toFixed(3)}, KL to reference ${e.kl.toFixed(3)}, length ${e.length.toFixed(1)}: ${JSON.stringify(e.sample)}` };
+    if (e) lastEval = e;
+    return e && policyEvalResult(e);
   };
   const save = (step: number, loss: number) => saveCheckpoint({
     out: o.out, step, loss, model: policy, tokenizer: tok, opt, title: 'PPO: mean score of the rollouts (line) and of held-out answers (dots)', curve: { train: 'score', val: 'valScore' }, moreParams: [critic.flat],

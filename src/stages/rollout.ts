@@ -26,6 +26,7 @@ import { builtinDemos, readDemos } from '../train/demos.js';
 import { padBatch, type AnswerBatch, type AnswerRow } from '../train/preferences.js';
 import { readPromptsFile, labellerScore } from '../feedback/index.js';
 import { RewardModel } from '../train/reward-model.js';
+import type { EvalResult } from '../train/loop.js';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Prompts
@@ -181,13 +182,23 @@ export function klFromReference(policy: GPT, ref: GPT, tok: Tokenizer, prompts: 
   return answerKL(rows.map((_, i) => ({ lpOld: lpOld[i], lpRef: lpRef[i] })));
 }
 
+export interface PolicyEval { score: number; kl: number; length: number; sample: string }
+
 // Prompts held out from training: mean score, KL to the reference and answer length of seeded samples.
 export async function evaluatePolicy(policy: GPT, ref: GPT, tok: Tokenizer, reward: RewardSource, prompts: Message[][], seed: number,
-  maxNewTokens: number, temperature = 1): Promise<{ score: number; kl: number; length: number; sample: string } | null> {
+  maxNewTokens: number, temperature = 1): Promise<PolicyEval | null> {
   if (prompts.length === 0) return null;
   const r = await rollouts(policy, ref, tok, reward, prompts, prompts.map((_, i) => seed + i), { maxNewTokens, truncationPenalty: 0, temperature });
   return {
     score: r.reduce((a, x) => a + x.score, 0) / r.length, kl: answerKL(r),
     length: r.reduce((a, x) => a + x.lpOld.length, 0) / r.length, sample: r[0].text,
+  };
+}
+
+// A held-out evaluation as PPO's and GRPO's stage loops record and print it.
+export function policyEvalResult(e: PolicyEval): EvalResult {
+  return {
+    record: { valScore: e.score, valKl: e.kl, valLength: e.length },
+    line: `held-out score ${e.score.toFixed(3)}, KL to reference ${e.kl.toFixed(3)}, length ${e.length.toFixed(1)}: ${JSON.stringify(e.sample)}`,
   };
 }
