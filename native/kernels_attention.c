@@ -41,22 +41,25 @@ typedef struct {
 #define ATT_PF_MAX 8
 typedef struct {
   const char* base[ATT_PF_MAX];
-  int64_t stride[ATT_PF_MAX], rows[ATT_PF_MAX];  // bytes between rows; rows
+  int64_t stride[ATT_PF_MAX], rows[ATT_PF_MAX], lines[ATT_PF_MAX];  // bytes between rows; rows; cache lines a row
   int n, cur;
-  int64_t row, line, lines;  // the cursor: row and line of range cur; lines per row
+  int64_t row, line;  // the cursor: row and line of range cur
   int64_t rowbytes, left, per;
 } att_pf;
 
 static void att_pf_reset(att_pf* p, int64_t rowbytes) {
   p->n = p->cur = 0, p->row = p->line = p->left = p->per = 0;
-  p->rowbytes = rowbytes, p->lines = (rowbytes + 63) / 64 + 1;  // + 1: a row that does not start a line ends in one more
+  p->rowbytes = rowbytes;
 }
 
 // rows [0, rows) of x, `stride` floats apart
 static void att_pf_add(att_pf* p, const float* x, int64_t stride, int64_t rows) {
   if (rows <= 0 || p->n == ATT_PF_MAX) return;
-  p->base[p->n] = (const char*)x, p->stride[p->n] = stride * (int64_t)sizeof(float), p->rows[p->n] = rows;
-  p->n++, p->left += rows * p->lines;
+  const int64_t sb = stride * (int64_t)sizeof(float);
+  // rows that do not all start a cache line may end in one more
+  const int64_t lines = (p->rowbytes + 63) / 64 + ((uintptr_t)x % 64 || sb % 64 ? 1 : 0);
+  p->base[p->n] = (const char*)x, p->stride[p->n] = sb, p->rows[p->n] = rows, p->lines[p->n] = lines;
+  p->n++, p->left += rows * lines;
 }
 
 // spread what is queued over `steps` calls of att_pf_step
@@ -65,8 +68,9 @@ static void att_pf_plan(att_pf* p, int64_t steps) { p->per = steps > 0 ? (p->lef
 static inline void att_pf_step(att_pf* p) {
   for (int64_t i = 0; i < p->per && p->left > 0; i++, p->left--) {
     const char* row = p->base[p->cur] + p->row * p->stride[p->cur];
-    cw_prefetch(row + (p->line < p->lines - 1 ? p->line * 64 : p->rowbytes - 1));
-    if (++p->line == p->lines) {
+    const int64_t lines = p->lines[p->cur];
+    cw_prefetch(row + (p->line < lines - 1 ? p->line * 64 : p->rowbytes - 1));
+    if (++p->line == lines) {
       p->line = 0;
       if (++p->row == p->rows[p->cur]) p->row = 0, p->cur++;
     }
