@@ -33,6 +33,50 @@ typedef struct {
   volatile int failed;  // a worker could not get its scratch memory
 } att_ctx;
 
+// Rows to prefetch a few cache lines at a time from inside the products. Rows of one head are strided (nHead hd
+// floats apart), which the hardware prefetchers follow poorly, so the rows the next block (or the next task) reads
+// first, and the rows this block writes at its end, are fetched while the current block computes. Spread: a burst of
+// hundreds of prefetches at a block's start fills the miss queues and stalls the core (measured no better than none);
+// a few per row tile of the products overlap with the arithmetic.
+#define ATT_PF_MAX 8
+typedef struct {
+  const char* base[ATT_PF_MAX];
+  int64_t stride[ATT_PF_MAX], rows[ATT_PF_MAX], lines[ATT_PF_MAX];  // bytes between rows; rows; cache lines a row
+  int n, cur;
+  int64_t row, line;  // the cursor: row and line of range cur
+  int64_t rowbytes, left, per;
+} att_pf;
+
+static void att_pf_reset(att_pf* p, int64_t rowbytes) {
+  p->n = p->cur = 0, p->row = p->line = p->left = p->per = 0;
+  p->rowbytes = rowbytes;
+}
+
+// rows [0, rows) of x, `stride` floats apart
+static void att_pf_add(att_pf* p, const float* x, int64_t stride, int64_t rows) {
+  if (rows <= 0 || p->n == ATT_PF_MAX) return;
+  const int64_t sb = stride * (int64_t)sizeof(float);
+  // rows that do not all start a cache line may end in one more
+  const int64_t lines = (p->rowbytes + 63) / 64 + ((uintptr_t)x % 64 || sb % 64 ? 1 : 0);
+  p->base[p->n] = (const char*)x, p->stride[p->n] = sb, p->rows[p->n] = rows, p->lines[p->n] = lines;
+  p->n++, p->left += rows * lines;
+}
+
+// spread what is queued over `steps` calls of att_pf_step
+static void att_pf_plan(att_pf* p, int64_t steps) { p->per = steps > 0 ? (p->left + steps - 1) / steps : p->left; }
+
+static inline void att_pf_step(att_pf* p) {
+  for (int64_t i = 0; i < p->per && p->left > 0; i++, p->left--) {
+    const char* row = p->base[p->cur] + p->row * p->stride[p->cur];
+    const int64_t lines = p->lines[p->cur];
+    cw_prefetch(row + (p->line < lines - 1 ? p->line * 64 : p->rowbytes - 1));
+    if (++p->line == lines) {
+      p->line = 0;
+      if (++p->row == p->rows[p->cur]) p->row = 0, p->cur++;
+    }
+  }
+}
+
 static float* att_alloc(int64_t nfloats) {
   if (cw_test_fail_alloc()) return NULL;
   size_t bytes = ((size_t)nfloats * sizeof(float) + 63) / 64 * 64;

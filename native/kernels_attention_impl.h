@@ -146,17 +146,6 @@ CW_T static void CW_FN(att_pack)(float* kt, float* kp, const float* k, int64_t b
   }
 }
 
-// Prefetches rows [i0, i0 + n) of head h of x (B, Tq, nHead, hd) (rows of x are strided, which the hardware
-// prefetchers follow poorly; the block after the current one is fetched while the current one computes)
-static void CW_FN(att_prefetch_rows)(const float* x, int64_t b, int64_t h, int64_t i0, int64_t n, const att_ctx* c) {
-  if (i0 >= c->Tq) return;
-  if (i0 + n > c->Tq) n = c->Tq - i0;
-  for (int64_t r = 0; r < n; r++) {
-    const char* p = (const char*)(x + ((b * c->Tq + i0 + r) * c->nHead + h) * c->hd);
-    for (int64_t o = 0; o < c->hd * (int64_t)sizeof(float); o += 64) cw_prefetch(p + o);
-  }
-}
-
 // Copies rows [i0, i0 + qn) of head h of x (B, Tq, nHead, hd) times `mul` into dst (Mq, hdp), zero padding.
 CW_T static void CW_FN(att_load_rows)(float* dst, const float* x, float mul, int64_t b, int64_t h, int64_t i0,
                                       int64_t qn, int64_t Mq, const att_ctx* c) {
@@ -177,11 +166,10 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
   att_ctx* c = ctx;
   const int64_t hd = c->hd, hdp = c->hdp, ldk = c->ldk, Tk = c->Tk, Tq = c->Tq;
   const int64_t group = c->nHead / c->nKvHead;
-  // The products read K and V from copies packed per (batch, kv head), rows padded to hdp: the copy streams the
-  // strided rows in from memory once, where products reading them in place wait on each first touch (measured
-  // 4-9% slower at T = 256..1024, B = 8, 6 heads x 64). A few queries (decode, short chunks) read too little of the
-  // keys to repay a copy: with whole-vector rows (hd a multiple of 16) they read K and V where they lie.
-  const int inPlace = hd == hdp && Tq < ATT_BQ;
+  // With whole-vector rows (hd a multiple of 16) the products read K and V where they lie, the rows of the next key
+  // block prefetched while the current one computes (att_pf); otherwise from copies packed per (batch, kv head),
+  // rows padded to hdp. Packing the whole-vector case too measured 8-11% slower at T = 256..512 (B = 8, 6 heads x 64).
+  const int inPlace = hd == hdp;
   const int64_t npack = inPlace ? 0 : ldk * hdp;
   float* buf = att_alloc(2 * npack + ATT_BK * hdp + ATT_BQ * hdp + hd * ATT_BQ + ATT_BK * ATT_BQ + 3 * ATT_BQ);
   if (!buf) {
@@ -192,6 +180,7 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
   float *ST = QT + hd * ATT_BQ, *mrow = ST + ATT_BK * ATT_BQ, *lrow = mrow + ATT_BQ, *arow = lrow + ATT_BQ;
   const int64_t rs = c->nKvHead * hd;  // between consecutive keys in k, v
   int64_t packed = -1;  // b * nKvHead + g of the keys and values in Kp, Vp
+  att_pf pf;
   for (int64_t task = begin; task < end; task++) {
     const int64_t qb = task % c->nqb, h = task / c->nqb % c->nHead, b = task / c->nqb / c->nHead, g = h / group;
     const int64_t len = c->lens ? c->lens[b] : Tk;
@@ -209,10 +198,25 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
     const float* qrow = c->q + ((b * Tq + i0) * c->nHead + h) * hd;
     const int64_t qrs = c->nHead * hd;  // between consecutive queries
     CW_FN(att_transpose)(QT, ATT_BQ, qrow, qrs, qn, Nq, hd, c->scale);
-    if (qb + 1 < c->nqb) CW_FN(att_prefetch_rows)(c->q, b, h, i0 + ATT_BQ, ATT_BQ, c);
-    CW_FN(att_prefetch_rows)(c->out, b, h, i0, qn, c);
     for (int64_t r = 0; r < ATT_BQ; r++) mrow[r] = -INFINITY, lrow[r] = 0;
     const int64_t maxlast = pos0 + qn - 1 < nk - 1 ? pos0 + qn - 1 : nk - 1;
+    // prefetched during this block: what the next task reads first (its queries, and the keys and values it sees
+    // that this block did not). Not the rows of out this block writes: prefetching them too measured 7% slower at
+    // T = 256 (the miss queues are the limit here; a store's own fetch waits less than a prefetch that delays reads).
+    att_pf_reset(&pf, hd * (int64_t)sizeof(float));
+    if (task + 1 < end) {
+      const int64_t qb2 = (task + 1) % c->nqb, h2 = (task + 1) / c->nqb % c->nHead, b2 = (task + 1) / c->nqb / c->nHead;
+      const int64_t len2 = c->lens ? c->lens[b2] : Tk, nk2 = len2 < Tk ? (len2 > 0 ? len2 : 0) : Tk;
+      const int64_t i2 = qb2 * ATT_BQ, qn2 = Tq - i2 < ATT_BQ ? Tq - i2 : ATT_BQ;
+      const int64_t last2 = len2 - Tq + i2 + qn2 - 1 < nk2 - 1 ? len2 - Tq + i2 + qn2 - 1 : nk2 - 1;
+      int64_t from = b2 == b && h2 / group == g ? maxlast + 1 : 0;
+      if (!inPlace && b2 * c->nKvHead + h2 / group == packed) from = last2 + 1;  // already in Kp, Vp
+      int64_t to = last2 + 1 < from + 2 * ATT_BK ? last2 + 1 : from + 2 * ATT_BK;  // the first key blocks at most
+      att_pf_add(&pf, c->q + ((b2 * Tq + i2) * c->nHead + h2) * hd, qrs, qn2);
+      att_pf_add(&pf, c->k + ((b2 * Tk + from) * c->nKvHead + h2 / group) * hd, rs, to - from);
+      att_pf_add(&pf, c->v + ((b2 * Tk + from) * c->nKvHead + h2 / group) * hd, rs, to - from);
+    }
+    att_pf_plan(&pf, maxlast < 0 ? 0 : (maxlast / ATT_BK + 1) * (ATT_BK + ATT_BQ) / CW_MR);
     if (maxlast < 0) memset(O, 0, sizeof(float) * Mq * hdp);  // else the first key block sets O
     for (int64_t j0 = 0; j0 <= maxlast; j0 += ATT_BK) {
       // Causal trimming: key j0 + j is visible to query r of the block iff j0 + j <= pos0 + r, so the first
@@ -232,6 +236,7 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
         const int64_t first = j0 + j - pos0 > 0 ? (j0 + j - pos0) / VW * VW : 0;
         CW_FN(att_gemm)(ST + j * ATT_BQ + first, ATT_BQ, kb + j * krs, krs, 1, QT + first, ATT_BQ, CW_MR, Nq - first,
                         hd, 0);
+        att_pf_step(&pf);
       }
       // the hidden lanes of the one vector of row j that is both computed and partly visible: -inf
       const vf ninf = vset1(-INFINITY);
@@ -270,6 +275,7 @@ CW_T static void CW_FN(attention_forward_range)(void* ctx, int64_t begin, int64_
       // that see no key of this block keep their m, so their alpha is 1 (or O is 0) and they are left alone.
       const float* vb = inPlace ? c->v + ((b * Tk + j0) * c->nKvHead + g) * hd : Vp + j0 * hdp;
       for (int64_t r = 0; r < Mq; r += CW_MR) {
+        att_pf_step(&pf);
         int64_t keys = pos0 + r + CW_MR - j0;
         keys = keys > jn ? jn : keys;
         if (keys > 0) {
@@ -312,6 +318,8 @@ CW_T static void CW_FN(attention_backward_range)(void* ctx, int64_t begin, int64
   float *Kt = buf, *Vt = Kt + hd * ldk, *Kp = Vt + hd * ldk, *dKl = Kp + ldk * hdp, *dVl = dKl + ldk * hdp;
   float *Qs = dVl + ldk * hdp, *dO = Qs + ATT_BQ * hdp, *dQ = dO + ATT_BQ * hdp, *P = dQ + ATT_BQ * hdp;
   float *dS = P + ATT_BQ * ATT_BK, *L = dS + ATT_BQ * ATT_BK, *D = L + ATT_BQ;
+  const int64_t qrs = c->nHead * hd, krs = c->nKvHead * hd;  // between consecutive rows of q (dout, o, dq); k (v, dk, dv)
+  att_pf pf;
   for (int64_t task = begin; task < end; task++) {
     const int64_t b = task / c->nKvHead, g = task % c->nKvHead;
     CW_FN(att_pack)(Kt, Kp, c->k, b, g, T, ldk, c);
@@ -322,12 +330,28 @@ CW_T static void CW_FN(attention_backward_range)(void* ctx, int64_t begin, int64
         const int64_t i0 = qb * ATT_BQ, qn = T - i0 < ATT_BQ ? T - i0 : ATT_BQ, Mq = (qn + CW_MR - 1) / CW_MR * CW_MR;
         CW_FN(att_load_rows)(Qs, c->q, c->scale, b, h, i0, qn, Mq, c);
         CW_FN(att_load_rows)(dO, c->dout, 1.0f, b, h, i0, qn, Mq, c);
-        CW_FN(att_prefetch_rows)(c->dq, b, h, i0, qn, c);
-        if (qb + 1 < c->nqb) {  // the next block's inputs
-          CW_FN(att_prefetch_rows)(c->q, b, h, i0 + ATT_BQ, ATT_BQ, c);
-          CW_FN(att_prefetch_rows)(c->dout, b, h, i0 + ATT_BQ, ATT_BQ, c);
-          CW_FN(att_prefetch_rows)(c->o, b, h, i0 + ATT_BQ, ATT_BQ, c);
+        // prefetched during this block: the rows of dq it adds into at its end, then the next block's inputs, and at
+        // the task's last block the rows of dk, dv it adds into and the next task's first inputs
+        att_pf_reset(&pf, hd * (int64_t)sizeof(float));
+        att_pf_add(&pf, c->dq + ((b * T + i0) * c->nHead + h) * hd, qrs, qn);
+        int64_t b2 = b, g2 = g, h2 = h, i2 = i0 + ATT_BQ;
+        if (qb + 1 == c->nqb) {
+          i2 = 0, h2 = h + 1;
+          if (h2 == (g + 1) * group) {
+            att_pf_add(&pf, c->dk + (b * T * c->nKvHead + g) * hd, krs, T < 4 * ATT_BK ? T : 4 * ATT_BK);
+            att_pf_add(&pf, c->dv + (b * T * c->nKvHead + g) * hd, krs, T < 4 * ATT_BK ? T : 4 * ATT_BK);
+            // (the next task's keys and values are not: att_pack prefetches ahead as it copies, and adding them here
+            // measured 4% slower at T = 256, the miss queues already full)
+            b2 = task + 1 < end ? (task + 1) / c->nKvHead : -1, g2 = (task + 1) % c->nKvHead, h2 = g2 * group;
+          }
         }
+        if (b2 >= 0) {
+          const int64_t qn2 = T - i2 < ATT_BQ ? T - i2 : ATT_BQ, o2 = ((b2 * T + i2) * c->nHead + h2) * hd;
+          att_pf_add(&pf, c->q + o2, qrs, qn2);
+          att_pf_add(&pf, c->dout + o2, qrs, qn2);
+          att_pf_add(&pf, c->o + o2, qrs, qn2);
+        }
+        att_pf_plan(&pf, ((i0 + qn - 1) / ATT_BK + 1) * (ATT_BK + ATT_BQ) / CW_MR);
         memset(dQ, 0, sizeof(float) * Mq * hdp);
         for (int64_t r = 0; r < qn; r++) {
           const int64_t row = (b * T + i0 + r) * c->nHead + h;
@@ -346,6 +370,7 @@ CW_T static void CW_FN(attention_backward_range)(void* ctx, int64_t begin, int64
           const int64_t jn = maxlast + 1 - j0 < ATT_BK ? maxlast + 1 - j0 : ATT_BK;
           const int64_t Mk = (jn + CW_MR - 1) / CW_MR * CW_MR, jw = (Mk + VW - 1) / VW * VW;
           for (int64_t r = 0; r < Mq; r += CW_MR) {  // S, dP rows [r, r + CW_MR): (CW_MR, keys rounded to VW)
+            att_pf_step(&pf);
             int64_t keys = i0 + r + CW_MR - j0;
             keys = keys > jn ? jn : keys;
             if (keys <= 0) continue;
@@ -368,6 +393,7 @@ CW_T static void CW_FN(attention_backward_range)(void* ctx, int64_t begin, int64
             for (; j < jw; j += VW) vstore(p + j, vzero()), vstore(ds + j, vzero());
           }
           for (int64_t j = 0; j < Mk; j += CW_MR) {  // dV, dK rows [j, j + CW_MR) over the queries that see them
+            att_pf_step(&pf);
             const int64_t first = j0 + j - i0 > 0 ? j0 + j - i0 : 0;
             if (first >= qn) break;
             CW_FN(att_gemm)(dVl + (j0 + j) * hdp, hdp, P + first * ATT_BK + j, 1, ATT_BK, dO + first * hdp, hdp, CW_MR,

@@ -185,6 +185,10 @@ test('native attention forward matches the JS backend (causal, GQA, odd head siz
     attentionCase(3, 45, 150, 4, 2, 64, Int32Array.from([150, 57, 45])),
     attentionCase(2, 40, 40, 2, 2, 48, Int32Array.from([23, 40])),
     attentionCase(1, 97, 97, 3, 1, 80, null),
+    // K and V read in place (head size a multiple of 16) by several query blocks, the last key block's padded rows
+    // past the Tk slots; and packed (head size 24) over several blocks; both grouped-query
+    attentionCase(2, 70, 75, 4, 2, 32, Int32Array.from([75, 71])),
+    attentionCase(1, 100, 100, 4, 2, 24, null),
   ]);
 });
 
@@ -196,6 +200,7 @@ test('native attention backward matches the JS backend and accumulates', skip, (
     attentionBackwardCase(1, 7, 2, 2, 7),
     attentionBackwardCase(1, 1, 1, 1, 1),
     attentionBackwardCase(1, 97, 3, 1, 80),  // diagonal blocks cut at every offset (97 = 3 x 32 + 1)
+    attentionBackwardCase(3, 150, 6, 2, 64),  // several tasks and query blocks per thread, groups of 3 heads
   ]);
 });
 
