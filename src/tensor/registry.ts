@@ -91,7 +91,7 @@ export function setBackend(b: 'js' | 'native'): void {
 // (the native backend on a CPU with AVX512_BF16 at the avx512 level), else the reason, naming what is missing.
 export function bf16Unavailable(): string {
   const be = getBackend();
-  if (be.name !== 'native') return 'the JS backend has only the reference bf16 GEMM, far too slow to train with';
+  if (be.name !== 'native') return 'the JS backend has only the reference bf16 GEMM, far too slow to train with (the native one needs AVX512_BF16)';
   const c = nativeModule?.nativeControls;
   if (!c) return 'the native module has no bf16 controls';
   if (c.hasBf16Gemm()) return '';
