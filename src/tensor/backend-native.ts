@@ -119,9 +119,14 @@ export function loadNativeBackend(): Backend | null {
   nativeMethods = [];
   for (const m of METHODS) {
     const f = a[m];
-    // gemmMixedBf16 runs in C only where the CPU has AVX512_BF16; elsewhere it is the JS reference (correct, slow:
-    // training refuses bf16 there up front, checkPrecision in src/train/loop.ts)
-    if (typeof f === 'function' && (m !== 'gemmMixedBf16' || a.hasBf16Gemm?.())) {
+    // gemmMixedBf16 runs in C only where the CPU has AVX512_BF16 at the level in force (asked at each call: the level
+    // may be lowered at run time); elsewhere it is the JS reference (correct, slow: training refuses bf16 there up
+    // front, checkPrecision in src/train/loop.ts)
+    if (m === 'gemmMixedBf16' && typeof f === 'function' && typeof a.hasBf16Gemm === 'function') {
+      const has = a.hasBf16Gemm.bind(a), ref = float32Only(m, js[m].bind(jsBackend));
+      impl[m] = (...args: unknown[]) => (has() ? (f as AnyFn)(...args) : ref(...args));
+      nativeMethods.push(m);
+    } else if (typeof f === 'function') {
       impl[m] = f; // called directly: the addon checks types and lengths itself
       nativeMethods.push(m);
     } else {
