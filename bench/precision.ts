@@ -3,7 +3,7 @@
 // steps, once in fp32 and once with --precision bf16, same seed, same data order; then a second fp32 run with another
 // seed, whose distance from the first is the noise the bf16 difference is judged against.
 //
-//   npx tsc -p . && node dist/bench/precision.js                       # 600 steps a run, ~10 minutes on 2 cores
+//   npx tsc -p . && node dist/bench/precision.js                       # 1,000 steps a run, ~8 minutes on 2 cores
 //   node dist/bench/precision.js --steps 200 --poems 5000 --vocab 1024 --no-noise --out /tmp/cw-precision
 //
 // Printed: the held-out loss of each run at every evaluation (each run evaluates at its own precision), the final
@@ -26,7 +26,7 @@ function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
 }
-const steps = Number(arg('steps', '600')), poems = Number(arg('poems', '20000')), vocab = Number(arg('vocab', '4096'));
+const steps = Number(arg('steps', '1000')), poems = Number(arg('poems', '20000')), vocab = Number(arg('vocab', '4096'));
 const tokPoems = Number(arg('tok-poems', '5000')), seed = Number(arg('seed', '1337'));
 const evalEvery = Number(arg('eval-every', '100')), nEval = Number(arg('eval-batches', '20'));
 const noise = !process.argv.includes('--no-noise');
