@@ -1,8 +1,10 @@
 // GEMM: C = alpha * op(A) @ op(B) + beta * C, batched with element strides (see src/tensor/backend.ts).
 //
 // Boundary: this file holds the driver (blocking loops, threading, the decode-shaped paths, batching), the scalar
-// reference kernels, and the Node-API glue `gemm`. The SIMD microkernels and packers are in gemm_avx512.c,
-// gemm_avx2.c and gemm_neon.c (chosen at run time by cw_cpu_level()); gemm.h describes the packed layouts.
+// reference kernels, and the Node-API glue `gemm` and `gemmMixedBf16`. The SIMD microkernels and packers are in
+// gemm_avx512.c, gemm_avx2.c and gemm_neon.c (chosen at run time by cw_cpu_level()); gemm.h describes the packed
+// layouts. The bf16 mixed-precision product (cw_gemm_bf16: inputs rounded to bf16 while packed, float32 sums) runs
+// this same driver with the kernel set of gemm_bf16.c, on the blocked path for every shape (its packers do the rounding).
 //
 // Paths: M <= 4 (decode) streams op(B) once with the few rows of op(A) in L1, no packing; N <= 4 (a scalar head)
 // does the same on the transposed product; small outputs over a long K (M N <= 32768, K >= 1024: weight gradients)
