@@ -72,11 +72,11 @@ const tokPerSec = (r: Run) => {
 };
 const curves = runs.map(valCurve);
 console.log(`\nheld-out loss (nats; ${nEval} batches of ${B} x ${T}), each run at its own precision`);
-console.log(['step', ...runs.map((r) => r.name), 'bf16 - fp32', ...(noise ? ['fp32 seed - fp32'] : [])].map((s) => s.padStart(14)).join(''));
+console.log(['step', ...runs.map((r) => r.name), 'bf16 - fp32', ...(noise ? ['fp32 seed - fp32'] : [])].map((s) => s.padStart(17)).join(''));
 for (const step of curves[0].keys()) {
   const v = curves.map((c) => c.get(step) ?? NaN);
   console.log([String(step), ...v.map((x) => x.toFixed(4)), (v[1] - v[0]).toFixed(4), ...(noise ? [(v[2] - v[0]).toFixed(4)] : [])]
-    .map((s) => s.padStart(14)).join(''));
+    .map((s) => s.padStart(17)).join(''));
 }
 
 // ---- the bf16-trained model evaluated in fp32 (the checkpoint holds its float32 master weights)
