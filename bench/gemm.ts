@@ -1,6 +1,6 @@
 // GEMM throughput of the native backend, and the ratio to OpenBLAS's cblas_sgemm measured in the same run.
 //
-// Run: npm run build && node dist/bench/gemm.js [--reps 5] [--rounds 3] [--quick] [--only TEXT] [--cpu-time]
+// Run: npm run build && node dist/bench/gemm.js [--reps 5] [--rounds 3] [--quick] [--only TEXT] [--cpu-time] [--bf16]
 // Shapes: 512^3, 1024^3, 2048^3, and the transformer products (M, K, N) = (4096, 384, 1152), (4096, 1152, 384),
 // (4096, 384, 1536) in the three forms training uses: forward x @ W^T (transB), dX = dY @ W, dW += dY^T @ X (transA,
 // beta 1); plus decode-shaped rows (M = 1, 4). Each figure is the median of --reps timed runs after a warm-up, with
@@ -17,6 +17,9 @@
 // kernel, and the table says so. The machine may be shared: the load average is printed before and after.
 // The header names the CPU and the dispatch level; 'of peak' is each rate over the core's fp32 FMA peak at that level,
 // measured by a register-only FMA loop (native/peak.c) before and after the products, times the threads.
+// --bf16 (CPUs with AVX512_BF16): each of our float32 runs is followed by one of gemmMixedBf16 (bf16 inputs, float32
+// sums) on the same operands, and the table adds its GFLOP/s, its share of the bf16 peak (a register-only vdpbf16ps
+// loop, measured like the FMA peak) and its speed over our float32 product (median of the paired ratios).
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -33,6 +36,7 @@ const QUICK = args.includes('--quick');
 const onlyArg = args.indexOf('--only');
 const ONLY = onlyArg >= 0 ? args[onlyArg + 1] ?? '' : '';
 const CPU_TIME = args.includes('--cpu-time');
+const BF16 = args.includes('--bf16');
 
 interface Shape { label: string; M: number; N: number; K: number; transA: boolean; transB: boolean; beta: number }
 
@@ -161,19 +165,26 @@ const peerNote = typeof started === 'string' ? `OpenBLAS not measured: ${started
 const load0 = loadavg()[0];
 // the core's peak at this level: a register-only FMA loop on one thread, before the products and again after them
 // (the better of the two: on a shared machine either may be slowed)
+if (BF16 && !nativeControls.hasBf16Gemm()) {
+  console.error(`--bf16: this CPU has no AVX512_BF16 at the dispatch level in force (${nativeControls.cpuLevelName()})`);
+  process.exit(1);
+}
 nativeControls.setNumThreads(1);
 const peaks = [nativeControls.fmaPeak(0.5)];
+const bf16Peaks = BF16 ? [nativeControls.bf16Peak(0.5)] : [];
 nativeControls.setNumThreads(allThreads);
 console.log(`native gemm on ${cpus()[0]?.model?.trim() ?? 'an unknown CPU'}: dispatch level ${nativeControls.cpuLevelName()}, ` +
   `${allThreads} thread(s) available, median of ${REPS} x ${ROUNDS} interleaved runs (ours, then OpenBLAS); ` +
   `load average ${load0.toFixed(2)} at start`);
-console.log(`peak of one core at this level (fp32 FMAs on registers, measured): ${peaks[0].toFixed(1)} GFLOP/s`);
+console.log(`peak of one core at this level (fp32 FMAs on registers, measured): ${peaks[0].toFixed(1)} GFLOP/s` +
+  (BF16 ? `; bf16 (vdpbf16ps on registers): ${bf16Peaks[0].toFixed(1)} GFLOP/s` : ''));
 
 const threadCounts = allThreads > 1 ? [1, allThreads] : [1];
 const rows: string[][] = [
-  ['shape', 'M', 'N', 'K', 'tA', 'tB', 'beta', 'thr', 'ours GF/s', 'of peak', 'OpenBLAS GF/s', 'ratio', 'best/best'],
+  ['shape', 'M', 'N', 'K', 'tA', 'tB', 'beta', 'thr', 'ours GF/s', 'of peak', 'OpenBLAS GF/s', 'ratio', 'best/best',
+    ...(BF16 ? ['bf16 GF/s', 'of bf16 peak', 'bf16/f32'] : [])],
 ];
-const samples = new Map<string, { ours: number[]; theirs: number[] }>();
+const samples = new Map<string, { ours: number[]; theirs: number[]; bf16: number[] }>();
 for (let round = 0; round < ROUNDS; round++) {
   for (const s of shapes()) {
     const A = randArray(s.M * s.K), B = randArray(s.K * s.N), C = new Float32Array(s.M * s.N);
@@ -183,7 +194,7 @@ for (let round = 0; round < ROUNDS; round++) {
     for (const threads of threadCounts) {
       nativeControls.setNumThreads(threads);
       const key = `${s.label}|${threads}`;
-      const got = samples.get(key) ?? { ours: [], theirs: [] };
+      const got = samples.get(key) ?? { ours: [], theirs: [], bf16: [] };
       samples.set(key, got);
       const cpu = CPU_TIME && threads === 1;
       for (let r = -1; r < REPS; r++) {
@@ -191,11 +202,19 @@ for (let round = 0; round < ROUNDS; round++) {
         for (let i = 0; i < inner; i++) be.gemm(C, A, B, s.M, s.N, s.K, s.transA, s.transB, 1, s.beta);
         const c1 = process.cpuUsage(c0);
         const t = cpu ? (c1.user + c1.system) / 1e6 / inner : (performance.now() - t0) / 1000 / inner;
+        let tBf16 = 0;
+        if (BF16) {
+          const t2 = performance.now(), c2 = process.cpuUsage();
+          for (let i = 0; i < inner; i++) be.gemmMixedBf16(C, A, B, s.M, s.N, s.K, s.transA, s.transB, 1, s.beta);
+          const c3 = process.cpuUsage(c2);
+          tBf16 = cpu ? (c3.user + c3.system) / 1e6 / inner : (performance.now() - t2) / 1000 / inner;
+        }
         const answer = peer ? await peer.ask(`run ${threads} ${inner}`) : '';
         if (r < 0) continue; // warm-up
         const m = /^seconds (\S+) cpu (\S+)/.exec(answer);
         if (peer && !m) continue; // keep the two lists paired
         got.ours.push(flops / t / 1e9);
+        if (BF16) got.bf16.push(flops / tBf16 / 1e9);
         if (m) got.theirs.push(flops / Number(cpu ? m[2] : m[1]) / 1e9);
       }
     }
@@ -204,10 +223,11 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 nativeControls.setNumThreads(1);
 peaks.push(nativeControls.fmaPeak(0.5));
-const peak = Math.max(...peaks);
+if (BF16) bf16Peaks.push(nativeControls.bf16Peak(0.5));
+const peak = Math.max(...peaks), bf16Peak = BF16 ? Math.max(...bf16Peaks) : 0;
 for (const s of shapes()) {
   for (const threads of threadCounts) {
-    const { ours, theirs } = samples.get(`${s.label}|${threads}`)!;
+    const { ours, theirs, bf16 } = samples.get(`${s.label}|${threads}`)!;
     const cpu = CPU_TIME && threads === 1;
     // each of our runs and the OpenBLAS run right after it saw nearly the same machine: the median of those paired
     // ratios cancels slow changes of load that the two medians alone would mix in
@@ -215,7 +235,9 @@ for (const s of shapes()) {
     const ratio = p ? median(ours.map((x, i) => x / theirs[i])).toFixed(2) : '-';
     const best = p ? (Math.max(...ours) / Math.max(...theirs)).toFixed(2) : '-';
     rows.push([s.label, String(s.M), String(s.N), String(s.K), s.transA ? 'T' : 'N', s.transB ? 'T' : 'N', String(s.beta),
-      String(threads) + (cpu ? ' cpu' : ''), o.toFixed(1), `${((100 * o) / (peak * threads)).toFixed(0)}%`, p ? p.toFixed(1) : '-', ratio, best]);
+      String(threads) + (cpu ? ' cpu' : ''), o.toFixed(1), `${((100 * o) / (peak * threads)).toFixed(0)}%`, p ? p.toFixed(1) : '-', ratio, best,
+      ...(BF16 ? [median(bf16).toFixed(1), `${((100 * median(bf16)) / (bf16Peak * threads)).toFixed(0)}%`,
+        median(bf16.map((x, i) => x / ours[i])).toFixed(2)] : [])]);
   }
 }
 nativeControls.setNumThreads(allThreads);
@@ -233,6 +255,11 @@ console.log('');
 console.log('ratio: median over the runs of ours / the OpenBLAS run right after it; best/best: our fastest run over its fastest (less sensitive to load)');
 console.log(`of peak: ours over (threads x the core's peak), the peak the better of ${peaks.map((x) => x.toFixed(1)).join(' and ')} GFLOP/s ` +
   `(a register-only FMA loop at level ${nativeControls.cpuLevelName()}, before and after the products)`);
+if (BF16) {
+  console.log(`bf16: gemmMixedBf16 run right after each of our float32 runs; of bf16 peak: over (threads x ` +
+    `${bf16Peaks.map((x) => x.toFixed(1)).join(' or ')} GFLOP/s, the better), a register-only vdpbf16ps loop before and after; ` +
+    'bf16/f32: median of the paired ratios');
+}
 if (CPU_TIME) console.log("'1 cpu' rows: flops per CPU-second of each process (--cpu-time), the rest wall-clock");
 console.log(peerNote);
 console.log(`load average ${loadavg()[0].toFixed(2)} at end (the machine may be shared: rerun key shapes when quiet)`);

@@ -1,11 +1,17 @@
 // Training throughput: tokens/s and MFU of a full training step (forward, loss, backward, clipping, AdamW) for the
-// tiny, small and medium presets at 2,048 tokens per step, fp32, all threads; the GEMM peak measured in the same run;
-// peak resident memory. Each preset runs in its own child process so its peak memory is its own.
+// tiny, small and medium presets at 2,048 tokens per step, fp32 (and bf16 mixed precision with --precision), all
+// threads; the GEMM peak measured in the same run; peak resident memory. Each preset runs in its own child process so
+// its peak memory is its own.
 //
 //   npx tsc -p . && node dist/bench/train.js                       # all three presets
 //   node dist/bench/train.js --presets tiny --steps 10 --vocab 4096
 //   node dist/bench/train.js --presets small --cpu-prof            # writes a .cpuprofile per child into bench-prof/
 //   node dist/bench/train.js --runs 5                              # medians of 5 runs per preset (this machine drifts)
+//   node dist/bench/train.js --precision fp32,bf16                 # each preset in both, one after the other (AVX512_BF16)
+//
+// Precision bf16: the linear and matmul GEMMs take bf16 inputs (Backend.gemmMixedBf16), so its MFU is against the
+// bf16 GEMM's peak, measured the same way at the same shapes: the same model FLOPs over a ceiling about twice as high.
+// Its PyTorch peer runs the forward and loss under torch.autocast("cpu", dtype=torch.bfloat16).
 //
 // Reported per preset: median step time over --steps timed steps after --warmup steps, its split into forward+loss,
 // backward, clip+AdamW, tokens/s, MFU = model FLOP/s / GEMM peak (FLOPs as in src/train/progress.ts), peak RSS.
@@ -20,7 +26,7 @@
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { getBackend, setBackend, nativeAvailable, releaseTape } from '../src/tensor/index.js';
+import { getBackend, setBackend, nativeAvailable, releaseTape, setMatmulPrecision, type MatmulPrecision } from '../src/tensor/index.js';
 import { nativeControls } from '../src/tensor/backend-native.js';
 import { GPT } from '../src/model/gpt.js';
 import { configFromPreset } from '../src/model/config.js';
@@ -42,6 +48,8 @@ function child(preset: string): void {
   const steps = Number(arg('steps', '6')), warmup = Number(arg('warmup', '2')), V = Number(arg('vocab', '8192'));
   if (arg('backend', '') === 'js' || !nativeAvailable()) setBackend('js');
   const be = getBackend();
+  const precision = arg('child-precision', 'fp32') as MatmulPrecision;
+  setMatmulPrecision(precision);
   const { B, T } = SHAPES[preset];
   const model = GPT.create(configFromPreset(preset, V), 1);
   const cfg = model.config;
@@ -53,7 +61,7 @@ function child(preset: string): void {
   // the GEMM peak at the MLP shapes of this step (src/train/progress.ts), measured in this process: right after each
   // timed step, so that on a shared machine each step is compared with the peak of its moment (MFU), and once up front
   // over 2 s (MFU against it, with that window's median rate beside its best, which shows how much the machine drifts)
-  const upFront = trainingGemmRates(be, B * T, cfg.nEmbd, cfg.intermediateSize, 2.0);
+  const upFront = trainingGemmRates(be, B * T, cfg.nEmbd, cfg.intermediateSize, 2.0, precision);
   const peak = Math.max(...upFront), peakMedian = median(upFront);
   const localPeaks: number[] = [], mfus: number[] = [];
   const matmulParams = model.layout.filter((p) => p.kind === 'matrix').reduce((a, p) => a + p.size, 0) +
@@ -77,7 +85,7 @@ function child(preset: string): void {
     const t3 = performance.now();
     if (s >= warmup) {
       total.push(t3 - t0); fwd.push(t1 - t0); bwd.push(t2 - t1); upd.push(t3 - t2);
-      const p = trainingGemmPeak(be, B * T, cfg.nEmbd, cfg.intermediateSize, 0.4);
+      const p = trainingGemmPeak(be, B * T, cfg.nEmbd, cfg.intermediateSize, 0.4, precision);
       localPeaks.push(p);
       mfus.push((flopsPerToken * B * T) / ((t3 - t0) / 1000) / (p * 1e9));
     }
@@ -96,7 +104,7 @@ function child(preset: string): void {
   const mfu = median(mfus), peakLocal = median(localPeaks);
   if (process.argv.includes('--shapes')) gemmShapes(be, B * T, cfg.nEmbd, cfg.intermediateSize, (cfg.nHead + 2 * cfg.nKvHead) * (cfg.nEmbd / cfg.nHead), V);
   console.log(JSON.stringify({
-    preset, backend: be.name, B, T, vocab: V, params: model.numParams(), matmulParams, stepMs: +(dt * 1000).toFixed(1),
+    preset, precision, backend: be.name, B, T, vocab: V, params: model.numParams(), matmulParams, stepMs: +(dt * 1000).toFixed(1),
     forwardMs: +median(fwd).toFixed(1), backwardMs: +median(bwd).toFixed(1), updateMs: +median(upd).toFixed(1),
     tokPerSec: Math.round(tokPerSec), modelGflops: +((flopsPerToken * tokPerSec) / 1e9).toFixed(1),
     peakLocalGflops: +peakLocal.toFixed(1), mfu: +mfu.toFixed(3), peakGflops: +peak.toFixed(1), peakMedianGflops: +peakMedian.toFixed(1),
@@ -142,6 +150,11 @@ function gemmShapes(be: ReturnType<typeof getBackend>, N: number, C: number, I: 
 
 function parent(): void {
   const presets = arg('presets', 'tiny,small,medium').split(',');
+  const precisions = arg('precision', 'fp32').split(',') as MatmulPrecision[];
+  for (const p of precisions) if (p !== 'fp32' && p !== 'bf16') throw new Error(`unknown precision ${p}; choose from fp32, bf16`);
+  if (precisions.includes('bf16') && !(nativeAvailable() && nativeControls.hasBf16Gemm())) {
+    throw new Error('--precision bf16 needs the native backend on a CPU with AVX512_BF16 at the avx512 dispatch level');
+  }
   const self = fileURLToPath(import.meta.url);
   const pass = process.argv.slice(2).filter((a) => a !== '--cpu-prof');
   const nodeFlags = process.argv.includes('--cpu-prof') ? ['--cpu-prof', '--cpu-prof-dir=bench-prof'] : [];
@@ -149,18 +162,22 @@ function parent(): void {
   const rows: any[] = [];
   for (const p of presets) {
     if (!(p in SHAPES)) throw new Error(`unknown preset ${p}; choose from ${Object.keys(SHAPES).join(', ')}`);
-    // --runs N: N fresh processes, each followed by its PyTorch run; the table shows the median of each figure
-    const done: any[] = [];
+    // --runs N: N fresh processes, each followed by its PyTorch run; the table shows the median of each figure. With
+    // several precisions each run does them one after the other, so they meet the same moments of a drifting machine.
+    const done = new Map<MatmulPrecision, any[]>(precisions.map((q) => [q, []]));
     for (let i = 0; i < runs; i++) {
-      const r = spawnSync(process.execPath, [...nodeFlags, self, ...pass, '--child', p], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-      const line = r.stdout.trim().split('\n').pop() ?? '';
-      if (r.status !== 0 || !line.startsWith('{')) { console.error(`${p}: child failed (exit ${r.status})\n${r.stdout}`); continue; }
-      const row = JSON.parse(line);
-      row.torch = torchPeer(p, row.vocab);
-      if (runs > 1) console.error(`  ${p} run ${i + 1}/${runs}: ${row.stepMs} ms a step, MFU ${(100 * row.mfu).toFixed(1)}%, MFU^ ${(100 * row.mfuUpFront).toFixed(1)}%`);
-      done.push(row);
+      for (const q of precisions) {
+        const r = spawnSync(process.execPath, [...nodeFlags, self, ...pass, '--child', p, '--child-precision', q],
+          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+        const line = r.stdout.trim().split('\n').pop() ?? '';
+        if (r.status !== 0 || !line.startsWith('{')) { console.error(`${p} ${q}: child failed (exit ${r.status})\n${r.stdout}`); continue; }
+        const row = JSON.parse(line);
+        row.torch = torchPeer(p, row.vocab, q);
+        if (runs > 1) console.error(`  ${p} ${q} run ${i + 1}/${runs}: ${row.stepMs} ms a step, MFU ${(100 * row.mfu).toFixed(1)}%, MFU^ ${(100 * row.mfuUpFront).toFixed(1)}%`);
+        done.get(q)!.push(row);
+      }
     }
-    if (done.length) rows.push(medianRow(done));
+    for (const q of precisions) if (done.get(q)!.length) rows.push(medianRow(done.get(q)!));
   }
   const target: Record<string, number> = { tiny: 0.45, small: 0.65, medium: 0.65 };
   console.log('MFU: model FLOP/s (6 x matmul params + causal attention, per token) over the GEMM peak; per step against the peak');
@@ -168,15 +185,19 @@ function parent(): void {
   console.log('its moment). MFU^: the median step against the best of a 2 s peak window up front; that window\'s median is printed');
   console.log('beside its best.');
   const peerInfo = rows.map((r) => r.torch).find((t) => typeof t !== 'string') as { version: string } | undefined;
-  console.log(`PyTorch${peerInfo ? ` ${peerInfo.version}` : ''}: bench/train_torch.py, the same model and step in torch (fp32, same threads), run right`);
+  console.log(`PyTorch${peerInfo ? ` ${peerInfo.version}` : ''}: bench/train_torch.py, the same model and step in torch (same precision, same threads), run right`);
   console.log('after ours; its MFU^ against the same up-front peak (it is not paired step by step).');
-  console.log('preset  backend  B x T      params   step ms  fwd/bwd/upd ms        tok/s   model GF/s  peak GF/s   MFU  (target)  ' +
+  if (precisions.includes('bf16')) {
+    console.log('bf16 rows: linear/matmul GEMMs with bf16 inputs and float32 sums; peak and MFU against the bf16 GEMM at the same');
+    console.log('shapes (PyTorch: torch.autocast("cpu", dtype=torch.bfloat16) around the forward and loss).');
+  }
+  console.log('preset  prec  backend  B x T      params   step ms  fwd/bwd/upd ms        tok/s   model GF/s  peak GF/s   MFU  (target)  ' +
     'up-front peak best/median   MFU^  peak RSS   PyTorch tok/s  MFU^   ours/PyTorch');
   for (const r of rows) {
     const t = r.torch as { tokPerSec: number } | string;
     const peer = typeof t === 'string' ? `   (${t})` : `   ${String(t.tokPerSec).padStart(13)}  ${(100 * r.torchMfu).toFixed(1).padStart(4)}%` +
       `  ${r.torchRatio.toFixed(2).padStart(6)}x`;
-    console.log(`${r.preset.padEnd(7)} ${r.backend.padEnd(8)} ${`${r.B} x ${r.T}`.padEnd(9)} ${(r.params / 1e6).toFixed(2).padStart(7)}M ` +
+    console.log(`${r.preset.padEnd(7)} ${r.precision.padEnd(5)} ${r.backend.padEnd(8)} ${`${r.B} x ${r.T}`.padEnd(9)} ${(r.params / 1e6).toFixed(2).padStart(7)}M ` +
       `${String(r.stepMs).padStart(8)}  ${`${r.forwardMs}/${r.backwardMs}/${r.updateMs}`.padEnd(20)} ${String(r.tokPerSec).padStart(7)} ` +
       `${String(r.modelGflops).padStart(11)} ${String(r.peakLocalGflops).padStart(10)} ${(100 * r.mfu).toFixed(1).padStart(5)}%  (${100 * target[r.preset]}%)  ` +
       `${`${r.peakGflops} / ${r.peakMedianGflops}`.padStart(25)} ${(100 * r.mfuUpFront).toFixed(1).padStart(5)}% ` +
@@ -184,7 +205,7 @@ function parent(): void {
   }
   if (runs > 1) {
     console.log(`medians of ${runs} runs; MFU from run to run: ` +
-      rows.map((r) => `${r.preset} ${(100 * r.mfuMin).toFixed(1)}-${(100 * r.mfuMax).toFixed(1)}%`).join(', '));
+      rows.map((r) => `${r.preset} ${r.precision} ${(100 * r.mfuMin).toFixed(1)}-${(100 * r.mfuMax).toFixed(1)}%`).join(', '));
   }
 }
 
@@ -205,7 +226,7 @@ function medianRow(done: any[]): any {
 
 // The PyTorch peer (bench/train_torch.py) on the same preset, shapes, steps and thread count; a reason string when
 // python3 or torch is missing (it is a peer for the benchmark, never a dependency) or --no-torch is given.
-function torchPeer(preset: string, vocab: number): { tokPerSec: number; stepMs: number; version: string } | string {
+function torchPeer(preset: string, vocab: number, precision: MatmulPrecision): { tokPerSec: number; stepMs: number; version: string } | string {
   if (process.argv.includes('--no-torch')) return 'PyTorch not run: --no-torch';
   const script = fileURLToPath(new URL('../../bench/train_torch.py', import.meta.url));
   const python = torchPython();
@@ -214,7 +235,7 @@ function torchPeer(preset: string, vocab: number): { tokPerSec: number; stepMs: 
   const cfg = configFromPreset(preset as 'tiny' | 'small' | 'medium', vocab);
   const threads = Number(process.env.CHATWRIGHT_THREADS) || availableParallelism();
   const env = torchEnv();
-  const r = spawnSync(python, [script, JSON.stringify(cfg), String(B), String(T), arg('steps', '6'), arg('warmup', '2'), String(threads)],
+  const r = spawnSync(python, [script, JSON.stringify(cfg), String(B), String(T), arg('steps', '6'), arg('warmup', '2'), String(threads), precision],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env });
   const line = (r.stdout ?? '').trim().split('\n').pop() ?? '';
   if (r.status !== 0 || !line.startsWith('{')) return `PyTorch run failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').pop()}`;

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The PyTorch peer of bench/train.ts: the same Llama-style model and the same full training step (forward, loss,
-backward, gradient clipping, AdamW), fp32 on the CPU, timed the same way (median step after warm-up steps).
+backward, gradient clipping, AdamW), fp32 on the CPU, timed the same way (median step after warm-up steps); with
+precision bf16, the forward and loss under torch.autocast("cpu", dtype=torch.bfloat16) (its CPU autocast: linear
+layers and matmuls in bf16 through oneDNN, float32 weights and optimizer state), the counterpart of --precision bf16.
 
 A benchmark peer, never a dependency: bench/train.ts runs it when `python3 -c "import torch"` works (Debian:
 apt-get install python3-torch) and prints our tokens/s over its tokens/s. Written from the Hugging Face
@@ -8,8 +10,8 @@ modeling_llama.py conventions (RMSNorm, rotate_half rotary, grouped-query attent
 attention is torch's fused scaled_dot_product_attention(is_causal=True) (torch >= 2.0; before, the masked softmax
 written out, as models did then), AdamW is torch.optim.AdamW (its default implementation), the loss F.cross_entropy.
 
-Usage: python3 bench/train_torch.py '{"nLayer": 6, ...}' B T steps warmup threads
-Prints one line of JSON: {"step_ms": median, "steps_ms": [...], "torch": version, "threads": n}
+Usage: python3 bench/train_torch.py '{"nLayer": 6, ...}' B T steps warmup threads [fp32|bf16]
+Prints one line of JSON: {"step_ms": median, "steps_ms": [...], "torch": version, "threads": n, "precision": p}
 """
 import json
 import statistics
@@ -92,6 +94,8 @@ class GPT(torch.nn.Module):
 def main():
     c = json.loads(sys.argv[1])
     B, T, steps, warmup, threads = (int(a) for a in sys.argv[2:7])
+    precision = sys.argv[7] if len(sys.argv) > 7 else "fp32"
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
     torch.set_num_threads(threads)
     torch.manual_seed(1)
     V = c["vocabSize"]
@@ -109,7 +113,8 @@ def main():
     for s in range(warmup + steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model(ids, targets, cos, sin)
+        with autocast:
+            loss = model(ids, targets, cos, sin)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -117,7 +122,7 @@ def main():
         if s >= warmup:
             times.append((time.perf_counter() - t0) * 1000)
     print(json.dumps({"step_ms": statistics.median(times), "steps_ms": times, "torch": torch.__version__,
-                      "threads": torch.get_num_threads()}))
+                      "threads": torch.get_num_threads(), "precision": precision}))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ extern "C" {
 // (CHATWRIGHT_CPU=scalar|neon). A level's number orders it within its architecture only.
 enum { CW_SCALAR = 0, CW_AVX2 = 1, CW_AVX512 = 2, CW_NEON = 1 };
 int cw_cpu_level(void);
+// 1 when the bf16 mixed-precision GEMM can run: the CPU has AVX512_BF16 and the level in force is avx512.
+int cw_cpu_has_bf16(void);
 // Floats per vector at a level (1, 8, 16; NEON 4): the unit kernels split column ranges by.
 int cw_level_width(int level);
 // Sets the level used from now on, clamped to what the CPU supports; returns the level in force.

@@ -3,7 +3,10 @@
 // NEON, which every ARMv8-A CPU has (Arm ARM: Advanced SIMD is mandatory in the A-profile, Linux and macOS alike).
 // Lowered by CHATWRIGHT_CPU=scalar|avx2|avx512 (x86-64) or scalar|neon (AArch64), changeable at run time by
 // cw_set_cpu_level (never above what the CPU supports).
-// Reference: Intel SDM vol. 1, 14.3 "Detection of Intel AVX instructions" and 15.2 (AVX-512).
+// Beside the level, one extension is detected on its own: AVX512_BF16 (CPUID.(EAX=7,ECX=1):EAX bit 5; vdpbf16ps and
+// the bf16 conversions), which the bf16 mixed-precision GEMM (gemm_bf16.c) needs; it is usable at the avx512 level only
+// (cw_cpu_has_bf16), so CHATWRIGHT_CPU=avx2 turns it off with the rest of AVX-512.
+// Reference: Intel SDM vol. 1, 14.3 "Detection of Intel AVX instructions" and 15.2 (AVX-512); vol. 2, CPUID leaf 07H.
 #include "common.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,6 +23,8 @@ static uint64_t xgetbv0(void) {
   return ((uint64_t)edx << 32) | eax;
 }
 
+static int g_hw_bf16 = 0;  // AVX512_BF16, set by detect_hardware when the level is avx512
+
 static int detect_hardware(void) {
   unsigned a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return CW_SCALAR;
@@ -32,13 +37,22 @@ static int detect_hardware(void) {
   __cpuid_count(7, 0, a, b, c, d);
   int avx2 = (b >> 5) & 1;
   int avx512 = ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);  // F, DQ, BW, VL
-  if (avx2 && fma && f16c && avx512 && (xcr0 & 0xE6) == 0xE6) return CW_AVX512;  // + opmask, ZMM_Hi256, Hi16_ZMM
+  if (avx2 && fma && f16c && avx512 && (xcr0 & 0xE6) == 0xE6) {  // + opmask, ZMM_Hi256, Hi16_ZMM
+    __cpuid_count(7, 0, a, b, c, d);
+    if (a >= 1) {  // EAX of subleaf 0: the highest subleaf
+      __cpuid_count(7, 1, a, b, c, d);
+      g_hw_bf16 = (a >> 5) & 1;
+    }
+    return CW_AVX512;
+  }
   if (avx2 && fma && f16c) return CW_AVX2;
   return CW_SCALAR;
 }
 #elif defined(__aarch64__)
+static const int g_hw_bf16 = 0;
 static int detect_hardware(void) { return CW_NEON; }
 #else
+static const int g_hw_bf16 = 0;
 static int detect_hardware(void) { return CW_SCALAR; }
 #endif
 
@@ -87,6 +101,11 @@ int cw_set_cpu_level(int level) {
   if (level > g_hw) level = g_hw;
   atomic_store(&g_level, level);
   return level;
+}
+
+int cw_cpu_has_bf16(void) {
+  init_levels();
+  return g_hw_bf16 && cw_cpu_level() == CW_AVX512;  // (AArch64 has no level 2: never there)
 }
 
 const char* cw_cpu_level_name(int level) { return level >= 0 && level <= TOP_LEVEL ? LEVEL_NAMES[level] : "scalar"; }

@@ -1,8 +1,10 @@
 // GEMM: C = alpha * op(A) @ op(B) + beta * C, batched with element strides (see src/tensor/backend.ts).
 //
 // Boundary: this file holds the driver (blocking loops, threading, the decode-shaped paths, batching), the scalar
-// reference kernels, and the Node-API glue `gemm`. The SIMD microkernels and packers are in gemm_avx512.c,
-// gemm_avx2.c and gemm_neon.c (chosen at run time by cw_cpu_level()); gemm.h describes the packed layouts.
+// reference kernels, and the Node-API glue `gemm` and `gemmMixedBf16`. The SIMD microkernels and packers are in
+// gemm_avx512.c, gemm_avx2.c and gemm_neon.c (chosen at run time by cw_cpu_level()); gemm.h describes the packed
+// layouts. The bf16 mixed-precision product (cw_gemm_bf16: inputs rounded to bf16 while packed, float32 sums) runs
+// this same driver with the kernel set of gemm_bf16.c, on the blocked path for every shape (its packers do the rounding).
 //
 // Paths: M <= 4 (decode) streams op(B) once with the few rows of op(A) in L1, no packing; N <= 4 (a scalar head)
 // does the same on the transposed product; small outputs over a long K (M N <= 32768, K >= 1024: weight gradients)
@@ -172,11 +174,12 @@ static void macro_kernel(const gemm_problem* g, const float* bufA, const float* 
                          int accumulate) {
   const cw_gemm_kernel* k = g->k;
   const int MR = k->mr, NR = k->nr, a_res = k->a_resident;
+  const int64_t kp = cw_panel_k(k, kc);
   for (int64_t o = 0; o < (a_res ? mc : nc); o += (a_res ? MR : NR)) {
     for (int64_t q = 0; q < (a_res ? nc : mc); q += (a_res ? NR : MR)) {
       int64_t ir = a_res ? o : q, jr = a_res ? q : o;
-      const float* ap = bufA + ir * kc;
-      const float* bp = bufB + jr * kc;
+      const float* ap = bufA + ir * kp;
+      const float* bp = bufB + jr * kp;
       int rows = (int)(mc - ir < MR ? mc - ir : MR);
       int cols = (int)(nc - jr < NR ? nc - jr : NR);
       float* c = g->C + (ic + ir) * g->ldc + jc + jr;
@@ -296,7 +299,7 @@ static void shared_pack_range(void* vctx, int64_t b, int64_t e) {
   const shared_ctx* s = vctx;
   const int NR = s->g->k->nr;
   int64_t j0 = b * NR, j1 = e * NR < s->nc ? e * NR : s->nc;
-  s->g->pack_b(s->bufB + j0 * s->kc, s->g->B, s->pc, s->kc, s->jc + j0, j1 - j0, NR);
+  s->g->pack_b(s->bufB + j0 * cw_panel_k(s->g->k, s->kc), s->g->B, s->pc, s->kc, s->jc + j0, j1 - j0, NR);
 }
 
 static void shared_compute_range(void* vctx, int64_t b, int64_t e) {
@@ -480,7 +483,8 @@ static void gemm_one(const gemm_problem* g, int allowThreads) {
     gemm_shared(&h, threads);
     return;
   }
-  const int lowp = g->B.dtype != CW_DT_F32;  // its B is only readable by its packer: the blocked path alone
+  // low-precision B is only readable by its packer, and bf16 products round in the packers: the blocked path alone
+  const int lowp = g->B.dtype != CW_DT_F32 || g->k->bf16;
   if (g->M <= SMALL_M && !lowp) {
     ctx.small = 1;
     ctx.unit = 64;
@@ -532,11 +536,12 @@ static void batch_range(void* vctx, int64_t b, int64_t e) {
 }
 
 // Returns 0, or -1 when scratch memory ran out (C is then unspecified).
-int cw_gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, int transA, int transB,
-            float alpha, float beta, int64_t batch, int64_t strideA, int64_t strideB, int64_t strideC) {
+static int gemm_batched(const cw_gemm_kernel* k, float* C, const float* A, const float* B, int64_t M, int64_t N,
+                        int64_t K, int transA, int transB, float alpha, float beta, int64_t batch, int64_t strideA,
+                        int64_t strideB, int64_t strideC) {
   int failed = 0;
   batch_ctx bc;
-  bc.g.k = pick_kernel();
+  bc.g.k = k;
   bc.g.C = C;
   bc.g.ldc = N;
   bc.g.A = (cw_operand){A, transA ? M : K, transA};
@@ -567,6 +572,19 @@ int cw_gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int6
   return __atomic_load_n(&failed, __ATOMIC_RELAXED) ? -1 : 0;
 }
 
+int cw_gemm(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, int transA, int transB,
+            float alpha, float beta, int64_t batch, int64_t strideA, int64_t strideB, int64_t strideC) {
+  return gemm_batched(pick_kernel(), C, A, B, M, N, K, transA, transB, alpha, beta, batch, strideA, strideB, strideC);
+}
+
+#if defined(__x86_64__)
+int cw_gemm_bf16(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, int transA, int transB,
+                 float alpha, float beta, int64_t batch, int64_t strideA, int64_t strideB, int64_t strideC) {
+  return gemm_batched(&cw_gemm_kernel_avx512_bf16, C, A, B, M, N, K, transA, transB, alpha, beta, batch, strideA,
+                      strideB, strideC);
+}
+#endif
+
 // Returns 0, or -1 when scratch memory could not be had (C is then unspecified; the glue throws).
 int cw_gemm_lowp(float* C, const float* A, cw_operand B, cw_pack_b_fn pack, int64_t M, int64_t N, int64_t K) {
   int failed = 0;
@@ -575,7 +593,8 @@ int cw_gemm_lowp(float* C, const float* A, cw_operand B, cw_pack_b_fn pack, int6
   return __atomic_load_n(&failed, __ATOMIC_RELAXED) ? -1 : 0;
 }
 
-// ---- Node-API glue: gemm(C, A, B, M, N, K, transA, transB, alpha, beta, batch?, strideA?, strideB?, strideC?)
+// ---- Node-API glue: gemm(C, A, B, M, N, K, transA, transB, alpha, beta, batch?, strideA?, strideB?, strideC?), and
+// gemmMixedBf16 with the same arguments
 // The same style as every other entry point (kernels_glue.c): sizes are integers in 0..2^46, the lengths each array
 // needs are products that saturate (a saturated need fails the length check), and running out of scratch memory
 // throws an Error with a hint instead of aborting the process.
@@ -586,20 +605,24 @@ static int64_t sat_mul(int64_t x, int64_t y) { return y != 0 && x > INT64_MAX / 
 static int64_t sat_add(int64_t x, int64_t y) { return x > INT64_MAX - y ? INT64_MAX : x + y; }
 
 // an optional size argument (absent or undefined: keep *out)
-static int gemm_opt_size(napi_env env, size_t argc, napi_value* argv, size_t i, const char* name, int64_t* out) {
+static int gemm_opt_size(napi_env env, size_t argc, napi_value* argv, size_t i, const char* name, int64_t* out,
+                         const char* fn) {
   napi_valuetype t;
   if (argc <= i || (napi_typeof(env, argv[i], &t), t == napi_undefined)) return 0;
-  return cw_arg_int(env, argv[i], "gemm", name, out);
+  return cw_arg_int(env, argv[i], fn, name, out);
 }
 
-static napi_value js_gemm(napi_env env, napi_callback_info info) {
+// fn: "gemm" (float32) or "gemmMixedBf16" (bf16 inputs, float32 sums: cw_gemm_bf16, where the CPU has AVX512_BF16)
+static napi_value gemm_glue(napi_env env, napi_callback_info info, const char* fn) {
+  const int bf16 = strcmp(fn, "gemm") != 0;
   size_t argc = 14;
   napi_value argv[14];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char msg[220];
   if (argc < 10) {
-    napi_throw_type_error(env, NULL,
-                          "gemm: expected (C, A, B, M, N, K, transA, transB, alpha, beta, batch?, strideA?, "
-                          "strideB?, strideC?)");
+    snprintf(msg, sizeof msg, "%s: expected (C, A, B, M, N, K, transA, transB, alpha, beta, batch?, strideA?, "
+             "strideB?, strideC?)", fn);
+    napi_throw_type_error(env, NULL, msg);
     return NULL;
   }
   float *C, *A, *B;
@@ -607,21 +630,20 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
   int64_t M, N, K, batch = 1, sA = INT64_MIN, sB = INT64_MIN, sC = INT64_MIN;  // INT64_MIN: left out
   int tA, tB;
   double alpha, beta;
-  if (cw_arg_f32(env, argv[0], "gemm", "C", &C, &lc) || cw_arg_f32(env, argv[1], "gemm", "A", &A, &la) ||
-      cw_arg_f32(env, argv[2], "gemm", "B", &B, &lb) || cw_arg_int(env, argv[3], "gemm", "M", &M) ||
-      cw_arg_int(env, argv[4], "gemm", "N", &N) || cw_arg_int(env, argv[5], "gemm", "K", &K) ||
-      cw_arg_bool(env, argv[6], "gemm", "transA", &tA) || cw_arg_bool(env, argv[7], "gemm", "transB", &tB) ||
-      cw_arg_double(env, argv[8], "gemm", "alpha", &alpha) || cw_arg_double(env, argv[9], "gemm", "beta", &beta) ||
-      gemm_opt_size(env, argc, argv, 10, "batch", &batch) || gemm_opt_size(env, argc, argv, 11, "strideA", &sA) ||
-      gemm_opt_size(env, argc, argv, 12, "strideB", &sB) || gemm_opt_size(env, argc, argv, 13, "strideC", &sC))
+  if (cw_arg_f32(env, argv[0], fn, "C", &C, &lc) || cw_arg_f32(env, argv[1], fn, "A", &A, &la) ||
+      cw_arg_f32(env, argv[2], fn, "B", &B, &lb) || cw_arg_int(env, argv[3], fn, "M", &M) ||
+      cw_arg_int(env, argv[4], fn, "N", &N) || cw_arg_int(env, argv[5], fn, "K", &K) ||
+      cw_arg_bool(env, argv[6], fn, "transA", &tA) || cw_arg_bool(env, argv[7], fn, "transB", &tB) ||
+      cw_arg_double(env, argv[8], fn, "alpha", &alpha) || cw_arg_double(env, argv[9], fn, "beta", &beta) ||
+      gemm_opt_size(env, argc, argv, 10, "batch", &batch, fn) || gemm_opt_size(env, argc, argv, 11, "strideA", &sA, fn) ||
+      gemm_opt_size(env, argc, argv, 12, "strideB", &sB, fn) || gemm_opt_size(env, argc, argv, 13, "strideC", &sC, fn))
     return NULL;
   const int64_t sizes[7] = {M, N, K, batch, sA, sB, sC};
   static const char* names[7] = {"M", "N", "K", "batch", "strideA", "strideB", "strideC"};
   for (int i = 0; i < 7; i++) {
     if (sizes[i] == INT64_MIN) continue;  // a stride left out
     if (sizes[i] < 0 || sizes[i] > GEMM_MAX_SIZE) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "gemm: %s must be in 0..2^46 (got %lld)", names[i], (long long)sizes[i]);
+      snprintf(msg, sizeof msg, "%s: %s must be in 0..2^46 (got %lld)", fn, names[i], (long long)sizes[i]);
       napi_throw_range_error(env, NULL, msg);
       return NULL;
     }
@@ -632,15 +654,44 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
   if (sC == INT64_MIN) sC = sat_mul(M, N);
   if (batch == 0 || M == 0 || N == 0) return NULL;
   // each operand's last matrix must end inside its array; from here on every product fits in int64
-  if (cw_check_len(env, "gemm", "C", lc, sat_add(sat_mul(batch - 1, sC), sat_mul(M, N))) ||
-      cw_check_len(env, "gemm", "A", la, K ? sat_add(sat_mul(batch - 1, sA), sat_mul(M, K)) : 0) ||
-      cw_check_len(env, "gemm", "B", lb, K ? sat_add(sat_mul(batch - 1, sB), sat_mul(K, N)) : 0))
+  if (cw_check_len(env, fn, "C", lc, sat_add(sat_mul(batch - 1, sC), sat_mul(M, N))) ||
+      cw_check_len(env, fn, "A", la, K ? sat_add(sat_mul(batch - 1, sA), sat_mul(M, K)) : 0) ||
+      cw_check_len(env, fn, "B", lb, K ? sat_add(sat_mul(batch - 1, sB), sat_mul(K, N)) : 0))
     return NULL;
-  if (cw_gemm(C, A, B, M, N, K, tA, tB, (float)alpha, (float)beta, batch, sA, sB, sC) != 0)
-    napi_throw_error(env, "ERR_CW_OUT_OF_MEMORY",
-                     "gemm: out of memory for its packing buffers; HINT: close other programs, or use a smaller "
-                     "batch or sequence");
+  if (bf16 && !cw_cpu_has_bf16()) {  // after the argument checks, so a bad call is refused alike everywhere
+    snprintf(msg, sizeof msg, "%s: this CPU lacks AVX512_BF16 at the dispatch level in force (%s); HINT: use float32 "
+             "(gemm) here", fn, cw_cpu_level_name(cw_cpu_level()));
+    napi_throw_error(env, "ERR_CW_NO_BF16", msg);
+    return NULL;
+  }
+  int rc;
+#if defined(__x86_64__)
+  if (bf16) rc = cw_gemm_bf16(C, A, B, M, N, K, tA, tB, (float)alpha, (float)beta, batch, sA, sB, sC);
+  else
+#endif
+    rc = cw_gemm(C, A, B, M, N, K, tA, tB, (float)alpha, (float)beta, batch, sA, sB, sC);
+  if (rc != 0) {
+    snprintf(msg, sizeof msg, "%s: out of memory for its packing buffers; HINT: close other programs, or use a "
+             "smaller batch or sequence", fn);
+    napi_throw_error(env, "ERR_CW_OUT_OF_MEMORY", msg);
+  }
   return NULL;
 }
 
-void cw_register_gemm(napi_env env, napi_value exports) { cw_export(env, exports, "gemm", js_gemm); }
+static napi_value js_gemm(napi_env env, napi_callback_info info) { return gemm_glue(env, info, "gemm"); }
+static napi_value js_gemm_mixed_bf16(napi_env env, napi_callback_info info) {
+  return gemm_glue(env, info, "gemmMixedBf16");
+}
+// hasBf16Gemm() -> whether gemmMixedBf16 runs here (AVX512_BF16 at the avx512 level)
+static napi_value js_has_bf16_gemm(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value b;
+  napi_get_boolean(env, cw_cpu_has_bf16(), &b);
+  return b;
+}
+
+void cw_register_gemm(napi_env env, napi_value exports) {
+  cw_export(env, exports, "gemm", js_gemm);
+  cw_export(env, exports, "gemmMixedBf16", js_gemm_mixed_bf16);
+  cw_export(env, exports, "hasBf16Gemm", js_has_bf16_gemm);
+}

@@ -46,12 +46,25 @@ typedef struct {
   cw_pack_b_fn pack_b;
   cw_small_m_fn small_m;
   cw_ukr_ldb_fn ukr_ldb;  // may be NULL (then B is always packed)
+  // 0: panels of floats, as above. 1: panels of bf16 K pairs for vdpbf16ps (gemm_bf16.c): A panel pair q of row r at
+  // 32-bit element q*MR + r, B panel pair q of column c at q*NR + c, each element (op(X)[., 2q], op(X)[., 2q+1]) in
+  // its low and high half, the last pair of an odd kc padded with 0. A panel then takes MR * ceil(kc/2) 32-bit
+  // elements (panel_k below), the packers round to bf16, and the driver takes neither decode-shaped path nor B in place.
+  int bf16;
 } cw_gemm_kernel;
+
+// The 32-bit elements per row of a packed panel over kc steps (see cw_gemm_kernel.bf16).
+static inline int64_t cw_panel_k(const cw_gemm_kernel* k, int64_t kc) { return k->bf16 ? (kc + 1) / 2 : kc; }
 
 // C (M, N) = A (M, K) @ op(B) with B low-precision weights (see cw_operand) packed by `pack` (which dequantizes into
 // the float panels the level's microkernel reads): the blocked path of gemm.c, threaded as for float32, with K blocks
 // a multiple of 32 (whole q8_0 blocks). For M above the decode sizes; qgemm.c streams smaller M itself.
 int cw_gemm_lowp(float* C, const float* A, cw_operand B, cw_pack_b_fn pack, int64_t M, int64_t N, int64_t K);
+
+// C = alpha * bf16(op(A)) @ bf16(op(B)) + beta * C with float32 accumulation (see gemm_bf16.c): cw_gemm's arguments,
+// on the AVX512_BF16 kernel; the caller checks cw_cpu_has_bf16() first. Returns 0, or -1 when scratch memory ran out.
+int cw_gemm_bf16(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, int transA, int transB,
+                 float alpha, float beta, int64_t batch, int64_t strideA, int64_t strideB, int64_t strideC);
 
 void cw_pack_a_generic(float* dst, cw_operand A, int64_t i0, int64_t m, int64_t p0, int64_t kc, float alpha, int mr);
 void cw_pack_b_generic(float* dst, cw_operand B, int64_t p0, int64_t kc, int64_t j0, int64_t n, int nr);
@@ -59,6 +72,7 @@ void cw_pack_b_generic(float* dst, cw_operand B, int64_t p0, int64_t kc, int64_t
 #if defined(__x86_64__)
 extern const cw_gemm_kernel cw_gemm_kernel_avx512;
 extern const cw_gemm_kernel cw_gemm_kernel_avx2;
+extern const cw_gemm_kernel cw_gemm_kernel_avx512_bf16;
 #elif defined(__aarch64__)
 extern const cw_gemm_kernel cw_gemm_kernel_neon;
 #endif

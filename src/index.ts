@@ -54,5 +54,5 @@ export {
 
 // ---- data and backends
 export { readPoems, readWordnet, corpusDocuments } from './train/corpora.js';
-export { getBackend, setBackend, nativeAvailable } from './tensor/index.js';
+export { getBackend, setBackend, nativeAvailable, setMatmulPrecision, getMatmulPrecision, type MatmulPrecision } from './tensor/index.js';
 export { UserError } from './util/errors.js';

@@ -313,6 +313,21 @@ for (const [M, N, K] of [[1, 1, 32], [1, 65, 96], [2, 7, 160], [3, 33, 64], [4, 
   }
 }
 
+// ---- gemmMixedBf16 (last, as above): the product with inputs rounded to bf16 and float32 sums (the reference rounds
+// the same float32 values alike, so only the sums' order and precision differ); native where the CPU has AVX512_BF16
+
+for (const [M, N, K] of [[1, 65, 127], [33, 7, 127], [65, 127, 33], [127, 65, 7]]) {
+  for (const [transA, transB] of [[false, true], [false, false], [true, false], [true, true]]) {
+    const beta = transA ? 1 : 0;
+    cases.push({
+      name: `gemmMixedBf16 M${M} N${N} K${K} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'} beta${beta}`,
+      tol: 2e-6 * Math.sqrt(K) + 1e-6,
+      make: (g) => ({ f: { C: beta ? g.uniform(M * N) : g.nan(M * N), A: g.uniform(M * K), B: g.uniform(K * N) }, i: {} }),
+      run: (be, f) => be.gemmMixedBf16(f.C, f.A, f.B, M, N, K, transA, transB, 1, beta),
+    });
+  }
+}
+
 // ---- running and comparing
 
 function toF32(inp: Inputs): Record<string, Float32Array> {
@@ -414,7 +429,7 @@ async function loadNative(): Promise<{ be: Backend; controls: NativeControls | n
   }
   if (!be) return 'the native addon did not load (run `npm run build:native`)';
   const names = mod.nativeMethodNames?.();
-  if (names) console.log(`# native backend: ${names.length} of 41 primitives run in C; the others fall back to JS`);
+  if (names) console.log(`# native backend: ${names.length} of ${Object.keys(jsBackend).length - 1} primitives run in C (gemmMixedBf16 where the CPU has AVX512_BF16); the others fall back to JS`);
   const c = mod.nativeControls;
   return { be, controls: c && typeof c.setCpuLevel === 'function' ? c : null };
 }

@@ -67,10 +67,14 @@ const TABLE: Record<string, Entry> = {
   fill: { args: () => [f(5), 2, 5], sizes: [2] },
   // M 2, N 3, K 4, batch 2 with explicit strides
   gemm: { args: () => [f(12), f(16), f(24), 2, 3, 4, false, false, 1, 0, 2, 8, 12, 6], sizes: [3, 4, 5, 10, 11, 12, 13] },
+  // the same arguments; where the CPU lacks AVX512_BF16 the valid call throws an Error saying so (checked below)
+  gemmMixedBf16: { args: () => [f(12), f(16), f(24), 2, 3, 4, false, false, 1, 0, 2, 8, 12, 6], sizes: [3, 4, 5, 10, 11, 12, 13] },
   // C (M 2, N 3) = A (2, 32) @ W^T, W (3, 32): bf16 as uint16, q8_0 as 3 rows of one 34-byte block
   gemmBf16: { args: () => [f(6), f(64), new Uint16Array(96), 2, 3, 32], sizes: [3, 4, 5] },
   gemmQ8_0: { args: () => [f(6), f(64), new Uint8Array(102), 2, 3, 32], sizes: [3, 4, 5] },
   fmaPeak: { args: () => [0.01], sizes: [] }, // its bad values are checked below
+  bf16Peak: { args: () => [0.01], sizes: [] }, // 0 where the CPU lacks AVX512_BF16; bad values checked below
+  hasBf16Gemm: { args: () => [], sizes: [] },
   setNumThreads: { args: () => [1], sizes: [] }, // above 256 it clamps (by design); its bad values are checked below
   setCpuLevel: { args: () => [0], sizes: [] },
   cpuLevel: { args: () => [], sizes: [] },
@@ -93,7 +97,10 @@ test('the table lists every exported entry point, and each valid call succeeds',
   assert.deepEqual(Object.keys(addon).filter((k) => typeof addon[k] === 'function').sort(), Object.keys(TABLE).sort());
   const threads = addon.numThreads(), level = addon.cpuLevel();
   try {
-    for (const [name, e] of Object.entries(TABLE)) assert.doesNotThrow(() => addon[name](...e.args()), name);
+    for (const [name, e] of Object.entries(TABLE)) {
+      if (name === 'gemmMixedBf16' && !addon.hasBf16Gemm()) assert.throws(() => addon[name](...e.args()), /^Error: gemmMixedBf16: .*AVX512_BF16.*HINT/);
+      else assert.doesNotThrow(() => addon[name](...e.args()), name);
+    }
   } finally {
     addon.setNumThreads(threads);
     addon.setCpuLevel(level);
@@ -139,13 +146,13 @@ test('bad sizes, short or mistyped arrays and overflowing size products are refu
       };
       for (let x = 0; x < e.sizes.length; x++) for (let y = x + 1; y < e.sizes.length; y++) huge([e.sizes[x], e.sizes[y]]);
       if (e.sizes.length > 2) huge(e.sizes);
-      if (name === 'gemm') huge([3, 4, 5]);
+      if (name === 'gemm' || name === 'gemmMixedBf16') huge([3, 4, 5]);
       if (name === 'setNumThreads') for (const v of [0, -1, 1.5, NaN, '2']) bad(0, v, `= ${String(v)}`);
-      if (name === 'fmaPeak') for (const v of [0, -1, NaN, 61, '2']) bad(0, v, `= ${String(v)}`);
+      if (name === 'fmaPeak' || name === 'bf16Peak') for (const v of [0, -1, NaN, 61, '2']) bad(0, v, `= ${String(v)}`);
       calls++;
       const p = refused(name, valid.slice(0, Math.max(0, valid.length - 1)), 'with its last argument missing');
-      // gemm's last four arguments are optional, and fmaPeak's only one
-      if (p && valid.length > 0 && name !== 'gemm' && name !== 'fmaPeak') problems.push(p);
+      // gemm's last four arguments are optional (gemmMixedBf16's too), and fmaPeak's and bf16Peak's only one
+      if (p && valid.length > 0 && !['gemm', 'gemmMixedBf16', 'fmaPeak', 'bf16Peak'].includes(name)) problems.push(p);
     }
   } finally {
     addon.setNumThreads(threads);
@@ -168,6 +175,11 @@ test('out of scratch memory (CHATWRIGHT_TEST_FAIL_ALLOC=1): every GEMM path and 
       batch: () => addon.gemm(f(2 * 64 * 64), f(2 * 64 * 64), f(2 * 64 * 64), 64, 64, 64, false, false, 1, 0, 2),
       prefillQ8_0: () => addon.gemmQ8_0(f(64 * 64), f(64 * 64), new Uint8Array(64 * 2 * 34), 64, 64, 64),
       prefillBf16: () => addon.gemmBf16(f(64 * 64), f(64 * 64), new Uint16Array(64 * 64), 64, 64, 64),
+      ...(addon.hasBf16Gemm() ? {
+        mixedBf16: () => addon.gemmMixedBf16(f(64 * 64), f(64 * 64), f(64 * 64), 64, 64, 64, false, true, 1, 0),
+        mixedBf16SplitK: () => addon.gemmMixedBf16(f(64 * 64), f(2048 * 64), f(2048 * 64), 64, 64, 2048, true, false, 1, 0),
+        mixedBf16SharedB: () => addon.gemmMixedBf16(f(1024 * 512), f(1024 * 512), f(512 * 512), 1024, 512, 512, false, false, 1, 0),
+      } : {}),
       attentionForward: () => addon.attentionForward(f(2 * 64 * 2 * 16), null, f(2 * 64 * 2 * 16), f(2 * 64 * 16), f(2 * 64 * 16), 2, 64, 64, 2, 1, 16, 0.25, null),
       attentionBackward: () => addon.attentionBackward(f(2 * 64 * 2 * 16), f(2 * 64 * 16), f(2 * 64 * 16), f(2 * 64 * 2 * 16), f(2 * 64 * 2 * 16), f(2 * 2 * 64), f(2 * 64 * 2 * 16), f(2 * 64 * 16), f(2 * 64 * 16), 2, 64, 2, 1, 16, 0.25),
     };
@@ -180,6 +192,6 @@ test('out of scratch memory (CHATWRIGHT_TEST_FAIL_ALLOC=1): every GEMM path and 
   assert.equal(r.status, 0, `the child died (status ${r.status}, signal ${r.signal}): ${r.stderr}`);
   const out = JSON.parse(r.stdout.trim()) as Record<string, string>;
   for (const [k, msg] of Object.entries(out)) {
-    assert.match(msg, /^(Error|RangeError): (gemm|gemmQ8_0|gemmBf16|attentionForward|attentionBackward): out of memory.*HINT|smaller batch/i, `${k}: ${msg}`);
+    assert.match(msg, /^(Error|RangeError): (gemm|gemmQ8_0|gemmBf16|gemmMixedBf16|attentionForward|attentionBackward): out of memory.*HINT|smaller batch/i, `${k}: ${msg}`);
   }
 });

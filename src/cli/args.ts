@@ -163,6 +163,7 @@ export const trainingOptions = {
   'save-every': { ...int, min: 0, description: 'checkpoint every N steps (0: only at the end)' },
   resume: { type: 'boolean', description: 'continue from the checkpoint in --out when one exists (default true)' },
   backend: { type: 'string', value: 'NAME', description: 'js or native (default: native when the addon is built)' },
+  precision: { type: 'string', value: 'NAME', description: 'fp32, or bf16: mixed precision, bf16 GEMM inputs with float32 weights, gradients and optimizer state (needs AVX512_BF16; kept on resume; default fp32)' },
   'time-limit': { type: 'number', min: 0, description: 'minutes; stop cleanly with a checkpoint' },
   budget: { type: 'number', min: 0, description: 'seconds: train as many steps as fit, measured on the first steps (at most --steps)' },
   'peak-gflops': { type: 'number', min: 0, description: 'GEMM peak for MFU (default: measured at start)' },
@@ -186,6 +187,7 @@ export function runOptionsFrom(command: string, a: Record<string, any>) {
     beta1: a.beta1 as number | undefined, beta2: a.beta2 as number | undefined, clip: a.clip as number | undefined,
     evalEvery: a['eval-every'] as number | undefined, saveEvery: a['save-every'] as number | undefined, seed: a.seed as number | undefined,
     resume: a.resume as boolean | undefined, backend: oneOf(command, 'backend', a.backend, ['js', 'native'] as const),
+    precision: oneOf(command, 'precision', a.precision, ['fp32', 'bf16'] as const),
     timeLimit: a['time-limit'] as number | undefined, budget: a.budget as number | undefined, logEvery: a['log-every'] as number | undefined,
   };
 }

@@ -30,8 +30,7 @@ import { rowsForStep } from '../train/demos.js';
 import { answerLogprobs, answerRow, dpoLoss, fits, logprobRows, padBatch, type AnswerRow, type DPOLoss } from '../train/preferences.js';
 import {
   METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint,
-  type EvalResult, type StopReason,
-} from '../train/loop.js';
+  type EvalResult, type StopReason, checkPrecision } from '../train/loop.js';
 import type { PromptPreferences } from '../feedback/index.js';
 import type { Message } from '../tokenizer/index.js';
 import { preferenceSplit } from './reward.js';
@@ -59,9 +58,9 @@ export interface DPOOptions extends RunOptions {
 const DEFAULTS: Omit<DPOOptions, 'init' | 'data' | 'out'> = {
   ref: null, val: null, steps: 200, batchSize: 8, beta: 0.1, loss: 'sigmoid', sftWeight: 0, lr: 1e-4, minLr: 1e-5, warmup: 10,
   decay: 'cosine', weightDecay: 0, beta1: 0.9, beta2: 0.95, clip: 1, evalEvery: 50, klPrompts: 8, klTokens: 64, saveEvery: 100,
-  seed: 1337, resume: true, backend: null, timeLimit: 0, budget: 0, peakGflops: 0, logEvery: 10,
+  seed: 1337, resume: true, backend: null, precision: 'fp32', timeLimit: 0, budget: 0, peakGflops: 0, logEvery: 10,
 };
-const RUN_KEYS = ['init', 'ref', 'data', 'val', 'steps', 'budget', 'batchSize', 'beta', 'loss', 'sftWeight', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay',
+const RUN_KEYS = ['precision', 'init', 'ref', 'data', 'val', 'steps', 'budget', 'batchSize', 'beta', 'loss', 'sftWeight', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay',
   'beta1', 'beta2', 'clip', 'evalEvery', 'klPrompts', 'klTokens', 'saveEvery', 'seed'] as const;
 
 export function resolveDPOOptions(given: Partial<DPOOptions>, saved: Partial<DPOOptions> = {}): DPOOptions {
@@ -115,6 +114,7 @@ export async function trainDPO(given: Partial<DPOOptions> & { init: string; data
     { defaults: DEFAULTS, resolve: (s) => resolveDPOOptions({ init: given.init, data: given.data, out: given.out }, s) });
   const o = resolveDPOOptions(given, saved ? (saved.json.options as Partial<DPOOptions>) : {});
   if (o.backend) setBackend(o.backend);
+  checkPrecision('dpo', o.precision); // before anything slow: a clear error where bf16 cannot run
   const be = getBackend();
   const split = preferenceSplit(o.data, o.val);
 
@@ -137,11 +137,11 @@ export async function trainDPO(given: Partial<DPOOptions> & { init: string; data
   else filterMetrics(join(o.out, METRICS), () => false);
   const B = Math.min(o.batchSize, P);
   const meanLen = train.chosen.reduce((a, r) => a + r.ids.length, 0) / P;
-  const mfu = mfuFigures(model, Math.round(2 * B * meanLen), Math.round(meanLen), o.peakGflops);
+  const mfu = mfuFigures(model, Math.round(2 * B * meanLen), Math.round(meanLen), o.peakGflops, o.precision);
 
   print(model.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new DPO run in ${o.out} from ${o.init}`} | reference ${o.ref ?? o.init} | ` +
-    `${o.steps} steps of ${B} pairs | beta ${o.beta} | loss ${o.loss}${o.sftWeight > 0 ? ` + ${o.sftWeight} x SFT loss of the chosen` : ''} | backend ${be.name}`);
+    `${o.steps} steps of ${B} pairs | beta ${o.beta} | loss ${o.loss}${o.sftWeight > 0 ? ` + ${o.sftWeight} x SFT loss of the chosen` : ''} | backend ${be.name}${o.precision === 'bf16' ? ' (bf16 mixed precision)' : ''}`);
   print(`preferences: ${P} pairs for training, ${heldout.chosen.length} held out` +
     `${train.dropped + heldout.dropped > 0 ? `; ${train.dropped + heldout.dropped} pairs longer than the context dropped` : ''}`);
 
@@ -178,7 +178,7 @@ export async function trainDPO(given: Partial<DPOOptions> & { init: string; data
   // The training loop: B pairs, chosen rows then rejected rows in one batch
 
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
-  const r = await runLoop({
+  const r = await runLoop({ precision: o.precision,
     stage: 'dpo', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
     logEvery: o.logEvery, budget: stepBudget(o, schedule), ...mfu, print, evaluate, save,
     trainStep: (step) => {

@@ -25,8 +25,7 @@ import { rowsForStep } from '../train/demos.js';
 import { padBatch } from '../train/preferences.js';
 import { clippedPolicyLoss, groupAdvantages, klPenalty } from '../train/rl.js';
 import {
-  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason,
-} from '../train/loop.js';
+  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason, checkPrecision } from '../train/loop.js';
 import { answerKL, answerSlots, evaluatePolicy, policyEvalResult, rewardSource, rlPrompts, rollouts, tempered, type PolicyEval } from './rollout.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
@@ -56,9 +55,9 @@ const DEFAULTS: Omit<GRPOOptions, 'init' | 'reward' | 'out'> = {
   ref: null, prompts: 'chinese-poetry', limit: 5000, steps: 100, batchSize: 4, group: 8, iterations: 1, miniBatch: 16,
   maxNewTokens: 64, temperature: 1, truncationPenalty: 1, beta: 0.04, clipRange: 0.2, lr: 5e-5, minLr: 5e-6, warmup: 5, decay: 'constant',
   weightDecay: 0, beta1: 0.9, beta2: 0.95, clip: 1, evalEvery: 20, evalPrompts: 16, saveEvery: 20, seed: 1337, resume: true,
-  backend: null, timeLimit: 0, budget: 0, logEvery: 1,
+  backend: null, precision: 'fp32', timeLimit: 0, budget: 0, logEvery: 1,
 };
-const RUN_KEYS = ['init', 'ref', 'reward', 'prompts', 'limit', 'steps', 'budget', 'batchSize', 'group', 'iterations', 'miniBatch', 'maxNewTokens',
+const RUN_KEYS = ['precision', 'init', 'ref', 'reward', 'prompts', 'limit', 'steps', 'budget', 'batchSize', 'group', 'iterations', 'miniBatch', 'maxNewTokens',
   'temperature', 'truncationPenalty', 'beta', 'clipRange', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1', 'beta2', 'clip', 'evalEvery',
   'evalPrompts', 'saveEvery', 'seed'] as const;
 
@@ -85,6 +84,7 @@ export async function trainGRPO(given: Partial<GRPOOptions> & { init: string; re
     { defaults: DEFAULTS, resolve: (s) => resolveGRPOOptions({ init: given.init, reward: given.reward, out: given.out }, s) });
   const o = resolveGRPOOptions(given, saved ? (saved.json.options as Partial<GRPOOptions>) : {});
   if (o.backend) setBackend(o.backend);
+  checkPrecision('grpo', o.precision); // before anything slow: a clear error where bf16 cannot run
   const be = getBackend();
   const reward = await rewardSource(o.reward);
   const prompts = rlPrompts(o.prompts, o.limit, o.evalPrompts);
@@ -102,7 +102,7 @@ export async function trainGRPO(given: Partial<GRPOOptions> & { init: string; re
 
   print(policy.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new GRPO run in ${o.out} from ${o.init}`} | reward: ${reward.name} | ` +
-    `${o.steps} steps of ${o.batchSize} prompts x ${o.group} answers | beta ${o.beta} | backend ${be.name}`);
+    `${o.steps} steps of ${o.batchSize} prompts x ${o.group} answers | beta ${o.beta} | backend ${be.name}${o.precision === 'bf16' ? ' (bf16 mixed precision)' : ''}`);
   print(`prompts: ${prompts.train.length} for training, ${prompts.heldout.length} held out (${prompts.source})`);
 
   // -----------------------------------------------------------------------------------------------------------------------
@@ -194,7 +194,7 @@ export async function trainGRPO(given: Partial<GRPOOptions> & { init: string; re
     };
   };
 
-  const r = await runLoop({
+  const r = await runLoop({ precision: o.precision,
     stage: 'grpo', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
     logEvery: o.logEvery, budget: stepBudget(o, schedule), print, evaluate, save, trainStep,
   });

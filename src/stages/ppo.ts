@@ -39,8 +39,7 @@ import { BatchLoader, type Cursor } from '../train/loader.js';
 import { padBatch } from '../train/preferences.js';
 import { AdaptiveKL, clippedPolicyLoss, clippedValueLoss, gae, tokenRewards, whiten } from '../train/rl.js';
 import {
-  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason,
-} from '../train/loop.js';
+  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason, checkPrecision } from '../train/loop.js';
 import { answerKL, answerSlots, evaluatePolicy, policyEvalResult, rewardSource, rlPrompts, rollouts, tempered, valuesOf, type PolicyEval, type Rollout } from './rollout.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
@@ -81,9 +80,9 @@ const DEFAULTS: Omit<PPOOptions, 'init' | 'reward' | 'out'> = {
   maxNewTokens: 64, temperature: 1, truncationPenalty: 1, klCoef: 0.05, klTarget: 0, klHorizon: 10000, gamma: 1, lam: 0.95, clipRange: 0.2,
   valueClip: 0.2, entCoef: 0, ptxData: null, ptxCoef: 0, ptxBatch: 4, lr: 5e-5, criticLr: 1e-4, minLr: 5e-6, warmup: 5,
   decay: 'constant', weightDecay: 0, beta1: 0.9, beta2: 0.95, clip: 1, evalEvery: 20, evalPrompts: 16, saveEvery: 20,
-  seed: 1337, resume: true, backend: null, timeLimit: 0, budget: 0, logEvery: 1,
+  seed: 1337, resume: true, backend: null, precision: 'fp32', timeLimit: 0, budget: 0, logEvery: 1,
 };
-const RUN_KEYS = ['init', 'ref', 'reward', 'critic', 'prompts', 'limit', 'steps', 'budget', 'batchSize', 'miniBatch', 'epochs', 'maxNewTokens',
+const RUN_KEYS = ['precision', 'init', 'ref', 'reward', 'critic', 'prompts', 'limit', 'steps', 'budget', 'batchSize', 'miniBatch', 'epochs', 'maxNewTokens',
   'temperature', 'truncationPenalty', 'klCoef', 'klTarget', 'klHorizon', 'gamma', 'lam', 'clipRange', 'valueClip', 'entCoef', 'ptxData', 'ptxCoef',
   'ptxBatch', 'lr', 'criticLr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1', 'beta2', 'clip', 'evalEvery', 'evalPrompts',
   'saveEvery', 'seed'] as const;
@@ -118,6 +117,7 @@ export async function trainPPO(given: Partial<PPOOptions> & { init: string; rewa
     { required: ['klCoef'], defaults: DEFAULTS, resolve: (s) => resolvePPOOptions({ init: given.init, reward: given.reward, out: given.out }, s) });
   const o = resolvePPOOptions(given, saved ? (saved.json.options as Partial<PPOOptions>) : {});
   if (o.backend) setBackend(o.backend);
+  checkPrecision('ppo', o.precision); // before anything slow: a clear error where bf16 cannot run
   const be = getBackend();
   const reward = await rewardSource(o.reward);
   const prompts = rlPrompts(o.prompts, o.limit, o.evalPrompts);
@@ -166,7 +166,7 @@ export async function trainPPO(given: Partial<PPOOptions> & { init: string; rewa
   print(policy.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new PPO run in ${o.out} from ${o.init}`} | reward: ${reward.name} | critic ` +
     `${saved ? 'resumed' : `from ${o.critic ?? (existsSync(join(o.reward, 'config.json')) ? o.reward : o.init)}`} | ${o.steps} steps of ${o.batchSize} answers ` +
-    `(${o.epochs} epochs of minibatches of ${o.miniBatch}) | KL beta ${kl.coef}${o.klTarget > 0 ? ` adaptive to ${o.klTarget} nats` : ''} | backend ${be.name}`);
+    `(${o.epochs} epochs of minibatches of ${o.miniBatch}) | KL beta ${kl.coef}${o.klTarget > 0 ? ` adaptive to ${o.klTarget} nats` : ''} | backend ${be.name}${o.precision === 'bf16' ? ' (bf16 mixed precision)' : ''}`);
   print(`prompts: ${prompts.train.length} for training, ${prompts.heldout.length} held out (${prompts.source})`);
 
   // -----------------------------------------------------------------------------------------------------------------------
@@ -292,7 +292,7 @@ export async function trainPPO(given: Partial<PPOOptions> & { init: string; rewa
     };
   };
 
-  const r = await runLoop({
+  const r = await runLoop({ precision: o.precision,
     stage: 'ppo', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
     logEvery: o.logEvery, budget: stepBudget(o, schedule), print, evaluate, save, trainStep,
   });

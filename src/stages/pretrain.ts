@@ -26,7 +26,7 @@ import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { Rng } from '../util/rng.js';
 import { filterMetrics } from '../train/metrics.js';
-import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
+import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason, checkPrecision } from '../train/loop.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
 // Options: defaults per preset, overridden by the saved run (on resume), overridden by what the caller gives.
@@ -59,11 +59,11 @@ const DEFAULTS: Omit<PretrainOptions, 'data' | 'out'> = {
   preset: 'tiny', tokenizer: null, steps: 1000, batchSize: 16, seqLen: 128, context: null, model: {}, gradAccum: 1, lr: 3e-3,
   minLr: 3e-4, warmup: 50, decay: 'cosine', weightDecay: 0.1, decayAll: false, beta1: 0.9, beta2: 0.95, clip: 1.0,
   evalEvery: 100, evalBatches: 20, sampleEvery: 200, sampleTokens: 64, saveEvery: 250, seed: 1337, resume: true,
-  backend: null, timeLimit: 0, budget: 0, peakGflops: 0, logEvery: 10,
+  backend: null, precision: 'fp32', timeLimit: 0, budget: 0, peakGflops: 0, logEvery: 10,
 };
 
 // The options saved with a checkpoint and taken again on resume (unless given anew); the rest are per invocation.
-const RUN_KEYS = ['preset', 'steps', 'budget', 'batchSize', 'seqLen', 'context', 'model', 'gradAccum', 'lr', 'minLr', 'warmup', 'decay',
+const RUN_KEYS = ['precision', 'preset', 'steps', 'budget', 'batchSize', 'seqLen', 'context', 'model', 'gradAccum', 'lr', 'minLr', 'warmup', 'decay',
   'weightDecay', 'decayAll', 'beta1', 'beta2', 'clip', 'evalEvery', 'evalBatches', 'sampleEvery', 'sampleTokens',
   'saveEvery', 'seed'] as const;
 
@@ -90,6 +90,7 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
     { required: ['optimizerStep', 'cursor', 'rng'], defaults: DEFAULTS, resolve: (s) => resolveOptions({ data: given.data, out: given.out }, s) });
   const o = resolveOptions(given, saved ? (saved.json.options as Partial<PretrainOptions>) : {});
   if (o.backend) setBackend(o.backend);
+  checkPrecision('pretrain', o.precision); // before anything slow: a clear error where bf16 cannot run
   const be = getBackend();
 
   // ---------------------------------------------------------------------------------------------------------------------
@@ -144,12 +145,12 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
   }
   const loader = new BatchLoader(train, B, T, o.seed, cursor);
   const valSet = evalBatches(val, B, T, o.evalBatches);
-  const mfu = mfuFigures(model, B * T, T, o.peakGflops); // the GEMM peak of this machine at a training shape
+  const mfu = mfuFigures(model, B * T, T, o.peakGflops, o.precision); // the GEMM peak of this machine at a training shape
 
   print(model.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new run in ${o.out}`} | ${o.steps} steps of ${B} x ${T}` +
     `${o.gradAccum > 1 ? ` x ${o.gradAccum} accum` : ''} = ${tokensPerStep} tokens | train ${train.length} tokens ` +
-    `(${loader.windows} sequences), val ${val.length} | backend ${be.name} | GEMM peak ${mfu.peakGflops.toFixed(1)} GFLOP/s`);
+    `(${loader.windows} sequences), val ${val.length} | backend ${be.name}${o.precision === 'bf16' ? ' (bf16 mixed precision)' : ''} | ${o.precision === 'bf16' ? 'bf16 ' : ''}GEMM peak ${mfu.peakGflops.toFixed(1)} GFLOP/s`);
 
   // ---------------------------------------------------------------------------------------------------------------------
   // Evaluation, sampling and checkpointing
@@ -208,7 +209,7 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
   // cadences and checkpoints: src/train/loop.ts)
 
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
-  const r = await runLoop({
+  const r = await runLoop({ precision: o.precision,
     stage: 'pretrain', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
     sampleEvery: o.sampleEvery, logEvery: o.logEvery, budget: stepBudget(o, schedule), ...mfu, print, evaluate, save,
     sample: () => sample(2).map((t) => JSON.stringify(t)),

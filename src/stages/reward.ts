@@ -31,8 +31,7 @@ import {
 } from '../train/preferences.js';
 import {
   METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint,
-  type EvalResult, type StopReason,
-} from '../train/loop.js';
+  type EvalResult, type StopReason, checkPrecision } from '../train/loop.js';
 import { labellerScore, loadPreferences, splitByPrompt, type Judge, type PromptPreferences } from '../feedback/index.js';
 import { sampleAnswers } from './rollout.js';
 
@@ -53,10 +52,10 @@ export interface RewardOptions extends RunOptions {
 
 const DEFAULTS: Omit<RewardOptions, 'init' | 'data' | 'out'> = {
   val: null, steps: 200, batchSize: 8, margin: 0, agreementPrompts: 32, lr: 3e-4, minLr: 3e-5, warmup: 10, decay: 'cosine', weightDecay: 0,
-  beta1: 0.9, beta2: 0.95, clip: 1, evalEvery: 50, saveEvery: 100, seed: 1337, resume: true, backend: null, timeLimit: 0, budget: 0,
+  beta1: 0.9, beta2: 0.95, clip: 1, evalEvery: 50, saveEvery: 100, seed: 1337, resume: true, backend: null, precision: 'fp32', timeLimit: 0, budget: 0,
   peakGflops: 0, logEvery: 10,
 };
-const RUN_KEYS = ['init', 'data', 'val', 'steps', 'budget', 'batchSize', 'margin', 'agreementPrompts', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1',
+const RUN_KEYS = ['precision', 'init', 'data', 'val', 'steps', 'budget', 'batchSize', 'margin', 'agreementPrompts', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1',
   'beta2', 'clip', 'evalEvery', 'saveEvery', 'seed'] as const;
 
 export function resolveRewardOptions(given: Partial<RewardOptions>, saved: Partial<RewardOptions> = {}): RewardOptions {
@@ -151,6 +150,7 @@ export async function trainReward(given: Partial<RewardOptions> & { init: string
     { defaults: DEFAULTS, resolve: (s) => resolveRewardOptions({ init: given.init, data: given.data, out: given.out }, s) });
   const o = resolveRewardOptions(given, saved ? (saved.json.options as Partial<RewardOptions>) : {});
   if (o.backend) setBackend(o.backend);
+  checkPrecision('reward', o.precision); // before anything slow: a clear error where bf16 cannot run
   const be = getBackend();
   const split = preferenceSplit(o.data, o.val);
 
@@ -184,11 +184,11 @@ export async function trainReward(given: Partial<RewardOptions> & { init: string
   else filterMetrics(join(o.out, METRICS), () => false);
   const pairsOf = (g: EncodedGroup[]) => g.reduce((a, x) => a + x.pairs.length, 0);
   const meanTokens = train.encoded.reduce((a, g) => a + g.rows.reduce((b, r) => b + r.ids.length, 0) / g.rows.length, 0) / train.encoded.length;
-  const mfu = mfuFigures(model, Math.round(meanTokens * o.batchSize * 2), Math.round(meanTokens), o.peakGflops);
+  const mfu = mfuFigures(model, Math.round(meanTokens * o.batchSize * 2), Math.round(meanTokens), o.peakGflops, o.precision);
 
   print(model.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new reward model in ${o.out} from ${o.init}`} | ${o.steps} steps of ` +
-    `${o.batchSize} prompts | backend ${be.name}`);
+    `${o.batchSize} prompts | backend ${be.name}${o.precision === 'bf16' ? ' (bf16 mixed precision)' : ''}`);
   print(`preferences: ${train.encoded.length} prompts, ${pairsOf(train.encoded)} pairs for training; ${heldout.encoded.length} prompts, ` +
     `${pairsOf(heldout.encoded)} pairs held out${train.droppedPairs + heldout.droppedPairs > 0 ? `; ${train.droppedPairs + heldout.droppedPairs} pairs longer than the context dropped` : ''}`);
 
@@ -245,7 +245,7 @@ export async function trainReward(given: Partial<RewardOptions> & { init: string
   // The training loop: B prompts, all their pairs, one forward per answer
 
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
-  const r = await runLoop({
+  const r = await runLoop({ precision: o.precision,
     stage: 'reward', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
     logEvery: o.logEvery, budget: stepBudget(o, schedule), ...mfu, print, evaluate, save,
     trainStep: (step) => {

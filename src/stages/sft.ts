@@ -23,7 +23,7 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { filterMetrics } from '../train/metrics.js';
-import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason } from '../train/loop.js';
+import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason, checkPrecision } from '../train/loop.js';
 import {
   builtinDemos, demosToJsonl, fnv1a, isBuiltinDemos, makeBatch, packConversations, readDemos, rowsForStep,
   type Conversation, type EvalPrompt, type PackedRows, type PackReport, type SFTBatch,
@@ -59,11 +59,11 @@ const DEFAULTS: Omit<SFTOptions, 'data' | 'out'> = {
   init: null, tokenizer: null, preset: 'tiny', val: null, limit: null, steps: 300, batchSize: 8, seqLen: null, gradAccum: 1,
   pack: true, overflow: 'truncate', lr: 1e-3, minLr: 1e-4, warmup: 20, decay: 'cosine', weightDecay: 0, beta1: 0.9,
   beta2: 0.95, clip: 1.0, evalEvery: 50, evalBatches: 8, sampleEvery: 0, saveEvery: 100, maxPrompts: 50, evalAtEnd: true,
-  seed: 1337, resume: true, backend: null, timeLimit: 0, budget: 0, peakGflops: 0, logEvery: 10,
+  seed: 1337, resume: true, backend: null, precision: 'fp32', timeLimit: 0, budget: 0, peakGflops: 0, logEvery: 10,
 };
 
 // Saved with a checkpoint and taken again on resume unless given anew.
-const RUN_KEYS = ['init', 'tokenizer', 'preset', 'data', 'val', 'limit', 'steps', 'budget', 'batchSize', 'seqLen', 'gradAccum', 'pack',
+const RUN_KEYS = ['precision', 'init', 'tokenizer', 'preset', 'data', 'val', 'limit', 'steps', 'budget', 'batchSize', 'seqLen', 'gradAccum', 'pack',
   'overflow', 'lr', 'minLr', 'warmup', 'decay', 'weightDecay', 'beta1', 'beta2', 'clip', 'evalEvery', 'evalBatches',
   'sampleEvery', 'saveEvery', 'maxPrompts', 'seed'] as const;
 
@@ -114,6 +114,7 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
     { required: ['optimizerStep'], defaults: DEFAULTS, resolve: (s) => resolveSFTOptions({ data: given.data, out: given.out }, s) });
   const o = resolveSFTOptions(given, saved ? (saved.json.options as Partial<SFTOptions>) : {});
   if (o.backend) setBackend(o.backend);
+  checkPrecision('sft', o.precision); // before anything slow: a clear error where bf16 cannot run
   const be = getBackend();
 
   // the demonstrations are read and checked first: a malformed line fails before any model is loaded
@@ -174,11 +175,11 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
   let step = 0;
   if (saved) step = restoreOptimizer(opt, saved, o.out);
   else filterMetrics(join(o.out, METRICS), () => false);
-  const mfu = mfuFigures(model, B * T, T, o.peakGflops);
+  const mfu = mfuFigures(model, B * T, T, o.peakGflops, o.precision);
 
   print(model.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new SFT run in ${o.out} from ${o.init ?? 'scratch'}`} | ${o.steps} steps of ` +
-    `${B} x ${T}${o.gradAccum > 1 ? ` x ${o.gradAccum} accum` : ''} | backend ${be.name}`);
+    `${B} x ${T}${o.gradAccum > 1 ? ` x ${o.gradAccum} accum` : ''} | backend ${be.name}${o.precision === 'bf16' ? ' (bf16 mixed precision)' : ''}`);
   print(`train: ${describe(packed.report, T)}`);
   if (heldPacked) print(`held-out: ${describe(heldPacked.report, T)}; ${demos.prompts.length} evaluation prompts`);
 
@@ -221,7 +222,7 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
   // pretraining, where every row counts T tokens).
 
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
-  const r = await runLoop({
+  const r = await runLoop({ precision: o.precision,
     stage: 'sft', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
     sampleEvery: o.sampleEvery, logEvery: o.logEvery, budget: stepBudget(o, schedule), ...mfu, print, evaluate, save,
     sample: () => { const s = sampleAnswer(); return s ? [s] : []; },

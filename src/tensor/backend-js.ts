@@ -6,7 +6,7 @@
 // Algorithm 1/2: softmax statistics via log-sum-exp so the (T, T) matrix is never stored).
 
 import type { Backend, FloatArray } from './backend.js';
-import { bf16ToF32, f16ToF32, QK8_0, Q8_0_BLOCK_BYTES } from './quant.js';
+import { bf16Round, bf16ToF32, f16ToF32, QK8_0, Q8_0_BLOCK_BYTES } from './quant.js';
 
 // Scratch rows in float64, grown on demand and reused, so a call allocates nothing after the first.
 let scratchA = new Float64Array(256);
@@ -62,6 +62,17 @@ function gemm1(
   }
 }
 
+// ---- bf16 mixed precision: the operands' elements the batch reads, rounded (alpha folded into A first, in float32
+// as the native packer does) into float64 scratch copies, then gemm1 (products of bf16 values are exact in float64).
+let bf16A: Float64Array = new Float64Array(256);
+let bf16B: Float64Array = new Float64Array(256);
+function roundedCopy(scratch: Float64Array, x: FloatArray, n: number, alpha: number): Float64Array {
+  const out = scratch.length >= n ? scratch : new Float64Array(Math.max(n, 2 * scratch.length));
+  const a = Math.fround(alpha); // the native glue takes alpha as a float32
+  for (let i = 0; i < n; i++) out[i] = bf16Round(a === 1 ? x[i] : Math.fround(a * x[i]));
+  return out;
+}
+
 // ---- products with low-precision weights: each row of W dequantized (exactly) into a float64 scratch row, then dot
 // products with every row of A.
 function gemmLowp(C: FloatArray, A: FloatArray, M: number, N: number, K: number, row: (j: number, w: Float64Array) => void): void {
@@ -89,6 +100,19 @@ export const jsBackend: Backend = {
   gemm(C, A, B, M, N, K, transA, transB, alpha, beta, batch = 1, strideA = M * K, strideB = K * N, strideC = M * N) {
     for (let p = 0; p < batch; p++) {
       gemm1(C, A, B, M, N, K, transA, transB, alpha, beta, p * strideA, p * strideB, p * strideC);
+    }
+  },
+
+  gemmMixedBf16(C, A, B, M, N, K, transA, transB, alpha, beta, batch = 1, strideA = M * K, strideB = K * N, strideC = M * N) {
+    if (batch === 0 || M === 0 || N === 0) return;
+    if (K === 0 || alpha === 0) { // nothing to round: C = beta * C, as gemm
+      for (let p = 0; p < batch; p++) gemm1(C, A, B, M, N, K, transA, transB, alpha, beta, p * strideA, p * strideB, p * strideC);
+      return;
+    }
+    bf16A = roundedCopy(bf16A, A, (batch - 1) * strideA + M * K, alpha);
+    bf16B = roundedCopy(bf16B, B, (batch - 1) * strideB + K * N, 1);
+    for (let p = 0; p < batch; p++) {
+      gemm1(C, bf16A, bf16B, M, N, K, transA, transB, 1, beta, p * strideA, p * strideB, p * strideC);
     }
   },
 

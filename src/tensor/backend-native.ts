@@ -20,6 +20,8 @@ interface Addon {
   numThreads(): number;
   setNumThreads(n: number): number;
   fmaPeak?(seconds: number): number;
+  bf16Peak?(seconds: number): number;
+  hasBf16Gemm?(): boolean;
   [name: string]: unknown;
 }
 
@@ -76,7 +78,7 @@ export function nativeLoadError(): string {
 
 // Every Backend method, in backend.ts order (the compiler checks the list against the interface below).
 const METHODS = [
-  'gemm', 'gemmBf16', 'gemmQ8_0', 'attentionForward', 'attentionBackward', 'rmsnormForward', 'rmsnormBackward', 'residualRmsnormForward',
+  'gemm', 'gemmMixedBf16', 'gemmBf16', 'gemmQ8_0', 'attentionForward', 'attentionBackward', 'rmsnormForward', 'rmsnormBackward', 'residualRmsnormForward',
   'layernormForward',
   'layernormBackward', 'ropeForward', 'ropeBackward', 'swigluForward', 'swigluBackward', 'geluForward', 'geluBackward',
   'softmaxForward', 'softmaxBackward', 'crossEntropyForward', 'crossEntropyBackward', 'embeddingForward',
@@ -117,7 +119,14 @@ export function loadNativeBackend(): Backend | null {
   nativeMethods = [];
   for (const m of METHODS) {
     const f = a[m];
-    if (typeof f === 'function') {
+    // gemmMixedBf16 runs in C only where the CPU has AVX512_BF16 at the level in force (asked at each call: the level
+    // may be lowered at run time); elsewhere it is the JS reference (correct, slow: training refuses bf16 there up
+    // front, checkPrecision in src/train/loop.ts)
+    if (m === 'gemmMixedBf16' && typeof f === 'function' && typeof a.hasBf16Gemm === 'function') {
+      const has = a.hasBf16Gemm.bind(a), ref = float32Only(m, js[m].bind(jsBackend));
+      impl[m] = (...args: unknown[]) => (has() ? (f as AnyFn)(...args) : ref(...args));
+      nativeMethods.push(m);
+    } else if (typeof f === 'function') {
       impl[m] = f; // called directly: the addon checks types and lengths itself
       nativeMethods.push(m);
     } else {
@@ -161,4 +170,13 @@ export const nativeControls = {
     return f(seconds);
   },
   setNumThreads: (n: number): number => need().setNumThreads(n),
+  // whether gemmMixedBf16 runs in C: the CPU has AVX512_BF16 and the level in force is avx512
+  hasBf16Gemm: (): boolean => need().hasBf16Gemm?.() ?? false,
+  // GFLOP/s of one core's vdpbf16ps units (bf16 products, float32 sums; a register-only loop like fmaPeak): the
+  // ceiling for a one-thread gemmMixedBf16. Only where hasBf16Gemm().
+  bf16Peak: (seconds = 0.3): number => {
+    const f = need().bf16Peak;
+    if (typeof f !== 'function') throw new UserError('the native addon has no bf16Peak', 'rebuild it: `npm run build:native`');
+    return f(seconds);
+  },
 };

@@ -29,6 +29,17 @@ export interface Backend {
     batch?: number, strideA?: number, strideB?: number, strideC?: number,
   ): void;
 
+  // The same product in bf16 mixed precision (training where the CPU has AVX512_BF16): each element of alpha * op(A)
+  // and of op(B) is rounded to bf16 (quant.ts bf16Round), the products, exact in float32, are summed in float32 (the
+  // reference: float64), and C = sum + beta * C. About 3 significant digits per input where gemm keeps 7; twice the
+  // float32 peak on such CPUs. The native backend runs it only there (nativeControls.hasBf16Gemm), else the reference.
+  gemmMixedBf16(
+    C: FloatArray, A: FloatArray, B: FloatArray,
+    M: number, N: number, K: number,
+    transA: boolean, transB: boolean, alpha: number, beta: number,
+    batch?: number, strideA?: number, strideB?: number, strideC?: number,
+  ): void;
+
   // ---- products with low-precision weights (inference; formats in src/tensor/quant.ts)
   // C (M, N) = A (M, K) @ W^T for W (N, K), each weight dequantized exactly (bf16: the high half of a float32; q8_0:
   // llama.cpp's blocks of 32, w = d q with an fp16 scale d, K a multiple of 32). C is overwritten. W's length is

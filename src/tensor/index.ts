@@ -3,14 +3,15 @@
 
 export type { Backend, FloatArray } from './backend.js';
 export { jsBackend } from './backend-js.js';
-export { getBackend, setBackend, nativeAvailable, nativeUnavailableReason } from './registry.js';
+export { getBackend, setBackend, nativeAvailable, nativeUnavailableReason, bf16Unavailable } from './registry.js';
 export {
   Tensor, noGrad, releaseTape, setDefaultDType, getDefaultDType, isGradEnabled, poolStats, clearPool,
   type DType, type PoolStats,
 } from './tensor.js';
 export {
   linear, matmul, add, sub, mul, div, minimum, maximum, addScalar, mulScalar, neg, exp, log, sigmoid, logSigmoid,
-  clamp, where, sum, mean, sumLastDim, embedding, gatherRows,
+  clamp, where, sum, mean, sumLastDim, embedding, gatherRows, setMatmulPrecision, getMatmulPrecision, MATMUL_PRECISIONS,
+  type MatmulPrecision,
 } from './ops.js';
 export {
   rmsnorm, residualRmsnorm, layernorm, rope, ropeTables, ropeInvFreq, ropeTablesFrom, attention, swiglu, gelu, softmax,

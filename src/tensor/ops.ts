@@ -63,6 +63,28 @@ function accumulate(B: Backend, t: Tensor, alpha: number, g: FloatArray, n: numb
 
 // ---- matrix products
 
+// The precision of linear and matmul (forward and backward alike): 'fp32', or 'bf16' mixed precision, whose GEMMs
+// round their inputs to bf16 and sum in float32 (Backend.gemmMixedBf16) while everything else, the parameters, their
+// gradients, norms, attention, softmax and losses, stays float32 (torch.autocast's split: Micikevicius et al. 2018).
+// Set per run by the training loop (src/train/loop.ts); an op's backward uses the precision its forward ran in.
+export type MatmulPrecision = 'fp32' | 'bf16';
+export const MATMUL_PRECISIONS: readonly MatmulPrecision[] = ['fp32', 'bf16'];
+let matmulPrecision: MatmulPrecision = 'fp32';
+
+// Sets the precision of the linear and matmul ops recorded from now on; returns the one it replaces.
+export function setMatmulPrecision(p: MatmulPrecision): MatmulPrecision {
+  if (!MATMUL_PRECISIONS.includes(p)) throw new Error(`setMatmulPrecision: '${String(p)}' is not one of ${MATMUL_PRECISIONS.join(', ')}`);
+  const was = matmulPrecision;
+  matmulPrecision = p;
+  return was;
+}
+
+export function getMatmulPrecision(): MatmulPrecision {
+  return matmulPrecision;
+}
+
+const gemmOf = (): 'gemm' | 'gemmMixedBf16' => (matmulPrecision === 'bf16' ? 'gemmMixedBf16' : 'gemm');
+
 // y = x @ w^T + b.  x: (..., in), w: (out, in), b: (out)  ->  (..., out)
 export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
   const inF = lastDim('linear', 'x', x);
@@ -76,14 +98,14 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
   const N = x.size / inF;
   const rec = needsGrad(x, w, b);
   const xd = x.data, wd = w.data, bd = b ? b.data : null;
-  const B = be(xd);
+  const B = be(xd), gemm = gemmOf();
   const y = outBuffer(dtypeOf(xd), N * outF, rec);
-  B.gemm(y, xd, wd, N, outF, inF, false, true, 1, 0);
+  B[gemm](y, xd, wd, N, outF, inF, false, true, 1, 0);
   if (bd) B.addBias(y, y, bd, N, outF);
   return makeResult(y, [...x.shape.slice(0, -1), outF], rec, b ? [x, w, b] : [x, w], (g) => {
     const dx = gradForOverwrite(x), dw = gradForOverwrite(w), db = b ? gradOf(b) : null;
-    if (dx) B.gemm(dx.buf, g, wd, N, inF, outF, false, false, 1, beta(dx)); // (N, in) += (N, out) @ (out, in)
-    if (dw) B.gemm(dw.buf, g, xd, outF, inF, N, true, false, 1, beta(dw)); // (out, in) += (N, out)^T @ (N, in)
+    if (dx) B[gemm](dx.buf, g, wd, N, inF, outF, false, false, 1, beta(dx)); // (N, in) += (N, out) @ (out, in)
+    if (dw) B[gemm](dw.buf, g, xd, outF, inF, N, true, false, 1, beta(dw)); // (out, in) += (N, out)^T @ (N, in)
     if (db) B.sumRows(db, g, N, outF);
   }, true);
 }
@@ -109,19 +131,19 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
   }
   const rec = needsGrad(a, b);
   const ad = a.data, bd = b.data;
-  const B = be(ad);
+  const B = be(ad), gemm = gemmOf();
   const c = outBuffer(dtypeOf(ad), P * M * N, rec);
-  B.gemm(c, ad, bd, M, N, K, tA, tB, 1, 0, P, M * K, K * N, M * N);
+  B[gemm](c, ad, bd, M, N, K, tA, tB, 1, 0, P, M * K, K * N, M * N);
   return makeResult(c, r === 3 ? [P, M, N] : [M, N], rec, [a, b], (g) => {
     const da = gradForOverwrite(a), db = gradForOverwrite(b);
     // d op(A) = dC op(B)^T;  d op(B) = op(A)^T dC, written for each storage layout
     if (da) {
-      if (!tA) B.gemm(da.buf, g, bd, M, K, N, false, !tB, 1, beta(da), P, M * N, K * N, M * K);
-      else B.gemm(da.buf, bd, g, K, M, N, tB, true, 1, beta(da), P, K * N, M * N, M * K);
+      if (!tA) B[gemm](da.buf, g, bd, M, K, N, false, !tB, 1, beta(da), P, M * N, K * N, M * K);
+      else B[gemm](da.buf, bd, g, K, M, N, tB, true, 1, beta(da), P, K * N, M * N, M * K);
     }
     if (db) {
-      if (!tB) B.gemm(db.buf, ad, g, K, N, M, !tA, false, 1, beta(db), P, M * K, M * N, K * N);
-      else B.gemm(db.buf, g, ad, N, K, M, true, tA, 1, beta(db), P, M * N, M * K, K * N);
+      if (!tB) B[gemm](db.buf, ad, g, K, N, M, !tA, false, 1, beta(db), P, M * K, M * N, K * N);
+      else B[gemm](db.buf, g, ad, N, K, M, true, tA, 1, beta(db), P, M * N, M * K, K * N);
     }
   }, true);
 }

@@ -69,6 +69,18 @@ export function f32ToBf16Array(x: Float32Array): Uint16Array {
   return out;
 }
 
+// x as a float32, rounded to bf16 and widened back: the rounding of the mixed-precision GEMM's inputs (Backend
+// gemmMixedBf16), which is vcvtne2ps2bf16's (Intel SDM vol. 2): nearest even, a float32 denormal becomes a zero of its
+// sign, NaN stays NaN. (Weights stored as bf16 keep their denormals: f32ToBf16Array.)
+export function bf16Round(x: number): number {
+  f32[0] = x;
+  const b = u32[0];
+  if ((b & 0x7f800000) === 0) u32[0] = b & 0x80000000;
+  else if ((b & 0x7f800000) === 0x7f800000) u32[0] = b & 0x7fffff ? (b | 0x400000) & 0xffff0000 : b;
+  else u32[0] = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16;
+  return f32[0];
+}
+
 export function bf16ToF32Array(h: Uint16Array): Float32Array {
   const out = new Float32Array(h.length), bits = new Uint32Array(out.buffer);
   for (let i = 0; i < h.length; i++) bits[i] = h[i] << 16;

@@ -10,6 +10,7 @@ import { UserError } from '../util/errors.js';
 interface NativeModule {
   loadNativeBackend(): Backend | null;
   nativeLoadError?(): string;
+  nativeControls?: { hasBf16Gemm(): boolean; cpuLevelName(): string };
 }
 
 // A variable specifier keeps TypeScript from resolving the module at compile time.
@@ -84,4 +85,18 @@ export function setBackend(b: 'js' | 'native'): void {
   } else {
     throw new UserError(`unknown backend '${String(b)}'`, "use 'js' or 'native'");
   }
+}
+
+// Why bf16 mixed-precision GEMMs (Backend.gemmMixedBf16) cannot run at speed on the backend in use: '' when they can
+// (the native backend on a CPU with AVX512_BF16 at the avx512 level), else the reason, naming what is missing.
+export function bf16Unavailable(): string {
+  const be = getBackend();
+  if (be.name !== 'native') return 'the JS backend has only the reference bf16 GEMM, far too slow to train with (the native one needs AVX512_BF16)';
+  const c = nativeModule?.nativeControls;
+  if (!c) return 'the native module has no bf16 controls';
+  if (c.hasBf16Gemm()) return '';
+  const level = c.cpuLevelName();
+  return level === 'avx512' ? 'this CPU lacks AVX512_BF16 (the vdpbf16ps instruction)'
+    : `it needs AVX512_BF16 at the avx512 dispatch level, and the level in force is ${level}` +
+      (process.env.CHATWRIGHT_CPU ? ` (CHATWRIGHT_CPU=${process.env.CHATWRIGHT_CPU})` : '');
 }

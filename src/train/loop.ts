@@ -20,7 +20,7 @@
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
-import { getBackend } from '../tensor/index.js';
+import { bf16Unavailable, getBackend, setMatmulPrecision, type MatmulPrecision } from '../tensor/index.js';
 import type { GPT } from '../model/gpt.js';
 import { saveModel } from '../model/checkpoint.js';
 import type { Tokenizer } from '../tokenizer/index.js';
@@ -112,6 +112,18 @@ export function saveCheckpoint(p: CheckpointParts): void {
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
+// Precision (--precision): fp32, or bf16 mixed precision where the CPU has AVX512_BF16 (src/tensor/ops.ts says what is
+// rounded). A run keeps its precision on resume (it is one of the options saved with the checkpoint).
+
+export function checkPrecision(stage: string, precision: MatmulPrecision): void {
+  if (precision !== 'fp32' && precision !== 'bf16') {
+    throw new UserError(`${stage}: precision must be fp32 or bf16, got ${String(precision)}`);
+  }
+  const why = precision === 'bf16' ? bf16Unavailable() : '';
+  if (why) throw new UserError(`${stage}: --precision bf16 cannot run here: ${why}`, 'train with --precision fp32 (the default)');
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
 // The loop
 
 export interface StepResult {
@@ -139,6 +151,7 @@ export interface LoopSpec {
   // maxSteps]; onSteps tells the stage, which keeps the count in its checkpoint (so a resumed run keeps its schedule).
   // Calibrate within the warmup, before the schedule's total matters.
   budget?: { seconds: number; calibrate: number; minSteps: number; maxSteps: number; onSteps(total: number): void };
+  precision?: MatmulPrecision; // of the linear and matmul ops for the whole run, evaluation and samples too (default fp32)
   flopsPerToken?: number; // with peakGflops: MFU on the progress line
   peakGflops?: number;
   print?: (line: string) => void; // full lines (evaluations, samples, the end); default stderr
@@ -192,6 +205,8 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
     signal ??= name;
   };
   const onInt = () => onSignal('SIGINT'), onTerm = () => onSignal('SIGTERM');
+  checkPrecision(spec.stage, spec.precision ?? 'fp32');
+  const precisionBefore = setMatmulPrecision(spec.precision ?? 'fp32');
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   try {
@@ -246,6 +261,7 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
       print(`${spec.out} is already at step ${step} of ${steps}: nothing to train (raise --steps to go on)`);
     }
   } finally {
+    setMatmulPrecision(precisionBefore);
     process.removeListener('SIGINT', onInt);
     process.removeListener('SIGTERM', onTerm);
   }
@@ -253,14 +269,16 @@ export async function runLoop(spec: LoopSpec): Promise<LoopResult> {
 }
 
 // MFU's two figures for a model trained on micro-batches of `tokens` tokens of length T: model FLOPs per token
-// (progress.ts) and the GEMM peak (measured now unless given).
-export function mfuFigures(model: GPT, tokens: number, T: number, peakGflops = 0): { flopsPerToken: number; peakGflops: number } {
+// (progress.ts) and the GEMM peak (measured now unless given) at the run's precision: bf16 runs are held to the bf16
+// GEMM's peak, not the float32 one.
+export function mfuFigures(model: GPT, tokens: number, T: number, peakGflops = 0, precision: MatmulPrecision = 'fp32'):
+  { flopsPerToken: number; peakGflops: number } {
   const c = model.config;
   const matmulParams = model.layout.filter((p) => p.kind === 'matrix').reduce((a, p) => a + p.size, 0) +
     (c.tiedEmbeddings && !c.scalarHead ? c.vocabSize * c.nEmbd : 0);
   return {
     flopsPerToken: trainFlopsPerToken({ matmulParams, nLayer: c.nLayer, nEmbd: c.nEmbd, seqLen: T }),
-    peakGflops: peakGflops > 0 ? peakGflops : trainingGemmPeak(getBackend(), tokens, c.nEmbd, c.intermediateSize),
+    peakGflops: peakGflops > 0 ? peakGflops : trainingGemmPeak(getBackend(), tokens, c.nEmbd, c.intermediateSize, 0.5, precision),
   };
 }
 
@@ -283,6 +301,7 @@ export interface RunOptions {
   backend: 'js' | 'native' | null;
   timeLimit: number;         // minutes; 0: none. Stops cleanly with a checkpoint.
   budget: number;            // seconds: as many steps as fit, measured on the first steps (at most --steps); 0: --steps
+  precision: MatmulPrecision; // of the linear and matmul GEMMs: fp32, or bf16 mixed precision (AVX512_BF16 CPUs)
   logEvery: number;          // progress line every N steps when stderr is not a terminal
 }
 

@@ -4,12 +4,14 @@
 // step costs 6 FLOPs per matmul parameter (2 forward, 4 backward) plus attention: QK^T and AV are 2 * 2 * C FLOPs per
 // (query, key) pair forward, x3 with backward, over the T/2 keys a causal query sees on average: 6 * nLayer * C * T.
 // (nanoGPT's estimate_mfu counts the full T x T square, 12 * nLayer * C * T; we count only what causal attention does.)
-// The peak is measured, not taken from a datasheet: a short GEMM of training shape on the backend in use.
+// The peak is measured, not taken from a datasheet: a short GEMM of training shape on the backend in use, at the run's
+// precision (a bf16 mixed-precision run is held to the bf16 GEMM's rate, about twice the float32 one).
 //
 // API: trainFlopsPerToken(shape), measureGemmRates / measureGemmPeak(backend, M, N, K), trainingGemmRates /
 //      trainingGemmPeak(backend, tokens, C, I), StepMeter, ProgressLine,
 //      formatDuration(seconds)
 import type { Backend } from '../tensor/backend.js';
+import type { MatmulPrecision } from '../tensor/index.js';
 
 export interface FlopShape { matmulParams: number; nLayer: number; nEmbd: number; seqLen: number }
 
@@ -18,38 +20,43 @@ export function trainFlopsPerToken(s: FlopShape): number {
 }
 
 // GFLOP/s of each of a few repetitions of C(M, N) = A(M, K) @ B(N, K)^T (the layout of a linear layer, HF weights),
-// lasting about `seconds` after one warm-up call.
-export function measureGemmRates(backend: Backend, M: number, N: number, K: number, seconds = 0.5): number[] {
+// lasting about `seconds` after one warm-up call; at bf16 precision the mixed-precision GEMM (gemmMixedBf16).
+export function measureGemmRates(backend: Backend, M: number, N: number, K: number, seconds = 0.5,
+  precision: MatmulPrecision = 'fp32'): number[] {
   const A = new Float32Array(M * K), B = new Float32Array(N * K), C = new Float32Array(M * N);
   for (let i = 0; i < A.length; i++) A[i] = ((i * 7919) % 1000) / 1000 - 0.5;
   for (let i = 0; i < B.length; i++) B[i] = ((i * 104729) % 1000) / 1000 - 0.5;
-  backend.gemm(C, A, B, M, N, K, false, true, 1, 0);
+  const gemm = precision === 'bf16' ? 'gemmMixedBf16' : 'gemm';
+  backend[gemm](C, A, B, M, N, K, false, true, 1, 0);
   const rates: number[] = [];
   const t0 = performance.now();
   while (rates.length < 3 || (performance.now() - t0 < seconds * 1000 && rates.length < 200)) {
     const t = performance.now();
-    backend.gemm(C, A, B, M, N, K, false, true, 1, 0);
+    backend[gemm](C, A, B, M, N, K, false, true, 1, 0);
     rates.push((2 * M * N * K) / ((performance.now() - t) / 1000) / 1e9);
   }
   return rates;
 }
 
 // The best of measureGemmRates: the peak.
-export function measureGemmPeak(backend: Backend, M: number, N: number, K: number, seconds = 0.5): number {
-  return Math.max(...measureGemmRates(backend, M, N, K, seconds));
+export function measureGemmPeak(backend: Backend, M: number, N: number, K: number, seconds = 0.5,
+  precision: MatmulPrecision = 'fp32'): number {
+  return Math.max(...measureGemmRates(backend, M, N, K, seconds, precision));
 }
 
 // The rates (measureGemmRates) of whichever of the two MLP GEMM shapes of a training step, (tokens x C) -> I and
 // (tokens x I) -> C, reached the higher best, so a small inner dimension of one shape does not lower the bar.
-export function trainingGemmRates(backend: Backend, tokens: number, nEmbd: number, intermediate: number, seconds = 0.5): number[] {
-  const a = measureGemmRates(backend, tokens, intermediate, nEmbd, seconds / 2);
-  const b = measureGemmRates(backend, tokens, nEmbd, intermediate, seconds / 2);
+export function trainingGemmRates(backend: Backend, tokens: number, nEmbd: number, intermediate: number, seconds = 0.5,
+  precision: MatmulPrecision = 'fp32'): number[] {
+  const a = measureGemmRates(backend, tokens, intermediate, nEmbd, seconds / 2, precision);
+  const b = measureGemmRates(backend, tokens, nEmbd, intermediate, seconds / 2, precision);
   return Math.max(...a) >= Math.max(...b) ? a : b;
 }
 
 // The peak used for MFU: the best of trainingGemmRates.
-export function trainingGemmPeak(backend: Backend, tokens: number, nEmbd: number, intermediate: number, seconds = 0.5): number {
-  return Math.max(...trainingGemmRates(backend, tokens, nEmbd, intermediate, seconds));
+export function trainingGemmPeak(backend: Backend, tokens: number, nEmbd: number, intermediate: number, seconds = 0.5,
+  precision: MatmulPrecision = 'fp32'): number {
+  return Math.max(...trainingGemmRates(backend, tokens, nEmbd, intermediate, seconds, precision));
 }
 
 // The rates of a training loop's steps: tokens/s and MFU of the step just done, and the ETA of the steps left from a
