@@ -30,7 +30,8 @@ import { rowsForStep } from '../train/demos.js';
 import { answerLogprobs, answerRow, dpoLoss, fits, logprobRows, padBatch, type AnswerRow, type DPOLoss } from '../train/preferences.js';
 import {
   METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint,
-  type EvalResult, type StopReason, checkPrecision } from '../train/loop.js';
+  type EvalResult, type StopReason, checkPrecision, backendLabel,
+} from '../train/loop.js';
 import type { PromptPreferences } from '../feedback/index.js';
 import type { Message } from '../tokenizer/index.js';
 import { preferenceSplit } from './reward.js';
@@ -141,7 +142,7 @@ export async function trainDPO(given: Partial<DPOOptions> & { init: string; data
 
   print(model.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new DPO run in ${o.out} from ${o.init}`} | reference ${o.ref ?? o.init} | ` +
-    `${o.steps} steps of ${B} pairs | beta ${o.beta} | loss ${o.loss}${o.sftWeight > 0 ? ` + ${o.sftWeight} x SFT loss of the chosen` : ''} | backend ${be.name}${o.precision === 'bf16' ? ' (bf16 mixed precision)' : ''}`);
+    `${o.steps} steps of ${B} pairs | beta ${o.beta} | loss ${o.loss}${o.sftWeight > 0 ? ` + ${o.sftWeight} x SFT loss of the chosen` : ''} | backend ${backendLabel(be.name, o.precision)}`);
   print(`preferences: ${P} pairs for training, ${heldout.chosen.length} held out` +
     `${train.dropped + heldout.dropped > 0 ? `; ${train.dropped + heldout.dropped} pairs longer than the context dropped` : ''}`);
 
@@ -178,8 +179,8 @@ export async function trainDPO(given: Partial<DPOOptions> & { init: string; data
   // The training loop: B pairs, chosen rows then rejected rows in one batch
 
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
-  const r = await runLoop({ precision: o.precision,
-    stage: 'dpo', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
+  const r = await runLoop({
+    stage: 'dpo', precision: o.precision, out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
     logEvery: o.logEvery, budget: stepBudget(o, schedule), ...mfu, print, evaluate, save,
     trainStep: (step) => {
       const lr = lrAt(step, schedule);

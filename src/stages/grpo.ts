@@ -25,7 +25,8 @@ import { rowsForStep } from '../train/demos.js';
 import { padBatch } from '../train/preferences.js';
 import { clippedPolicyLoss, groupAdvantages, klPenalty } from '../train/rl.js';
 import {
-  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason, checkPrecision } from '../train/loop.js';
+  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason, checkPrecision, backendLabel,
+} from '../train/loop.js';
 import { answerKL, answerSlots, evaluatePolicy, policyEvalResult, rewardSource, rlPrompts, rollouts, tempered, type PolicyEval } from './rollout.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
@@ -102,7 +103,7 @@ export async function trainGRPO(given: Partial<GRPOOptions> & { init: string; re
 
   print(policy.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new GRPO run in ${o.out} from ${o.init}`} | reward: ${reward.name} | ` +
-    `${o.steps} steps of ${o.batchSize} prompts x ${o.group} answers | beta ${o.beta} | backend ${be.name}${o.precision === 'bf16' ? ' (bf16 mixed precision)' : ''}`);
+    `${o.steps} steps of ${o.batchSize} prompts x ${o.group} answers | beta ${o.beta} | backend ${backendLabel(be.name, o.precision)}`);
   print(`prompts: ${prompts.train.length} for training, ${prompts.heldout.length} held out (${prompts.source})`);
 
   // -----------------------------------------------------------------------------------------------------------------------
@@ -194,8 +195,8 @@ export async function trainGRPO(given: Partial<GRPOOptions> & { init: string; re
     };
   };
 
-  const r = await runLoop({ precision: o.precision,
-    stage: 'grpo', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
+  const r = await runLoop({
+    stage: 'grpo', precision: o.precision, out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
     logEvery: o.logEvery, budget: stepBudget(o, schedule), print, evaluate, save, trainStep,
   });
   return { step: r.step, stopped: r.stopped, eval: lastEval };

@@ -39,7 +39,8 @@ import { BatchLoader, type Cursor } from '../train/loader.js';
 import { padBatch } from '../train/preferences.js';
 import { AdaptiveKL, clippedPolicyLoss, clippedValueLoss, gae, tokenRewards, whiten } from '../train/rl.js';
 import {
-  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason, checkPrecision } from '../train/loop.js';
+  METRICS, checkTrainingOptions, mergeOptions, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason, checkPrecision, backendLabel,
+} from '../train/loop.js';
 import { answerKL, answerSlots, evaluatePolicy, policyEvalResult, rewardSource, rlPrompts, rollouts, tempered, valuesOf, type PolicyEval, type Rollout } from './rollout.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
@@ -166,7 +167,7 @@ export async function trainPPO(given: Partial<PPOOptions> & { init: string; rewa
   print(policy.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new PPO run in ${o.out} from ${o.init}`} | reward: ${reward.name} | critic ` +
     `${saved ? 'resumed' : `from ${o.critic ?? (existsSync(join(o.reward, 'config.json')) ? o.reward : o.init)}`} | ${o.steps} steps of ${o.batchSize} answers ` +
-    `(${o.epochs} epochs of minibatches of ${o.miniBatch}) | KL beta ${kl.coef}${o.klTarget > 0 ? ` adaptive to ${o.klTarget} nats` : ''} | backend ${be.name}${o.precision === 'bf16' ? ' (bf16 mixed precision)' : ''}`);
+    `(${o.epochs} epochs of minibatches of ${o.miniBatch}) | KL beta ${kl.coef}${o.klTarget > 0 ? ` adaptive to ${o.klTarget} nats` : ''} | backend ${backendLabel(be.name, o.precision)}`);
   print(`prompts: ${prompts.train.length} for training, ${prompts.heldout.length} held out (${prompts.source})`);
 
   // -----------------------------------------------------------------------------------------------------------------------
@@ -292,8 +293,8 @@ export async function trainPPO(given: Partial<PPOOptions> & { init: string; rewa
     };
   };
 
-  const r = await runLoop({ precision: o.precision,
-    stage: 'ppo', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
+  const r = await runLoop({
+    stage: 'ppo', precision: o.precision, out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
     logEvery: o.logEvery, budget: stepBudget(o, schedule), print, evaluate, save, trainStep,
   });
   return { step: r.step, stopped: r.stopped, eval: lastEval };

@@ -26,7 +26,7 @@ import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { Rng } from '../util/rng.js';
 import { filterMetrics } from '../train/metrics.js';
-import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason, checkPrecision } from '../train/loop.js';
+import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason, checkPrecision, backendLabel } from '../train/loop.js';
 
 // -----------------------------------------------------------------------------------------------------------------------
 // Options: defaults per preset, overridden by the saved run (on resume), overridden by what the caller gives.
@@ -150,7 +150,7 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
   print(model.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new run in ${o.out}`} | ${o.steps} steps of ${B} x ${T}` +
     `${o.gradAccum > 1 ? ` x ${o.gradAccum} accum` : ''} = ${tokensPerStep} tokens | train ${train.length} tokens ` +
-    `(${loader.windows} sequences), val ${val.length} | backend ${be.name}${o.precision === 'bf16' ? ' (bf16 mixed precision)' : ''} | ${o.precision === 'bf16' ? 'bf16 ' : ''}GEMM peak ${mfu.peakGflops.toFixed(1)} GFLOP/s`);
+    `(${loader.windows} sequences), val ${val.length} | backend ${backendLabel(be.name, o.precision)} | ${o.precision === 'bf16' ? 'bf16 ' : ''}GEMM peak ${mfu.peakGflops.toFixed(1)} GFLOP/s`);
 
   // ---------------------------------------------------------------------------------------------------------------------
   // Evaluation, sampling and checkpointing
@@ -209,8 +209,8 @@ export async function pretrain(given: Partial<PretrainOptions> & { data: string;
   // cadences and checkpoints: src/train/loop.ts)
 
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
-  const r = await runLoop({ precision: o.precision,
-    stage: 'pretrain', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
+  const r = await runLoop({
+    stage: 'pretrain', precision: o.precision, out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
     sampleEvery: o.sampleEvery, logEvery: o.logEvery, budget: stepBudget(o, schedule), ...mfu, print, evaluate, save,
     sample: () => sample(2).map((t) => JSON.stringify(t)),
     trainStep: (step) => {

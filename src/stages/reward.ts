@@ -31,7 +31,8 @@ import {
 } from '../train/preferences.js';
 import {
   METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint,
-  type EvalResult, type StopReason, checkPrecision } from '../train/loop.js';
+  type EvalResult, type StopReason, checkPrecision, backendLabel,
+} from '../train/loop.js';
 import { labellerScore, loadPreferences, splitByPrompt, type Judge, type PromptPreferences } from '../feedback/index.js';
 import { sampleAnswers } from './rollout.js';
 
@@ -188,7 +189,7 @@ export async function trainReward(given: Partial<RewardOptions> & { init: string
 
   print(model.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new reward model in ${o.out} from ${o.init}`} | ${o.steps} steps of ` +
-    `${o.batchSize} prompts | backend ${be.name}${o.precision === 'bf16' ? ' (bf16 mixed precision)' : ''}`);
+    `${o.batchSize} prompts | backend ${backendLabel(be.name, o.precision)}`);
   print(`preferences: ${train.encoded.length} prompts, ${pairsOf(train.encoded)} pairs for training; ${heldout.encoded.length} prompts, ` +
     `${pairsOf(heldout.encoded)} pairs held out${train.droppedPairs + heldout.droppedPairs > 0 ? `; ${train.droppedPairs + heldout.droppedPairs} pairs longer than the context dropped` : ''}`);
 
@@ -245,8 +246,8 @@ export async function trainReward(given: Partial<RewardOptions> & { init: string
   // The training loop: B prompts, all their pairs, one forward per answer
 
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
-  const r = await runLoop({ precision: o.precision,
-    stage: 'reward', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
+  const r = await runLoop({
+    stage: 'reward', precision: o.precision, out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
     logEvery: o.logEvery, budget: stepBudget(o, schedule), ...mfu, print, evaluate, save,
     trainStep: (step) => {
       const lr = lrAt(step, schedule);

@@ -23,7 +23,7 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { AdamW, checkFinite, clipAndStep } from '../train/optim.js';
 import { lrAt } from '../train/schedule.js';
 import { filterMetrics } from '../train/metrics.js';
-import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason, checkPrecision } from '../train/loop.js';
+import { METRICS, checkTrainingOptions, mergeOptions, mfuFigures, openRun, restoreOptimizer, runLoop, type RunOptions, stepBudget, saveCheckpoint, type EvalResult, type StopReason, checkPrecision, backendLabel } from '../train/loop.js';
 import {
   builtinDemos, demosToJsonl, fnv1a, isBuiltinDemos, makeBatch, packConversations, readDemos, rowsForStep,
   type Conversation, type EvalPrompt, type PackedRows, type PackReport, type SFTBatch,
@@ -179,7 +179,7 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
 
   print(model.summary());
   print(`${saved ? `resuming ${o.out} at step ${step}` : `new SFT run in ${o.out} from ${o.init ?? 'scratch'}`} | ${o.steps} steps of ` +
-    `${B} x ${T}${o.gradAccum > 1 ? ` x ${o.gradAccum} accum` : ''} | backend ${be.name}${o.precision === 'bf16' ? ' (bf16 mixed precision)' : ''}`);
+    `${B} x ${T}${o.gradAccum > 1 ? ` x ${o.gradAccum} accum` : ''} | backend ${backendLabel(be.name, o.precision)}`);
   print(`train: ${describe(packed.report, T)}`);
   if (heldPacked) print(`held-out: ${describe(heldPacked.report, T)}; ${demos.prompts.length} evaluation prompts`);
 
@@ -222,8 +222,8 @@ export async function sft(given: Partial<SFTOptions> & { data: string; out: stri
   // pretraining, where every row counts T tokens).
 
   const schedule = { lrMax: o.lr, lrMin: o.minLr, warmup: o.warmup, total: o.steps, decay: o.decay };
-  const r = await runLoop({ precision: o.precision,
-    stage: 'sft', out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
+  const r = await runLoop({
+    stage: 'sft', precision: o.precision, out: o.out, step, steps: o.steps, timeLimit: o.timeLimit, evalEvery: o.evalEvery, saveEvery: o.saveEvery,
     sampleEvery: o.sampleEvery, logEvery: o.logEvery, budget: stepBudget(o, schedule), ...mfu, print, evaluate, save,
     sample: () => { const s = sampleAnswer(); return s ? [s] : []; },
     trainStep: (step) => {

@@ -123,6 +123,11 @@ export function checkPrecision(stage: string, precision: MatmulPrecision): void 
   if (why) throw new UserError(`${stage}: --precision bf16 cannot run here: ${why}`, 'train with --precision fp32 (the default)');
 }
 
+// The backend as a stage's first lines name it: "native", "native (bf16 mixed precision)".
+export function backendLabel(name: string, precision: MatmulPrecision): string {
+  return precision === 'bf16' ? `${name} (bf16 mixed precision)` : name;
+}
+
 // ---------------------------------------------------------------------------------------------------------------------
 // The loop
 
