@@ -15,7 +15,7 @@ import { pretrain, type PretrainOptions } from '../src/stages/pretrain.js';
 import { readMetrics } from '../src/train/metrics.js';
 import { loadSplit, readManifest, unigramEntropy } from '../src/train/shards.js';
 import { readSafetensors } from '../src/model/safetensors.js';
-import { nativeAvailable, nativeUnavailableReason, setBackend } from '../src/tensor/index.js';
+import { bf16Unavailable, nativeAvailable, nativeUnavailableReason, setBackend } from '../src/tensor/index.js';
 
 const CLI = join(process.cwd(), 'dist/src/cli/main.js');
 let root = '', data = '', smallTok = '';
@@ -146,4 +146,21 @@ test('the loss falls below the unigram entropy of the corpus', async () => {
   const r = await pretrain({ ...base(out), steps: 200, batchSize: 8, seqLen: 64, lr: 1e-2, minLr: 1e-3, warmup: 20, evalBatches: 8 }, quiet);
   console.log(`# unigram entropy ${h.toFixed(3)} nats; validation loss after 200 steps ${r.valLoss!.toFixed(3)} nats`);
   assert.ok(r.valLoss! < h - 0.4, `val loss ${r.valLoss} vs unigram entropy ${h}`);
+});
+
+test('bf16 mixed precision: a run stopped and resumed keeps its precision and gives the uninterrupted losses', async (t) => {
+  const why = bf16Unavailable();
+  if (why) { t.skip(`bf16 training cannot run here: ${why}`); return; }
+  const run = (out: string, steps: number, precision?: 'fp32' | 'bf16', resume = false) =>
+    pretrain({ ...base(out), steps, batchSize: 4, decay: 'constant', precision, resume }, quiet);
+  const whole = join(root, 'bf16-whole'), split = join(root, 'bf16-split'), fp32 = join(root, 'bf16-fp32');
+  await run(whole, 8, 'bf16');
+  await run(split, 4, 'bf16');
+  await run(split, 8, undefined, true); // no --precision given: the checkpoint's
+  await run(fp32, 8, 'fp32');
+  const state = JSON.parse(readFileSync(join(split, 'trainer_state.json'), 'utf8'));
+  assert.equal(state.options.precision, 'bf16');
+  assert.deepEqual(lossesOf(split), lossesOf(whole));
+  const d = Math.max(...lossesOf(whole).map(([, l], i) => Math.abs(l - lossesOf(fp32)[i][1])));
+  assert.ok(d > 0 && d < 0.05, `bf16 vs fp32 losses differ by at most ${d}: expected a small, non-zero difference`);
 });
